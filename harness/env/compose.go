@@ -1,0 +1,144 @@
+package env
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/go-viper/mapstructure/v2"
+)
+
+// ExtensionKey is the compose extension that carries rehearse's per-service settings.
+const ExtensionKey = "x-rehearse"
+
+// Extension is the `x-rehearse` block of one compose service.
+type Extension struct {
+	// Init is "systemd" for a host that runs systemd as PID 1.
+	Init string `mapstructure:"init"`
+	// Egress lets the service reach networks outside the sandbox.
+	Egress bool `mapstructure:"egress"`
+	// Version is the command that prints the service's version.
+	Version []string `mapstructure:"version"`
+	// Go lists Go programs built from source and packed into the service's image.
+	Go []GoBinary `mapstructure:"go"`
+}
+
+// GoBinary is a Go main package packed into a service image as a static binary.
+type GoBinary struct {
+	// Main is the package directory, relative to the compose file.
+	Main string `mapstructure:"main"`
+	// Path is where the binary lands in the image.
+	Path string `mapstructure:"path"`
+	// Ldflags is passed to `go build -ldflags`.
+	Ldflags string `mapstructure:"ldflags"`
+}
+
+// LoadOption configures Load.
+type LoadOption func(*loadOptions) error
+
+type loadOptions struct {
+	profiles []string
+	env      []string
+	name     string
+}
+
+// WithProfiles activates compose profiles. Default: none, so only services
+// without a profile run.
+func WithProfiles(profiles ...string) LoadOption {
+	return func(o *loadOptions) error {
+		o.profiles = append(o.profiles, profiles...)
+		return nil
+	}
+}
+
+// WithEnv adds KEY=VALUE pairs used for interpolation, on top of the process
+// environment and the project's .env file. Default: none.
+func WithEnv(kv ...string) LoadOption {
+	return func(o *loadOptions) error {
+		o.env = append(o.env, kv...)
+		return nil
+	}
+}
+
+// WithProjectName overrides the compose project name. Default: the compose
+// file's `name:` or its directory's name.
+func WithProjectName(name string) LoadOption {
+	return func(o *loadOptions) error {
+		o.name = name
+		return nil
+	}
+}
+
+// Load reads a compose file with the official compose-go loader.
+func Load(ctx context.Context, path string, opts ...LoadOption) (*types.Project, error) {
+	o := loadOptions{}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, &FileError{File: path, Msg: "compose file does not exist"}
+		}
+		return nil, &FileError{File: path, Msg: err.Error()}
+	}
+	popts := []cli.ProjectOptionsFn{
+		cli.WithWorkingDirectory(filepath.Dir(abs)),
+		cli.WithOsEnv,
+		cli.WithDotEnv,
+		cli.WithEnv(o.env),
+		cli.WithProfiles(o.profiles),
+	}
+	if o.name != "" {
+		popts = append(popts, cli.WithName(o.name))
+	}
+	po, err := cli.NewProjectOptions([]string{abs}, popts...)
+	if err != nil {
+		return nil, &FileError{File: path, Msg: err.Error()}
+	}
+	project, err := po.LoadProject(ctx)
+	if err != nil {
+		return nil, composeError(path, err)
+	}
+	return project, nil
+}
+
+// ExtensionOf decodes a service's x-rehearse block, rejecting unknown keys.
+func ExtensionOf(svc types.ServiceConfig) (Extension, error) {
+	var ext Extension
+	raw, ok := svc.Extensions[ExtensionKey]
+	if !ok {
+		return ext, nil
+	}
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		ErrorUnused:      true,
+		WeaklyTypedInput: false,
+		Result:           &ext,
+	})
+	if err != nil {
+		return ext, err
+	}
+	if err := dec.Decode(raw); err != nil {
+		return ext, err
+	}
+	switch ext.Init {
+	case "", "systemd":
+	default:
+		return ext, fmt.Errorf("init: %q is not supported (only \"systemd\")", ext.Init)
+	}
+	for i, g := range ext.Go {
+		if g.Main == "" || g.Path == "" {
+			return ext, fmt.Errorf("go[%d]: both main and path are required", i)
+		}
+	}
+	return ext, nil
+}

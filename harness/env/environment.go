@@ -1,0 +1,332 @@
+package env
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/client"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rehearse/rehearse/harness/engine"
+	"github.com/rehearse/rehearse/harness/image"
+)
+
+// Environment is a running, sandboxed copy of a compose project.
+type Environment struct {
+	RunID string
+	Plan  *Plan
+
+	cli      *client.Client
+	ownCli   bool
+	owner    Owner
+	opts     startOptions
+	wd       *watchdog
+	mu       sync.Mutex
+	services map[string]*Service
+	gateway  string // container id
+	// endpoints: service -> container port -> 127.0.0.1 endpoint
+	endpoints map[string]map[string]string
+	timings  map[string]Timing
+	down     bool
+}
+
+// Timing is when a service's start began (its dependencies were ready) and
+// when it became ready (healthy, or running when it has no healthcheck).
+type Timing struct {
+	Start time.Time
+	Ready time.Time
+}
+
+// StartOption configures Start.
+type StartOption func(*startOptions) error
+
+type startOptions struct {
+	runID         string
+	cli           *client.Client
+	log           io.Writer
+	imageOpts     []image.Option
+	startTimeout  time.Duration
+	keepOnFailure bool
+	sweep         bool
+}
+
+// WithRunID names the run. Default: a fresh random id.
+func WithRunID(id string) StartOption {
+	return func(o *startOptions) error {
+		if err := ValidRunID(id); err != nil {
+			return err
+		}
+		o.runID = id
+		return nil
+	}
+}
+
+// WithClient uses an existing engine client. Default: engine.Connect.
+func WithClient(cli *client.Client) StartOption {
+	return func(o *startOptions) error {
+		o.cli = cli
+		return nil
+	}
+}
+
+// WithProgress writes one line per step of the start (image built, service
+// started, healthy) to w. Default: nothing is written.
+func WithProgress(w io.Writer) StartOption {
+	return func(o *startOptions) error {
+		o.log = w
+		return nil
+	}
+}
+
+// WithImageOptions passes options to the image builder. Default: none.
+func WithImageOptions(opts ...image.Option) StartOption {
+	return func(o *startOptions) error {
+		o.imageOpts = append(o.imageOpts, opts...)
+		return nil
+	}
+}
+
+// WithStartTimeout bounds how long one service may take to become ready.
+// Default: 5 minutes.
+func WithStartTimeout(d time.Duration) StartOption {
+	return func(o *startOptions) error {
+		o.startTimeout = d
+		return nil
+	}
+}
+
+// WithKeepOnFailure leaves a failed start's resources up (and marks the run
+// kept) instead of removing them; Start then returns the Environment with
+// its error. Default: false.
+func WithKeepOnFailure(keep bool) StartOption {
+	return func(o *startOptions) error {
+		o.keepOnFailure = keep
+		return nil
+	}
+}
+
+// WithSweep controls removing leftovers of dead owners before starting.
+// Default: true.
+func WithSweep(sweep bool) StartOption {
+	return func(o *startOptions) error {
+		o.sweep = sweep
+		return nil
+	}
+}
+
+// Start makes every image the plan needs, then creates the run's networks,
+// volumes and containers, starting independent services in parallel and
+// dependents once their dependencies meet their condition. It returns when
+// every service is ready.
+//
+// On failure Start removes everything it created (unless WithKeepOnFailure)
+// and the error carries the failing service's log tail and health output.
+// A detached watchdog removes the run if this process dies before Down.
+func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, error) {
+	o := startOptions{log: io.Discard, startTimeout: 5 * time.Minute, sweep: true}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if o.runID == "" {
+		o.runID = NewRunID()
+	}
+	e := &Environment{RunID: o.runID, Plan: plan, cli: o.cli, owner: Self(), opts: o,
+		services: map[string]*Service{}, timings: map[string]Timing{}}
+	if e.cli == nil {
+		cli, err := engine.Connect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		e.cli, e.ownCli = cli, true
+	}
+	fail := func(err error) (*Environment, error) {
+		if e.ownCli {
+			e.cli.Close()
+		}
+		return nil, err
+	}
+	if o.sweep {
+		if removed, err := GC(ctx, e.cli, false); err != nil {
+			fmt.Fprintf(o.log, "sweeping leftovers: %v\n", err)
+		} else {
+			for _, r := range removed {
+				fmt.Fprintf(o.log, "removed leftovers of run %s (owner %s gone)\n", r.ID, r.Owner)
+			}
+		}
+	}
+	if runs, err := listRuns(ctx, e.cli, client.Filters{}.Add("label", LabelRun+"="+o.runID)); err != nil {
+		return fail(err)
+	} else if len(runs) > 0 {
+		return fail(fmt.Errorf("run %s already exists; choose another id or remove it (rehearse down --run-id %s)", o.runID, o.runID))
+	}
+	builder, err := image.NewBuilder(e.cli, o.imageOpts...)
+	if err != nil {
+		return fail(err)
+	}
+	specs := plan.Images()
+	if plan.hasPorts() {
+		gw, err := gatewaySpec()
+		if err != nil {
+			return fail(err)
+		}
+		specs = append(specs, gw)
+	}
+	results, err := builder.Ensure(ctx, specs...)
+	if err != nil {
+		return fail(err)
+	}
+	for _, r := range results {
+		if r.Action == image.Built {
+			fmt.Fprintf(o.log, "image %s built\n", r.Ref)
+		}
+	}
+
+	wd, err := startWatchdog(e.RunID)
+	if err != nil {
+		return fail(err)
+	}
+	e.wd = wd
+	if err := e.start(ctx); err != nil {
+		cleanup := context.WithoutCancel(ctx)
+		if o.keepOnFailure {
+			if kerr := e.Keep(cleanup); kerr != nil {
+				err = errors.Join(err, kerr)
+			}
+			return e, err
+		}
+		if derr := e.Down(cleanup); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Environment) start(ctx context.Context) error {
+	labels := e.owner.labels(e.RunID)
+	for _, n := range e.Plan.Networks {
+		if err := e.createNetwork(ctx, n, true, labels); err != nil {
+			return err
+		}
+	}
+	if e.Plan.hasEgress() {
+		if err := e.createNetwork(ctx, egressNetwork, false, labels); err != nil {
+			return err
+		}
+	}
+	for _, v := range e.Plan.Volumes {
+		if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: e.resourceName(v), Labels: labels}); err != nil {
+			return fmt.Errorf("create volume %s: %w", v, err)
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	states := map[string]*serviceState{}
+	for _, sp := range e.Plan.Services {
+		states[sp.Name] = newServiceState()
+	}
+	for _, sp := range e.Plan.Services {
+		g.Go(func() error { return e.runService(gctx, sp, states) })
+	}
+	if e.Plan.hasPorts() {
+		g.Go(func() error { return e.startGateway(gctx, labels) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for name, ports := range e.endpoints {
+		if s := e.services[name]; s != nil {
+			s.Ports = ports
+		}
+	}
+	return nil
+}
+
+func (e *Environment) createNetwork(ctx context.Context, name string, internal bool, labels map[string]string) error {
+	_, err := e.cli.NetworkCreate(ctx, e.resourceName(name), client.NetworkCreateOptions{
+		Driver:   "bridge",
+		Internal: internal,
+		Labels:   labels,
+	})
+	if err != nil {
+		return fmt.Errorf("create network %s: %w", name, err)
+	}
+	return nil
+}
+
+// resourceName is the engine name of a run's network, volume or container.
+func (e *Environment) resourceName(name string) string {
+	return "rehearse-" + e.RunID + "-" + name
+}
+
+// Service returns a running service, or nil.
+func (e *Environment) Service(name string) *Service {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.services[name]
+}
+
+// Services lists the running services by name.
+func (e *Environment) Services() []*Service {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]*Service, 0, len(e.services))
+	for _, s := range e.services {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Timings returns each service's start and ready times.
+func (e *Environment) Timings() map[string]Timing {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]Timing, len(e.timings))
+	for k, v := range e.timings {
+		out[k] = v
+	}
+	return out
+}
+
+// Client is the engine client the environment uses.
+func (e *Environment) Client() *client.Client { return e.cli }
+
+// Down removes every container, network and volume of the run, dependents
+// first. It is safe to call more than once.
+func (e *Environment) Down(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.down {
+		return nil
+	}
+	if err := Remove(ctx, e.cli, e.RunID); err != nil {
+		return err // the watchdog stays armed and retries when we exit
+	}
+	e.down = true
+	e.wd.release()
+	if e.ownCli {
+		e.cli.Close()
+	}
+	return nil
+}
+
+// Keep leaves the environment up on purpose: it marks the run kept (gc
+// skips it without --all) and disarms the watchdog.
+func (e *Environment) Keep(ctx context.Context) error {
+	labels := e.owner.labels(e.RunID)
+	labels[LabelKept] = "true"
+	if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: "rehearse-" + e.RunID + ".kept", Labels: labels}); err != nil {
+		return fmt.Errorf("keep run %s: %w", e.RunID, err)
+	}
+	e.wd.release()
+	return nil
+}

@@ -1,0 +1,268 @@
+package image
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/moby/go-archive"
+	"github.com/moby/moby/client"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+)
+
+const inlineDockerfile = ".rehearse.inline.Dockerfile"
+
+// build builds a Dockerfile into ref unless the inputs are unchanged.
+func (b *Builder) build(ctx context.Context, ref string, bd Build) (Result, error) {
+	dockerfile, err := b.dockerfileText(bd)
+	if err != nil {
+		return Result{}, err
+	}
+	var baseIDs []string
+	for _, base := range fromImages(dockerfile) {
+		r, err := b.ensureExisting(ctx, base)
+		if err != nil {
+			return Result{}, fmt.Errorf("base image %s: %w", base, err)
+		}
+		baseIDs = append(baseIDs, base+"="+r.ID)
+	}
+	excludes, err := dockerignore(bd.Context)
+	if err != nil {
+		return Result{}, err
+	}
+	digest, err := buildDigest(bd, dockerfile, baseIDs, excludes)
+	if err != nil {
+		return Result{}, err
+	}
+	if id, ok := b.labelMatches(ctx, ref, digest); ok {
+		return Result{Ref: ref, ID: id, Action: Cached}, nil
+	}
+	tar, err := archive.TarWithOptions(bd.Context, &archive.TarOptions{ExcludePatterns: excludes})
+	if err != nil {
+		return Result{}, fmt.Errorf("build context %s: %w", bd.Context, err)
+	}
+	defer tar.Close()
+	var body io.Reader = tar
+	dfName := bd.Dockerfile
+	if bd.Inline != "" {
+		dfName = inlineDockerfile
+		body = appendFile(tar, inlineDockerfile, []byte(bd.Inline))
+	}
+	args := map[string]*string{}
+	for k, v := range bd.Args {
+		args[k] = &v
+	}
+	resp, err := b.cli.ImageBuild(ctx, body, client.ImageBuildOptions{
+		Tags:        []string{ref},
+		Dockerfile:  dfName,
+		BuildArgs:   args,
+		Target:      bd.Target,
+		Labels:      map[string]string{InputsLabel: digest},
+		Remove:      true,
+		ForceRemove: true,
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %v", ErrBuild, err)
+	}
+	defer resp.Body.Close()
+	if err := followBuild(resp.Body, b.opts.log); err != nil {
+		return Result{}, err
+	}
+	id, ok := b.labelMatches(ctx, ref, digest)
+	if !ok {
+		return Result{}, fmt.Errorf("%w: image %s missing after build", ErrBuild, ref)
+	}
+	return Result{Ref: ref, ID: id, Action: Built}, nil
+}
+
+func (b *Builder) dockerfileText(bd Build) (string, error) {
+	if bd.Inline != "" {
+		return bd.Inline, nil
+	}
+	data, err := os.ReadFile(filepath.Join(bd.Context, bd.Dockerfile))
+	if err != nil {
+		return "", fmt.Errorf("dockerfile: %w", err)
+	}
+	return string(data), nil
+}
+
+// followBuild copies the build's output to log and returns the build's error
+// with the last lines of output.
+func followBuild(r io.Reader, log io.Writer) error {
+	dec := json.NewDecoder(r)
+	var tail []string
+	for {
+		var msg struct {
+			Stream      string `json:"stream"`
+			Error       string `json:"error"`
+			ErrorDetail struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+		}
+		if err := dec.Decode(&msg); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("%w: reading build output: %v", ErrBuild, err)
+		}
+		if msg.Stream != "" {
+			io.WriteString(log, msg.Stream)
+			for _, line := range strings.Split(strings.TrimRight(msg.Stream, "\n"), "\n") {
+				tail = append(tail, line)
+			}
+			if len(tail) > 15 {
+				tail = tail[len(tail)-15:]
+			}
+		}
+		if msg.Error != "" {
+			return fmt.Errorf("%w: %s\n--- last build output ---\n%s", ErrBuild, msg.Error, strings.Join(tail, "\n"))
+		}
+	}
+}
+
+// fromImages lists the external images a Dockerfile starts from (not stages,
+// not scratch, not images named through build arguments).
+func fromImages(dockerfile string) []string {
+	stages := map[string]bool{}
+	var images []string
+	sc := bufio.NewScanner(strings.NewReader(dockerfile))
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 || !strings.EqualFold(fields[0], "FROM") {
+			continue
+		}
+		args := fields[1:]
+		for len(args) > 0 && strings.HasPrefix(args[0], "--") {
+			args = args[1:]
+		}
+		if len(args) == 0 {
+			continue
+		}
+		img := args[0]
+		if img != "scratch" && !stages[strings.ToLower(img)] && !strings.Contains(img, "$") {
+			images = append(images, img)
+		}
+		if len(args) >= 3 && strings.EqualFold(args[1], "AS") {
+			stages[strings.ToLower(args[2])] = true
+		}
+	}
+	return images
+}
+
+// appendFile returns the tar stream r with one more file at its end.
+func appendFile(r io.Reader, name string, data []byte) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		tr, tw := tar.NewReader(r), tar.NewWriter(pw)
+		for {
+			hdr, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err == nil {
+				err = tw.WriteHeader(hdr)
+			}
+			if err == nil {
+				_, err = io.Copy(tw, tr)
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+		err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+		if err == nil {
+			_, err = tw.Write(data)
+		}
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr
+}
+
+func dockerignore(dir string) ([]string, error) {
+	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+	if os.IsNotExist(err) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ignorefile.ReadAll(f)
+}
+
+// buildDigest hashes what a build depends on: file paths, modes and
+// contents (not times: a fresh clone must hit the cache), the Dockerfile,
+// arguments, target and the base images' IDs.
+func buildDigest(bd Build, dockerfile string, baseIDs, excludes []string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "dockerfile\x00%s\x00target\x00%s\x00", dockerfile, bd.Target)
+	keys := make([]string, 0, len(bd.Args))
+	for k := range bd.Args {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(h, "arg\x00%s=%s\x00", k, bd.Args[k])
+	}
+	for _, id := range baseIDs {
+		fmt.Fprintf(h, "base\x00%s\x00", id)
+	}
+	pm, err := patternmatcher.New(excludes)
+	if err != nil {
+		return "", fmt.Errorf(".dockerignore: %w", err)
+	}
+	err = filepath.WalkDir(bd.Context, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(bd.Context, path)
+		if rel == "." {
+			return nil
+		}
+		if skip, _ := pm.MatchesOrParentMatches(rel); skip {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "file\x00%s\x00%o\x00", filepath.ToSlash(rel), info.Mode())
+		switch {
+		case info.Mode().IsRegular():
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.Copy(h, f)
+			return err
+		case info.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			io.WriteString(h, target)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("hash build context: %w", err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
