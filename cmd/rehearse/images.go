@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rehearse/rehearse/harness/engine"
+	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/harness/image"
 )
 
@@ -41,7 +42,11 @@ func newImages() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			results, err := b.Ensure(cmd.Context(), plan.Images()...)
+			specs, err := env.Images(plan)
+			if err != nil {
+				return err
+			}
+			results, err := b.Ensure(cmd.Context(), specs...)
 			for _, r := range results {
 				fmt.Fprintf(cmd.OutOrStdout(), "%-8s %s %.19s\n", r.Action, r.Ref, r.ID)
 			}

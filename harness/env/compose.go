@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -128,7 +129,9 @@ func ExtensionOf(svc types.ServiceConfig) (Extension, error) {
 		return ext, err
 	}
 	if err := dec.Decode(raw); err != nil {
-		return ext, err
+		// mapstructure reports on several lines; errors here are one line.
+		msg := strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):")
+		return ext, errors.New(strings.Join(strings.Fields(msg), " "))
 	}
 	switch ext.Init {
 	case "", "systemd":

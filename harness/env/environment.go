@@ -31,8 +31,8 @@ type Environment struct {
 	gateway  string // container id
 	// endpoints: service -> container port -> 127.0.0.1 endpoint
 	endpoints map[string]map[string]string
-	timings  map[string]Timing
-	down     bool
+	timings   map[string]Timing
+	down      bool
 }
 
 // Timing is when a service's start began (its dependencies were ready) and
@@ -170,13 +170,9 @@ func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, 
 	if err != nil {
 		return fail(err)
 	}
-	specs := plan.Images()
-	if plan.hasPorts() {
-		gw, err := gatewaySpec()
-		if err != nil {
-			return fail(err)
-		}
-		specs = append(specs, gw)
+	specs, err := Images(plan)
+	if err != nil {
+		return fail(err)
 	}
 	results, err := builder.Ensure(ctx, specs...)
 	if err != nil {
@@ -207,6 +203,20 @@ func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, 
 		return nil, err
 	}
 	return e, nil
+}
+
+// Images lists every image a run of the plan needs: the services' and, when
+// any service publishes a port, the port gateway's.
+func Images(plan *Plan) ([]image.Spec, error) {
+	specs := plan.Images()
+	if plan.hasPorts() {
+		gw, err := gatewaySpec()
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, gw)
+	}
+	return specs, nil
 }
 
 func (e *Environment) start(ctx context.Context) error {

@@ -61,8 +61,9 @@ func composeError(file string, err error) error {
 		return keyError(file, []string{"services", m[1], "depends_on"}, "depends on undefined service %q", m[2])
 	}
 	fe := &FileError{File: file, Msg: msg}
-	if m := lineRE.FindStringSubmatch(msg); m != nil {
-		fe.Line, _ = strconv.Atoi(m[1])
+	// The last line a YAML error names is where the parser gave up.
+	if ms := lineRE.FindAllStringSubmatch(msg, -1); ms != nil {
+		fe.Line, _ = strconv.Atoi(ms[len(ms)-1][1])
 		// compose-go prefixes the absolute path; the user's path is already in front.
 		if i := strings.Index(msg, "yaml: "); i >= 0 {
 			fe.Msg = msg[i:]

@@ -155,21 +155,21 @@ func planService(file string, p *types.Project, s types.ServiceConfig) (*Service
 		return nil, keyError(file, key(ExtensionKey), "%v", err)
 	}
 	sp := &ServicePlan{
-		Name:        s.Name,
-		Env:         map[string]string{},
-		Entrypoint:  s.Entrypoint,
-		Command:     s.Command,
-		User:        s.User,
-		WorkingDir:  s.WorkingDir,
-		Hostname:    s.Hostname,
-		Networks:    map[string][]string{},
-		Tmpfs:       map[string]string{},
-		DependsOn:   map[string]string{},
-		Labels:      map[string]string{},
-		StopSignal:  s.StopSignal,
-		CapAdd:      s.CapAdd,
-		CapDrop:     s.CapDrop,
-		Ext:         ext,
+		Name:       s.Name,
+		Env:        map[string]string{},
+		Entrypoint: s.Entrypoint,
+		Command:    s.Command,
+		User:       s.User,
+		WorkingDir: s.WorkingDir,
+		Hostname:   s.Hostname,
+		Networks:   map[string][]string{},
+		Tmpfs:      map[string]string{},
+		DependsOn:  map[string]string{},
+		Labels:     map[string]string{},
+		StopSignal: s.StopSignal,
+		CapAdd:     s.CapAdd,
+		CapDrop:    s.CapDrop,
+		Ext:        ext,
 	}
 	if s.StopGracePeriod != nil {
 		d := time.Duration(*s.StopGracePeriod)

@@ -48,7 +48,9 @@ func AsUser(user string) ExecOption { return func(o *execOptions) { o.user = use
 func InDir(dir string) ExecOption { return func(o *execOptions) { o.workdir = dir } }
 
 // WithExecEnv adds KEY=VALUE pairs to the command's environment. Default: none.
-func WithExecEnv(kv ...string) ExecOption { return func(o *execOptions) { o.env = append(o.env, kv...) } }
+func WithExecEnv(kv ...string) ExecOption {
+	return func(o *execOptions) { o.env = append(o.env, kv...) }
+}
 
 // Exec runs a command in the service and waits for it. A command that runs
 // and exits non-zero is not an error: read ExitCode.

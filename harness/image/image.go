@@ -12,9 +12,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
 )
 
 // InputsLabel holds the digest of the inputs an image was made from.
@@ -97,9 +100,11 @@ func WithGoTool(path string) Option {
 // Builder makes images exist. It remembers what it did, so one image named
 // by several services is handled once.
 type Builder struct {
-	cli  Client
-	opts options
-	done map[string]Result
+	cli    Client
+	opts   options
+	flight singleflight.Group // one build per ref at a time
+	mu     sync.Mutex
+	done   map[string]Result
 }
 
 // NewBuilder returns a Builder on the given engine client.
@@ -113,23 +118,53 @@ func NewBuilder(cli Client, opts ...Option) (*Builder, error) {
 	return &Builder{cli: cli, opts: o, done: map[string]Result{}}, nil
 }
 
-// Ensure makes every spec's image exist locally.
+// Ensure makes every spec's image exist locally. Independent images are
+// made in parallel (image builds here wait on disk more than on CPU); the
+// results are in spec order.
 func (b *Builder) Ensure(ctx context.Context, specs ...Spec) ([]Result, error) {
-	var results []Result
-	for _, s := range specs {
-		r, err := b.ensure(ctx, s)
-		if err != nil {
-			return results, fmt.Errorf("%s: image %s: %w", s.Origin, s.Ref, err)
-		}
-		results = append(results, r)
+	results := make([]Result, len(specs))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, s := range specs {
+		g.Go(func() error {
+			r, err := b.once(s.Ref, func() (Result, error) { return b.ensure(gctx, s) })
+			if err != nil {
+				return fmt.Errorf("%s: image %s: %w", s.Origin, s.Ref, err)
+			}
+			results[i] = r
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return results, nil
 }
 
-func (b *Builder) ensure(ctx context.Context, s Spec) (Result, error) {
-	if r, ok := b.done[s.Ref]; ok {
+// once runs make for ref at most once per Builder, sharing the result with
+// concurrent callers.
+func (b *Builder) once(ref string, make func() (Result, error)) (Result, error) {
+	b.mu.Lock()
+	r, ok := b.done[ref]
+	b.mu.Unlock()
+	if ok {
 		return r, nil
 	}
+	v, err, _ := b.flight.Do(ref, func() (any, error) {
+		r, err := make()
+		if err == nil {
+			b.mu.Lock()
+			b.done[ref] = r
+			b.mu.Unlock()
+		}
+		return r, err
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return v.(Result), nil
+}
+
+func (b *Builder) ensure(ctx context.Context, s Spec) (Result, error) {
 	var (
 		r   Result
 		err error
@@ -143,7 +178,7 @@ func (b *Builder) ensure(ctx context.Context, s Spec) (Result, error) {
 		base := s.Ref
 		if s.Build != nil {
 			base = baseTag(s.Ref)
-			if _, err := b.build(ctx, base, *s.Build); err != nil {
+			if _, err := b.once(base, func() (Result, error) { return b.build(ctx, base, *s.Build) }); err != nil {
 				return Result{}, err
 			}
 		} else if _, err := b.ensureExisting(ctx, base); err != nil {
@@ -151,11 +186,7 @@ func (b *Builder) ensure(ctx context.Context, s Spec) (Result, error) {
 		}
 		r, err = b.packGo(ctx, s.Ref, base, s.Go)
 	}
-	if err != nil {
-		return Result{}, err
-	}
-	b.done[s.Ref] = r
-	return r, nil
+	return r, err
 }
 
 // baseTag names the Dockerfile stage of an image that gets Go binaries on top.
@@ -170,19 +201,22 @@ func baseTag(ref string) string {
 // ensureExisting makes an image that rehearse does not build exist: it is
 // there, or it can be pulled, or (debian:bookworm-slim) bootstrapped.
 func (b *Builder) ensureExisting(ctx context.Context, ref string) (Result, error) {
-	if r, ok := b.done[ref]; ok {
-		return r, nil
-	}
+	return b.once("existing "+ref, func() (Result, error) { return b.findOrMake(ctx, ref) })
+}
+
+func (b *Builder) findOrMake(ctx context.Context, ref string) (Result, error) {
 	if ins, err := b.cli.ImageInspect(ctx, ref); err == nil {
-		r := Result{Ref: ref, ID: ins.ID, Action: Present}
-		b.done[ref] = r
-		return r, nil
+		return Result{Ref: ref, ID: ins.ID, Action: Present}, nil
 	} else if !cerrdefs.IsNotFound(err) {
 		return Result{}, fmt.Errorf("inspect: %w", err)
 	}
 	pullErr := b.pull(ctx, ref)
 	if pullErr == nil {
-		return b.ensureExisting(ctx, ref)
+		ins, err := b.cli.ImageInspect(ctx, ref)
+		if err != nil {
+			return Result{}, fmt.Errorf("inspect after pull: %w", err)
+		}
+		return Result{Ref: ref, ID: ins.ID, Action: Present}, nil
 	}
 	if ref == DebianBase {
 		if err := b.debian(ctx, ref); err != nil {
@@ -192,9 +226,7 @@ func (b *Builder) ensureExisting(ctx context.Context, ref string) (Result, error
 		if err != nil {
 			return Result{}, err
 		}
-		r := Result{Ref: ref, ID: ins.ID, Action: Built}
-		b.done[ref] = r
-		return r, nil
+		return Result{Ref: ref, ID: ins.ID, Action: Built}, nil
 	}
 	return Result{}, fmt.Errorf("not found locally and cannot be pulled (%v); add a build: section or build it first", pullErr)
 }
