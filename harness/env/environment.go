@@ -197,7 +197,7 @@ func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, 
 			}
 			return e, err
 		}
-		if derr := e.Down(cleanup); derr != nil {
+		if derr := e.abandon(cleanup); derr != nil {
 			err = errors.Join(err, derr)
 		}
 		return nil, err
@@ -327,6 +327,17 @@ func (e *Environment) Down(ctx context.Context) error {
 		e.cli.Close()
 	}
 	return nil
+}
+
+// abandon removes a run whose start failed. A create the engine was still
+// working on when the start was cancelled can land after the first sweep, so
+// it sweeps twice before releasing the watchdog.
+func (e *Environment) abandon(ctx context.Context) error {
+	if err := Remove(ctx, e.cli, e.RunID); err != nil {
+		return err
+	}
+	time.Sleep(time.Second)
+	return e.Down(ctx)
 }
 
 // Keep leaves the environment up on purpose: it marks the run kept (gc
