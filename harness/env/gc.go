@@ -57,7 +57,7 @@ func listRuns(ctx context.Context, cli Engine, f client.Filters) ([]RunInfo, err
 	}
 	for _, c := range cs.Items {
 		r := get(c.Labels)
-		name := c.ID[:12]
+		name := shortID(c.ID)
 		if len(c.Names) > 0 {
 			name = strings.TrimPrefix(c.Names[0], "/")
 		}
@@ -104,7 +104,7 @@ func Remove(ctx context.Context, cli Engine, runID string) error {
 	sort.SliceStable(items, func(i, j int) bool { return items[i].Created > items[j].Created })
 	for _, c := range items {
 		if _, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !gone(err) {
-			errs = append(errs, fmt.Errorf("remove container %s: %w", c.ID[:12], err))
+			errs = append(errs, fmt.Errorf("remove container %s: %w", shortID(c.ID), err))
 		}
 	}
 	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
@@ -155,4 +155,11 @@ func GC(ctx context.Context, cli Engine, all bool) ([]RunInfo, error) {
 		removed = append(removed, r)
 	}
 	return removed, errors.Join(errs...)
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func loadPlan(t *testing.T, file string) (*Plan, error) {
+func loadPlan(t testing.TB, file string) (*Plan, error) {
 	t.Helper()
 	p, err := Load(context.Background(), file)
 	if err != nil {
