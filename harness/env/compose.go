@@ -26,6 +26,9 @@ type Extension struct {
 	Version []string `mapstructure:"version"`
 	// Go lists Go programs built from source and packed into the service's image.
 	Go []GoBinary `mapstructure:"go"`
+	// Base is the image Go programs are packed onto when the service has no
+	// build: section. Default: debian:bookworm-slim.
+	Base string `mapstructure:"base"`
 }
 
 // GoBinary is a Go main package packed into a service image as a static binary.

@@ -289,6 +289,12 @@ func imageSpec(file string, p *types.Project, s types.ServiceConfig, ext Extensi
 			}
 		}
 	}
+	if len(ext.Go) > 0 && spec.Build == nil {
+		spec.Base = ext.Base
+		if spec.Base == "" {
+			spec.Base = image.DebianBase
+		}
+	}
 	for i, g := range ext.Go {
 		dir := g.Main
 		if !filepath.IsAbs(dir) {

@@ -27,7 +27,8 @@ const InputsLabel = "rehearse.inputs"
 type Spec struct {
 	Ref    string     // the tag the service runs, such as rehearse/billing:2.3
 	Build  *Build     // built from a Dockerfile when set
-	Go     []GoBinary // Go programs packed on top (of Build, or of Ref as found)
+	Go     []GoBinary // Go programs packed on top of Build's result, or of Base
+	Base   string     // the base for Go programs when there is no Build
 	Origin string     // where the spec came from, for errors: "compose.yaml: services.db"
 }
 
@@ -175,12 +176,14 @@ func (b *Builder) ensure(ctx context.Context, s Spec) (Result, error) {
 	case len(s.Go) == 0:
 		r, err = b.build(ctx, s.Ref, *s.Build)
 	default:
-		base := s.Ref
+		base := s.Base
 		if s.Build != nil {
 			base = baseTag(s.Ref)
 			if _, err := b.once(base, func() (Result, error) { return b.build(ctx, base, *s.Build) }); err != nil {
 				return Result{}, err
 			}
+		} else if base == "" {
+			return Result{}, fmt.Errorf("go programs need a build: section or a base image")
 		} else if _, err := b.ensureExisting(ctx, base); err != nil {
 			return Result{}, err
 		}

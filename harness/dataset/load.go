@@ -1,0 +1,341 @@
+package dataset
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rehearse/rehearse/harness/env"
+)
+
+// Progress is how far a table's load has come.
+type Progress struct {
+	Dataset string
+	Table   string
+	Done    int64
+	Total   int64 // expected rows (an estimate for per: tables)
+}
+
+// Option configures Load.
+type Option func(*options)
+
+type options struct {
+	progress  func(Progress)
+	batch     int64
+	tables    map[string]bool
+	noReplace bool
+}
+
+// WithProgress calls fn after each batch. Default: no reports.
+func WithProgress(fn func(Progress)) Option { return func(o *options) { o.progress = fn } }
+
+// WithBatchSize sets the rows per COPY batch. Default: 50,000.
+func WithBatchSize(n int64) Option { return func(o *options) { o.batch = n } }
+
+// WithTables loads only the named generated tables. Default: all.
+func WithTables(names ...string) Option {
+	return func(o *options) {
+		o.tables = map[string]bool{}
+		for _, n := range names {
+			o.tables[n] = true
+		}
+	}
+}
+
+// Result says what a load did.
+type Result struct {
+	Rows     map[string]int64 // generated rows per table
+	Duration time.Duration
+}
+
+// Load seeds a dataset into its service at a scale (the main table's row
+// count): the schema, the dump files, then each generated table with COPY,
+// after emptying the generated tables.
+func Load(ctx context.Context, e *env.Environment, s *Spec, scale int64, opts ...Option) (Result, error) {
+	o := options{batch: 50_000}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	start := time.Now()
+	res := Result{Rows: map[string]int64{}}
+	svc := e.Service(s.Service)
+	if svc == nil {
+		return res, fmt.Errorf("dataset %s: service %q is not running", s.Name, s.Service)
+	}
+	conn, err := Connect(ctx, e, s.Service, s.Database)
+	if err != nil {
+		return res, fmt.Errorf("dataset %s: %w", s.Name, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if s.Schema != "" {
+		sql, err := os.ReadFile(filepath.Join(s.Dir, s.Schema))
+		if err != nil {
+			return res, err
+		}
+		if _, err := conn.Exec(ctx, string(sql)); err != nil {
+			return res, fmt.Errorf("dataset %s: schema %s: %w", s.Name, s.Schema, err)
+		}
+	}
+	for _, f := range s.Files {
+		if err := runDump(ctx, e, svc, s, f); err != nil {
+			return res, fmt.Errorf("dataset %s: %s: %w", s.Name, f, err)
+		}
+	}
+	var tables []*TableSpec
+	for i := range s.Tables {
+		if o.tables == nil || o.tables[s.Tables[i].Name] {
+			tables = append(tables, &s.Tables[i])
+		}
+	}
+	if len(tables) == 0 {
+		res.Duration = time.Since(start)
+		return res, nil
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var names []string
+	for _, t := range tables {
+		names = append(names, pgx.Identifier{t.Name}.Sanitize())
+	}
+	if _, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(names, ", ")+" CASCADE"); err != nil {
+		return res, fmt.Errorf("dataset %s: empty tables: %w", s.Name, err)
+	}
+	rows, err := tableRows(ctx, tx, s, scale)
+	if err != nil {
+		return res, err
+	}
+	for _, t := range tables {
+		n, err := copyTable(ctx, tx, s, t, scale, rows, o)
+		if err != nil {
+			return res, fmt.Errorf("dataset %s: table %s: %w", s.Name, t.Name, err)
+		}
+		rows[t.Name] = n
+		res.Rows[t.Name] = n
+		if err := syncSequences(ctx, tx, t); err != nil {
+			return res, fmt.Errorf("dataset %s: table %s: %w", s.Name, t.Name, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return res, err
+	}
+	for _, n := range names {
+		if _, err := conn.Exec(ctx, "ANALYZE "+n); err != nil {
+			return res, err
+		}
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// tableRows knows the row count of every table a ref or per can name: the
+// generated ones at this scale, others as they stand in the database.
+func tableRows(ctx context.Context, tx pgx.Tx, s *Spec, scale int64) (map[string]int64, error) {
+	rows := map[string]int64{}
+	for i := range s.Tables {
+		t := &s.Tables[i]
+		if t.Rows != "" {
+			n, err := rowCount(t.Rows, scale)
+			if err != nil {
+				return nil, err
+			}
+			rows[t.Name] = n
+		} else {
+			var n int64
+			if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{t.Name}.Sanitize()).Scan(&n); err != nil {
+				return nil, err
+			}
+			rows[t.Name] = n
+		}
+	}
+	return rows, nil
+}
+
+func copyTable(ctx context.Context, tx pgx.Tx, s *Spec, t *TableSpec, scale int64, rows map[string]int64, o options) (int64, error) {
+	src, err := newSource(s, t, scale, rows)
+	if err != nil {
+		return 0, err
+	}
+	total := src.estimate()
+	for {
+		src.limit = src.produced + o.batch
+		before := src.produced
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.Name}, src.columnNames(), src); err != nil {
+			return src.produced, err
+		}
+		if o.progress != nil {
+			o.progress(Progress{Dataset: s.Name, Table: t.Name, Done: src.produced, Total: max(total, src.produced)})
+		}
+		if src.produced-before < o.batch {
+			return src.produced, nil
+		}
+	}
+}
+
+// syncSequences moves identity/serial sequences past the generated ids, so
+// the application's own inserts do not collide with them.
+func syncSequences(ctx context.Context, tx pgx.Tx, t *TableSpec) error {
+	for _, c := range t.columns {
+		if _, ok := c.gen.(seqGen); !ok {
+			continue
+		}
+		var seq *string
+		if err := tx.QueryRow(ctx, "SELECT pg_get_serial_sequence($1, $2)", pgx.Identifier{t.Name}.Sanitize(), c.name).Scan(&seq); err != nil {
+			return err
+		}
+		if seq == nil {
+			continue
+		}
+		q := fmt.Sprintf("SELECT setval($1, GREATEST((SELECT max(%s) FROM %s), 1))", pgx.Identifier{c.name}.Sanitize(), pgx.Identifier{t.Name}.Sanitize())
+		if _, err := tx.Exec(ctx, q, *seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runDump runs a .sql or .sql.gz file with psql inside the service, so
+// pg_dump output (COPY ... FROM stdin, meta-commands) works as it would in
+// production.
+func runDump(ctx context.Context, e *env.Environment, svc *env.Service, s *Spec, file string) error {
+	data, err := os.ReadFile(filepath.Join(s.Dir, file))
+	if err != nil {
+		return err
+	}
+	dst := "/tmp/rehearse-dataset-" + filepath.Base(file)
+	if err := svc.CopyIn(ctx, data, dst, 0o644); err != nil {
+		return err
+	}
+	creds := credentials(e, s.Service, s.Database)
+	reader := "cat"
+	if strings.HasSuffix(file, ".gz") {
+		reader = "gunzip -c"
+	}
+	cmd := fmt.Sprintf("%s %s | psql -v ON_ERROR_STOP=1 -q -h 127.0.0.1 -U %s -d %s; status=$?; rm -f %s; exit $status",
+		reader, dst, shellQuote(creds.user), shellQuote(creds.database), dst)
+	res, err := svc.Exec(ctx, []string{"sh", "-c", cmd}, env.WithExecEnv("PGPASSWORD="+creds.password))
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("psql exited %d: %s", res.ExitCode, strings.TrimSpace(res.Stderr))
+	}
+	return nil
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+type creds struct{ user, password, database string }
+
+// credentials follows the convention of PostgreSQL images: POSTGRES_USER
+// (default postgres), POSTGRES_PASSWORD, POSTGRES_DB (default the user).
+func credentials(e *env.Environment, service, database string) creds {
+	c := creds{user: "postgres", database: database}
+	if sp := e.Plan.Service(service); sp != nil {
+		if u := sp.Env["POSTGRES_USER"]; u != "" {
+			c.user = u
+		}
+		c.password = sp.Env["POSTGRES_PASSWORD"]
+		if c.database == "" {
+			c.database = sp.Env["POSTGRES_DB"]
+		}
+	}
+	if c.database == "" {
+		c.database = c.user
+	}
+	return c
+}
+
+// DSN is the connection string for a PostgreSQL service through its
+// 127.0.0.1 endpoint; database "" means the service's default.
+func DSN(e *env.Environment, service, database string) (string, error) {
+	svc := e.Service(service)
+	if svc == nil {
+		return "", fmt.Errorf("service %q is not running", service)
+	}
+	ep, err := svc.Endpoint("5432/tcp")
+	if err != nil {
+		return "", err
+	}
+	c := credentials(e, service, database)
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(c.user, c.password), Host: ep, Path: "/" + c.database, RawQuery: "sslmode=disable"}
+	return u.String(), nil
+}
+
+// Connect opens a connection to a PostgreSQL service.
+func Connect(ctx context.Context, e *env.Environment, service, database string) (*pgx.Conn, error) {
+	dsn, err := DSN(e, service, database)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", service, err)
+	}
+	return conn, nil
+}
+
+// WriteCSV writes a generated table's rows at a scale as CSV (the same rows
+// Load copies), for comparisons and for tools that take files.
+func WriteCSV(w io.Writer, s *Spec, table string, scale int64, rows map[string]int64) (int64, error) {
+	var t *TableSpec
+	for i := range s.Tables {
+		if s.Tables[i].Name == table {
+			t = &s.Tables[i]
+		}
+	}
+	if t == nil {
+		return 0, fmt.Errorf("dataset %s has no table %q", s.Name, table)
+	}
+	if rows == nil {
+		rows = map[string]int64{}
+		for i := range s.Tables {
+			if s.Tables[i].Rows != "" {
+				rows[s.Tables[i].Name], _ = rowCount(s.Tables[i].Rows, scale)
+			}
+		}
+	}
+	src, err := newSource(s, t, scale, rows)
+	if err != nil {
+		return 0, err
+	}
+	cw := csv.NewWriter(w)
+	rec := make([]string, len(t.columns))
+	for src.Next() {
+		for i, v := range src.values {
+			switch v := v.(type) {
+			case time.Time:
+				rec[i] = v.UTC().Format(time.RFC3339)
+			default:
+				rec[i] = fmt.Sprint(v)
+			}
+		}
+		if err := cw.Write(rec); err != nil {
+			return src.produced, err
+		}
+	}
+	cw.Flush()
+	return src.produced, cw.Error()
+}
+
+// Columns lists a generated table's columns in COPY order.
+func (s *Spec) Columns(table string) []string {
+	for i := range s.Tables {
+		if s.Tables[i].Name == table {
+			src := source{t: &s.Tables[i]}
+			return src.columnNames()
+		}
+	}
+	return nil
+}
+
