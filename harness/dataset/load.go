@@ -338,4 +338,3 @@ func (s *Spec) Columns(table string) []string {
 	}
 	return nil
 }
-

@@ -37,10 +37,10 @@ type Spec struct {
 
 // TableSpec generates one table.
 type TableSpec struct {
-	Name    string            `yaml:"name"`
-	Rows    string            `yaml:"rows"` // N, "scale", "scale/N", "scale*N"
-	Per     string            `yaml:"per"`  // "PARENT MIN..MAX": rows per parent row
-	Columns yaml.Node         `yaml:"columns"`
+	Name    string    `yaml:"name"`
+	Rows    string    `yaml:"rows"` // N, "scale", "scale/N", "scale*N"
+	Per     string    `yaml:"per"`  // "PARENT MIN..MAX": rows per parent row
+	Columns yaml.Node `yaml:"columns"`
 	columns []columnSpec
 }
 

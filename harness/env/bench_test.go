@@ -38,7 +38,9 @@ func TestCriticalPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Unix(0, 0)
-	at := func(s, r int) Timing { return Timing{Start: t0.Add(time.Duration(s) * time.Second), Ready: t0.Add(time.Duration(r) * time.Second)} }
+	at := func(s, r int) Timing {
+		return Timing{Start: t0.Add(time.Duration(s) * time.Second), Ready: t0.Add(time.Duration(r) * time.Second)}
+	}
 	tm := map[string]Timing{"left": at(0, 3), "right": at(0, 5), "top": at(5, 6)}
 	if got := criticalPath(p, tm); got != 6*time.Second {
 		t.Errorf("critical path = %s, want 6s (right 5s + top 1s)", got)

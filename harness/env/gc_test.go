@@ -37,7 +37,7 @@ func matches(f client.Filters, labels map[string]string) bool {
 func (f *fakeEngine) ContainerList(_ context.Context, o client.ContainerListOptions) (client.ContainerListResult, error) {
 	var out []container.Summary
 	for _, c := range f.containers {
-		if matches(o.Filters, c.Labels) && !f.isRemoved("container " + c.ID) {
+		if matches(o.Filters, c.Labels) && !f.isRemoved("container "+c.ID) {
 			out = append(out, c)
 		}
 	}
