@@ -57,7 +57,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newUp(), newDown(), newGC(), newImages(), newVersion())
+	root.AddCommand(newUp(), newDown(), newGC(), newImages(), newRun(), newSteps(), newVersion())
 	return root
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +55,8 @@ func (g timeGen) value(r *row) any {
 }
 func (g formatGen) value(r *row) any { return fmt.Sprintf(g.format, r.seq) }
 func (g constGen) value(*row) any    { return g.s }
+
+var verbRE = regexp.MustCompile(`%[-+ #0]*[0-9]*d`)
 
 var vocabulary = strings.Fields(`annual service fee hosting support licence seat storage
 	consulting training migration setup premium standard basic addon bandwidth backup
@@ -112,7 +115,7 @@ func parseGenerator(spec string) (generator, error) {
 		r, err := parseTimeRange(arg)
 		return timeGen{r[0], r[1]}, err
 	case "format":
-		if !strings.Contains(arg, "%d") {
+		if n := len(verbRE.FindAllString(arg, -1)); n != 1 || strings.Count(arg, "%") != 1 {
 			return nil, fmt.Errorf("format %q: needs one %%d for the row number", arg)
 		}
 		return formatGen{arg}, nil

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	tcexec "github.com/testcontainers/testcontainers-go/exec"
 )
@@ -130,4 +131,36 @@ func (s *Service) Endpoint(port string) (string, error) {
 		return "", fmt.Errorf("service %s publishes no port %s (declare it under ports:)", s.Name, port)
 	}
 	return ep, nil
+}
+
+// State is a service's container state and health as the engine reports
+// them: Health is "healthy", "unhealthy", "starting", or "" without a
+// healthcheck.
+type State struct {
+	Status   string // running, exited, paused, ...
+	Health   string
+	ExitCode int
+}
+
+// State asks the engine for the service's current state.
+func (s *Service) State(ctx context.Context) (State, error) {
+	ins, err := s.env.cli.ContainerInspect(ctx, s.ContainerID, client.ContainerInspectOptions{})
+	if err != nil {
+		return State{}, fmt.Errorf("inspect %s: %w", s.Name, err)
+	}
+	st := ins.Container.State
+	if st == nil {
+		return State{}, fmt.Errorf("inspect %s: no state", s.Name)
+	}
+	out := State{Status: string(st.Status), ExitCode: st.ExitCode}
+	if st.Health != nil {
+		out.Health = string(st.Health.Status)
+	}
+	return out, nil
+}
+
+// Healthy reports whether the service runs and, when it has a healthcheck,
+// passes it.
+func (st State) Healthy() bool {
+	return st.Status == "running" && (st.Health == "" || st.Health == "healthy")
 }
