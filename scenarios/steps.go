@@ -203,7 +203,7 @@ func outputContains(ctx context.Context, text string) error {
 	if err != nil {
 		return err
 	}
-	if !strings.Contains(c.res.Stdout+c.res.Stderr, unescape(text)) {
+	if text = unescape(text); !strings.Contains(c.res.Stdout+c.res.Stderr, text) {
 		return fmt.Errorf("output does not contain %q: %s", text, c.describe())
 	}
 	return nil
@@ -214,7 +214,7 @@ func outputNotContains(ctx context.Context, text string) error {
 	if err != nil {
 		return err
 	}
-	if strings.Contains(c.res.Stdout+c.res.Stderr, unescape(text)) {
+	if text = unescape(text); strings.Contains(c.res.Stdout+c.res.Stderr, text) {
 		return fmt.Errorf("output contains %q: %s", text, c.describe())
 	}
 	return nil

@@ -146,6 +146,7 @@ type source struct {
 	values   []any
 	limit    int64 // stop after this many rows (a batch); 0: no limit
 	produced int64
+	done     bool // the table has no more rows
 }
 
 func newSource(s *Spec, t *TableSpec, scale int64, rows map[string]int64) (*source, error) {
@@ -172,12 +173,14 @@ func (s *source) Next() bool {
 	}
 	if s.t.Per == "" {
 		if s.r.seq >= s.total {
+			s.done = true
 			return false
 		}
 		s.r.seq++
 	} else {
 		for s.perLeft == 0 {
 			if s.r.parent >= s.total {
+				s.done = true
 				return false
 			}
 			s.r.parent++

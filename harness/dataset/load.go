@@ -167,19 +167,21 @@ func copyTable(ctx context.Context, tx pgx.Tx, s *Spec, t *TableSpec, scale int6
 		return 0, err
 	}
 	total := src.estimate()
-	for {
+	for !src.done {
 		src.limit = src.produced + o.batch
 		before := src.produced
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.Name}, src.columnNames(), src); err != nil {
 			return src.produced, err
 		}
-		if o.progress != nil {
-			o.progress(Progress{Dataset: s.Name, Table: t.Name, Done: src.produced, Total: max(total, src.produced)})
-		}
-		if src.produced-before < o.batch {
-			return src.produced, nil
+		if o.progress != nil && src.produced > before {
+			tot := max(total, src.produced)
+			if src.done {
+				tot = src.produced
+			}
+			o.progress(Progress{Dataset: s.Name, Table: t.Name, Done: src.produced, Total: tot})
 		}
 	}
+	return src.produced, nil
 }
 
 // syncSequences moves identity/serial sequences past the generated ids, so

@@ -1,0 +1,193 @@
+package scenarios
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/rehearse/rehearse/harness/env"
+	"github.com/rehearse/rehearse/internal/enginetest"
+)
+
+func run(t *testing.T, o RunOptions) (Summary, string) {
+	t.Helper()
+	var out, errs bytes.Buffer
+	o.Stdout, o.Stderr = &out, &errs
+	sum, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s bytes.Buffer
+	sum.WriteSummary(&s)
+	return sum, out.String() + errs.String() + s.String()
+}
+
+// runsBefore lists the runs in the engine, to check a test leaves none.
+func runsBefore(t *testing.T) map[string]bool {
+	cli := enginetest.Connect(t)
+	runs, err := env.Runs(context.Background(), cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]bool{}
+	for _, r := range runs {
+		m[r.ID] = true
+	}
+	return m
+}
+
+func assertNoNewRuns(t *testing.T, before map[string]bool, runIDs ...string) {
+	t.Helper()
+	cli := enginetest.Connect(t)
+	for _, id := range runIDs {
+		enginetest.AssertGone(t, cli, id, 0)
+	}
+}
+
+var runIDRE = regexp.MustCompile(`\(run (r[0-9a-f]+)\)`)
+
+func timelineRuns(t *testing.T, dir string) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "timelines", "*.txt"))
+	var ids []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := runIDRE.FindStringSubmatch(string(data)); m != nil {
+			ids = append(ids, m[1])
+		}
+	}
+	return ids
+}
+
+func TestRunBrokenFeatures(t *testing.T) {
+	before := runsBefore(t)
+	out := t.TempDir()
+	sum, text := run(t, RunOptions{Paths: []string{"testdata/bad", "testdata/good"}, OutDir: out})
+	if sum.Passed() {
+		t.Fatalf("a run with broken features passed:\n%s", text)
+	}
+	if len(sum.FeatureErrors) != 1 || !strings.Contains(sum.FeatureErrors[0].Err.Error(), "testdata/bad/syntax.feature:5:") {
+		t.Errorf("syntax error not located at testdata/bad/syntax.feature:5: %v", sum.FeatureErrors)
+	}
+	want := map[string]string{ // scenario -> file:line and words of the message
+		"An undefined step":                   "testdata/bad/steps.feature:5: scenario \"An undefined step\": undefined step",
+		"A compose file that does not exist":  "testdata/bad/steps.feature:8: scenario \"A compose file that does not exist\": compose file \"no-such/compose.yaml\" not found",
+		"A dataset that does not exist":       "testdata/bad/steps.feature:12: scenario \"A dataset that does not exist\": dataset not found: \"no-such-dataset\"",
+	}
+	if len(sum.Failures) != len(want) {
+		t.Errorf("failures: %v", sum.Failures)
+	}
+	for _, f := range sum.Failures {
+		if w, ok := want[f.Scenario]; !ok || !strings.HasPrefix(f.String(), w) {
+			t.Errorf("failure %q\nwant prefix %q", f.String(), w)
+		}
+	}
+	if !strings.Contains(text, "4 passed") && !strings.Contains(text, "2 passed") {
+		t.Errorf("the scenarios after the broken ones did not pass:\n%s", text)
+	}
+	for _, s := range []string{"A scenario after the broken ones still runs", "Commands run in the sandbox"} {
+		for _, f := range sum.Failures {
+			if f.Scenario == s {
+				t.Errorf("%q failed: %s", s, f.Err)
+			}
+		}
+	}
+	assertNoNewRuns(t, before, timelineRuns(t, out)...)
+}
+
+func TestRunJUnit(t *testing.T) {
+	out := t.TempDir()
+	sum, text := run(t, RunOptions{Paths: []string{"testdata/good"}, Format: "junit", OutDir: out})
+	if !sum.Passed() {
+		t.Fatalf("run failed:\n%s", text)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "rehearse.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var suites struct {
+		XMLName xml.Name `xml:"testsuites"`
+		Tests   int      `xml:"tests,attr"`
+		Suites  []struct {
+			Name  string `xml:"name,attr"`
+			Cases []struct {
+				Name   string `xml:"name,attr"`
+				Status string `xml:"status,attr"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(data, &suites); err != nil {
+		t.Fatalf("junit report is not XML: %v\n%s", err, data)
+	}
+	if suites.Tests != 1 || len(suites.Suites) != 1 || len(suites.Suites[0].Cases) != 1 || suites.Suites[0].Cases[0].Status != "passed" {
+		t.Errorf("junit report: %+v\n%s", suites, data)
+	}
+}
+
+func TestRunConcurrentScenariosGetTheirOwnEnvironments(t *testing.T) {
+	before := runsBefore(t)
+	out := t.TempDir()
+	sum, text := run(t, RunOptions{Paths: []string{"testdata/pair"}, Concurrency: 2, OutDir: out})
+	if !sum.Passed() {
+		t.Fatalf("concurrent run failed:\n%s", text)
+	}
+	ids := timelineRuns(t, out)
+	if len(ids) != 2 || ids[0] == ids[1] {
+		t.Errorf("run ids %v: want two different environments", ids)
+	}
+	// Output stays grouped by scenario: each scenario's steps are contiguous.
+	first, second := strings.Index(text, "Scenario: First"), strings.Index(text, "Scenario: Second")
+	if first < 0 || second < 0 {
+		t.Fatalf("scenarios missing from output:\n%s", text)
+	}
+	a, b := min(first, second), max(first, second)
+	if strings.Count(text[a:b], "When I run") != 1 {
+		t.Errorf("scenario output interleaved:\n%s", text)
+	}
+	assertNoNewRuns(t, before, ids...)
+}
+
+func TestRunKeepOnFailure(t *testing.T) {
+	cli := enginetest.Connect(t)
+	t.Setenv("CI", "")
+	out := t.TempDir()
+	sum, text := run(t, RunOptions{Paths: []string{"testdata/keep"}, KeepOnFailure: true, OutDir: out})
+	if sum.Passed() {
+		t.Fatal("failing scenario passed")
+	}
+	ids := timelineRuns(t, out)
+	if len(ids) != 1 {
+		t.Fatalf("run ids %v", ids)
+	}
+	t.Cleanup(func() {
+		env.Remove(context.Background(), cli, ids[0])
+		enginetest.AssertGone(t, cli, ids[0], 0)
+	})
+	for _, want := range []string{"environment kept: run " + ids[0], "docker exec -it rehearse-" + ids[0] + "-box bash",
+		"rehearse down --run-id " + ids[0], "--- box: last log lines ---", "boom"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output does not contain %q:\n%s", want, text)
+		}
+	}
+	if c, _, _ := enginetest.Resources(t, cli, ids[0]); c != 1 {
+		t.Errorf("kept environment has %d containers, want 1", c)
+	}
+
+	// Under CI the same failure is cleaned up.
+	t.Setenv("CI", "true")
+	out2 := t.TempDir()
+	if sum, text := run(t, RunOptions{Paths: []string{"testdata/keep"}, KeepOnFailure: true, OutDir: out2}); sum.Passed() || strings.Contains(text, "environment kept") {
+		t.Errorf("under CI: passed=%v\n%s", sum.Passed(), text)
+	}
+	for _, id := range timelineRuns(t, out2) {
+		enginetest.AssertGone(t, cli, id, 0)
+	}
+}
