@@ -78,9 +78,9 @@ func TestRunBrokenFeatures(t *testing.T) {
 		t.Errorf("syntax error not located at testdata/bad/syntax.feature:5: %v", sum.FeatureErrors)
 	}
 	want := map[string]string{ // scenario -> file:line and words of the message
-		"An undefined step":                   "testdata/bad/steps.feature:5: scenario \"An undefined step\": undefined step",
-		"A compose file that does not exist":  "testdata/bad/steps.feature:8: scenario \"A compose file that does not exist\": compose file \"no-such/compose.yaml\" not found",
-		"A dataset that does not exist":       "testdata/bad/steps.feature:12: scenario \"A dataset that does not exist\": dataset not found: \"no-such-dataset\"",
+		"An undefined step":                  "testdata/bad/steps.feature:5: scenario \"An undefined step\": undefined step",
+		"A compose file that does not exist": "testdata/bad/steps.feature:8: scenario \"A compose file that does not exist\": compose file \"no-such/compose.yaml\" not found",
+		"A dataset that does not exist":      "testdata/bad/steps.feature:12: scenario \"A dataset that does not exist\": dataset not found: \"no-such-dataset\"",
 	}
 	if len(sum.Failures) != len(want) {
 		t.Errorf("failures: %v", sum.Failures)
