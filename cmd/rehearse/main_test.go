@@ -207,3 +207,22 @@ func TestImages(t *testing.T) {
 		}
 	}
 }
+
+func TestRunExitCodes(t *testing.T) {
+	enginetest.Connect(t)
+	testdata := filepath.Join("..", "..", "scenarios", "testdata")
+	if r := rehearse(t, "run", filepath.Join(testdata, "good")); r.code != exitOK {
+		t.Errorf("passing features: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	t.Setenv("CI", "true") // a failing run cleans up even with --keep-on-failure
+	r := rehearse(t, "run", "--keep-on-failure", filepath.Join(testdata, "keep"))
+	if r.code != exitFailure || !strings.Contains(r.stderr, "keep/failing.feature:6:") {
+		t.Errorf("failing feature: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := rehearse(t, "run", "--format", "html", filepath.Join(testdata, "good")); r.code != exitUsage {
+		t.Errorf("bad format: exit %d", r.code)
+	}
+	if r := rehearse(t, "steps"); r.code != 0 || !strings.Contains(r.stdout, `Given the environment "PATH"`) {
+		t.Errorf("steps: %+v", r)
+	}
+}
