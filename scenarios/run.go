@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"github.com/cucumber/godog"
+
+	"github.com/rehearse/rehearse/internal/term"
 )
 
 // Formats rehearse run accepts.
@@ -101,7 +103,7 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 				Concurrency:    o.Concurrency,
 				Strict:         true,
 				Output:         o.Stdout,
-				NoColors:       !isTerminal(o.Stdout),
+				NoColors:       !term.IsTerminal(o.Stdout),
 				DefaultContext: ctx,
 			},
 		}
@@ -122,13 +124,4 @@ func (s Summary) WriteSummary(w io.Writer) {
 	if s.Report != "" {
 		fmt.Fprintf(w, "report: %s\n", s.Report)
 	}
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

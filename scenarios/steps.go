@@ -10,6 +10,7 @@ import (
 	"github.com/rehearse/rehearse/harness/dataset"
 	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/harness/timeline"
+	"github.com/rehearse/rehearse/internal/term"
 )
 
 // Step is one phrase of the vocabulary.
@@ -162,7 +163,7 @@ func (w *World) lastCommand() (*commandResult, error) {
 
 func (c *commandResult) describe() string {
 	return fmt.Sprintf("%q in %s exited %d\nstdout: %s\nstderr: %s", c.cmd, c.service, c.res.ExitCode,
-		tail(c.res.Stdout, 10), tail(c.res.Stderr, 10))
+		term.Tail(c.res.Stdout, 10), term.Tail(c.res.Stderr, 10))
 }
 
 func commandSucceeds(ctx context.Context) error {

@@ -20,6 +20,7 @@ import (
 	"github.com/rehearse/rehearse/harness/dataset"
 	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/harness/timeline"
+	"github.com/rehearse/rehearse/internal/term"
 )
 
 // Config is shared by every scenario of one run. It holds settings and the
@@ -153,7 +154,7 @@ func (w *World) finish(ctx context.Context, scenarioErr error) error {
 			w.writeLogTails(ctx, &report)
 		}
 		if w.buf != nil && w.buf.Len() > 0 {
-			fmt.Fprintf(&report, "\n--- scenario output ---\n%s", tail(w.buf.String(), 30))
+			fmt.Fprintf(&report, "\n--- scenario output ---\n%s", term.Tail(w.buf.String(), 30))
 		}
 	}
 	var err error
@@ -274,12 +275,4 @@ func (w *World) service(name string) (*env.Service, error) {
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	return l
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

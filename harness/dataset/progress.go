@@ -3,16 +3,17 @@ package dataset
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rehearse/rehearse/internal/term"
 )
 
 // Printer reports load progress on w: a redrawn bar on a terminal, and a
 // line every few seconds (and at each table's end) elsewhere, such as CI.
 func Printer(w io.Writer) func(Progress) {
-	tty := isTerminal(w)
+	tty := term.IsTerminal(w)
 	var mu sync.Mutex
 	last := map[string]time.Time{}
 	return func(p Progress) {
@@ -40,13 +41,4 @@ func Printer(w io.Writer) func(Progress) {
 		last[key] = time.Now()
 		fmt.Fprintf(w, "loading %s: %d/%d rows (%.0f%%)\n", key, p.Done, p.Total, pct)
 	}
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/moby/moby/client"
+
+	"github.com/rehearse/rehearse/internal/term"
 )
 
 // DebianBase is the base image rehearse can make without a registry.
@@ -49,7 +51,7 @@ func (b *Builder) debian(ctx context.Context, ref string) error {
 	var stderr bytes.Buffer
 	cmd.Stderr = io.MultiWriter(&stderr, b.opts.log)
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("mmdebstrap: %v\n%s", err, tailLines(stderr.String(), 15))
+		return fmt.Errorf("mmdebstrap: %v\n%s", err, term.Tail(stderr.String(), 15))
 	}
 	f, err := os.Open(out)
 	if err != nil {
@@ -84,7 +86,7 @@ func ensureMmdebstrap(ctx context.Context, log io.Writer) (string, error) {
 		cmd := exec.CommandContext(ctx, "apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("apt-get %s: %v\n%s", strings.Join(args, " "), err, tailLines(string(out), 10))
+			return "", fmt.Errorf("apt-get %s: %v\n%s", strings.Join(args, " "), err, term.Tail(string(out), 10))
 		}
 	}
 	return exec.LookPath("mmdebstrap")
@@ -131,12 +133,4 @@ func servesSuite(text, suite string) bool {
 		}
 	}
 	return false
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
