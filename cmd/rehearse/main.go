@@ -41,8 +41,11 @@ func run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "rehearse:", err)
 	var ue usageError
+	if errors.Is(err, errNotTrusted) {
+		return exitFailure // the verdict is the output
+	}
+	fmt.Fprintln(os.Stderr, "rehearse:", err)
 	if errors.As(err, &ue) {
 		return exitUsage
 	}
@@ -57,7 +60,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newUp(), newDown(), newGC(), newImages(), newRun(), newSteps(), newVersion())
+	root.AddCommand(newUp(), newDown(), newGC(), newImages(), newRun(), newSteps(), newVerify(), newVersion())
 	return root
 }
 

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rehearse/rehearse/harness/upgrade"
+)
+
+// errNotTrusted is exit 1: the verdict is printed already.
+var errNotTrusted = errors.New("package signature not trusted")
+
+func newVerify() *cobra.Command {
+	var (
+		trust, signature, format string
+		chains                   []string
+	)
+	cmd := &cobra.Command{
+		Use:   "verify PACKAGE --trust FILE|DIR",
+		Short: "Check an upgrade package's detached CMS signature against a trust store",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pkg := args[0]
+			if trust == "" {
+				return usageError{errors.New("verify: --trust FILE|DIR is required")}
+			}
+			if format != "text" && format != "json" {
+				return usageError{fmt.Errorf("verify: --format must be text or json, not %q", format)}
+			}
+			if _, err := os.Stat(pkg); err != nil {
+				return usageError{fmt.Errorf("verify: package %w", err)}
+			}
+			roots, err := upgrade.LoadTrust(trust)
+			if err != nil {
+				return usageError{fmt.Errorf("verify: trust store %w", err)}
+			}
+			t := upgrade.Trust{Roots: roots}
+			for _, c := range chains {
+				certs, err := upgrade.LoadCerts(c)
+				if err != nil {
+					return usageError{fmt.Errorf("verify: chain %w", err)}
+				}
+				t.Extra = append(t.Extra, certs...)
+			}
+			if signature == "" {
+				signature = pkg + ".p7s"
+			}
+			res, err := upgrade.VerifyFile(pkg, signature, t)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				if res.Chain == nil {
+					res.Chain = []string{}
+				}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(res); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", res.Verdict, res.Reason)
+			}
+			if res.Verdict != upgrade.Trusted {
+				return errNotTrusted
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&trust, "trust", "", "trusted root certificates: a PEM file or a directory of them")
+	cmd.Flags().StringArrayVar(&chains, "chain", nil, "extra chain certificates (PEM), such as a cross-signed intermediate; repeatable")
+	cmd.Flags().StringVar(&signature, "signature", "", "the detached signature (default PACKAGE.p7s)")
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	return cmd
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rehearse/rehearse/internal/testpki"
+)
+
+func TestVerifyCommand(t *testing.T) {
+	dir := t.TempDir()
+	if err := testpki.Generate(dir); err != nil {
+		t.Fatal(err)
+	}
+	p := func(n string) string { return filepath.Join(dir, n) }
+	pkg := p("pkg.zip")
+	os.WriteFile(pkg, []byte("package"), 0o644)
+	if out, err := exec.Command("openssl", "cms", "-sign", "-binary", "-in", pkg, "-signer", p(testpki.Vendor),
+		"-inkey", p(testpki.VendorKey), "-outform", "DER", "-out", pkg+".p7s").CombinedOutput(); err != nil {
+		t.Fatalf("openssl: %v\n%s", err, out)
+	}
+	r := rehearse(t, "verify", pkg, "--trust", p(testpki.OldRoot), "--format", "json")
+	var res struct {
+		Verdict, Reason, Signer string
+		Chain                   []string
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	if r.code != exitFailure || res.Verdict != "unknown-authority" || res.Signer != testpki.VendorName || !strings.Contains(res.Reason, testpki.NewRootName) {
+		t.Errorf("old root only: exit %d %+v", r.code, res)
+	}
+	r = rehearse(t, "verify", pkg, "--trust", p(testpki.OldRoot), "--chain", p(testpki.Cross))
+	if r.code != exitOK || !strings.HasPrefix(r.stdout, "trusted: ") {
+		t.Errorf("with the cross chain: exit %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := rehearse(t, "verify", pkg); r.code != exitUsage {
+		t.Errorf("without --trust: exit %d", r.code)
+	}
+	if r := rehearse(t, "verify", p("nope.zip"), "--trust", p(testpki.OldRoot)); r.code != exitUsage {
+		t.Errorf("missing package: exit %d", r.code)
+	}
+	if r := rehearse(t, "verify", pkg, "--trust", p(testpki.NewRoot), "--signature", p("absent.p7s")); r.code != exitFailure || !strings.HasPrefix(r.stdout, "malformed: ") {
+		t.Errorf("missing signature: exit %d %s", r.code, r.stdout)
+	}
+}
