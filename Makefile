@@ -12,7 +12,7 @@ BIN     := bin/rehearse
 export TESTCONTAINERS_RYUK_DISABLED = true
 export TESTCONTAINERS_HOST_OVERRIDE = 127.0.0.1
 
-.PHONY: all build images rehearse test bench vet clean gc up
+.PHONY: all build images packages rehearse test bench vet clean gc up
 
 all: build
 
@@ -23,13 +23,18 @@ build:
 images: build
 	$(BIN) images -f $(WORLD)
 
+# The billing 3.0 upgrade packages, signed under a freshly generated,
+# rotated vendor PKI (out/pki; no key is ever committed).
+packages:
+	$(GO) run ./fixtures/billing/packages/build -out out
+
 # The bundled rehearsals: every feature under features/, a JUnit report and
 # one timeline per scenario under out/.
-rehearse: images
+rehearse: images packages
 	@mkdir -p out
 	$(BIN) run features --format junit --out out
 
-test: images vet
+test: images packages vet
 	$(GO) test -count=1 -timeout 20m ./...
 
 vet:

@@ -30,5 +30,5 @@ Feature: The bundled world is a faithful copy of production
     When I run "sudo -n true" in service "billing" as "deploy"
     Then the command fails
     And the output contains "a password is required"
-    When I run "/usr/local/bin/billing-api -version" in service "billing"
+    When I run "/opt/billing/bin/billing-api -version" in service "billing"
     Then the output contains "2.3"

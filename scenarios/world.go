@@ -82,6 +82,7 @@ type World struct {
 	stepIndex   int
 	failedStep  int
 	last        *commandResult
+	up          upgradeState
 }
 
 type commandResult struct {
@@ -170,6 +171,9 @@ func (w *World) finish(ctx context.Context, scenarioErr error) error {
 			err = w.Env.Down(ctx)
 		}
 		span.End(err)
+	}
+	if w.up.pkg != nil {
+		w.up.pkg.Close()
 	}
 	w.writeTimeline()
 	if err != nil {

@@ -1,16 +1,21 @@
 package env
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
-	tcexec "github.com/testcontainers/testcontainers-go/exec"
 )
 
 // Service is one running container of an environment.
@@ -56,29 +61,59 @@ func WithExecEnv(kv ...string) ExecOption {
 // Exec runs a command in the service and waits for it. A command that runs
 // and exits non-zero is not an error: read ExitCode.
 func (s *Service) Exec(ctx context.Context, cmd []string, opts ...ExecOption) (ExecResult, error) {
+	var stdout, stderr bytes.Buffer
+	code, err := s.ExecStream(ctx, cmd, &stdout, &stderr, opts...)
+	return ExecResult{ExitCode: code, Stdout: stdout.String(), Stderr: stderr.String()}, err
+}
+
+// ExecStream runs a command in the service, copying its output to stdout
+// and stderr as it comes, and returns its exit code.
+func (s *Service) ExecStream(ctx context.Context, cmd []string, stdout, stderr io.Writer, opts ...ExecOption) (int, error) {
 	o := execOptions{}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	var popts []tcexec.ProcessOption
-	if o.user != "" {
-		popts = append(popts, tcexec.WithUser(o.user))
-	}
-	if o.workdir != "" {
-		popts = append(popts, tcexec.WithWorkingDir(o.workdir))
-	}
-	if len(o.env) > 0 {
-		popts = append(popts, tcexec.WithEnv(o.env))
-	}
-	code, r, err := s.c.Exec(ctx, cmd, popts...)
+	what := fmt.Sprintf("exec %q in %s", strings.Join(cmd, " "), s.Name)
+	cli := s.env.cli
+	created, err := cli.ExecCreate(ctx, s.ContainerID, client.ExecCreateOptions{
+		User: o.user, WorkingDir: o.workdir, Env: o.env, Cmd: cmd, AttachStdout: true, AttachStderr: true,
+	})
 	if err != nil {
-		return ExecResult{}, fmt.Errorf("exec %q in %s: %w", strings.Join(cmd, " "), s.Name, err)
+		return 0, fmt.Errorf("%s: %w", what, err)
 	}
-	var stdout, stderr bytes.Buffer
-	if _, err := stdcopy.StdCopy(&stdout, &stderr, r); err != nil {
-		return ExecResult{}, fmt.Errorf("exec %q in %s: read output: %w", strings.Join(cmd, " "), s.Name, err)
+	att, err := cli.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
 	}
-	return ExecResult{ExitCode: code, Stdout: stdout.String(), Stderr: stderr.String()}, nil
+	defer att.Close()
+	copied := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(stdout, stderr, att.Reader)
+		copied <- err
+	}()
+	select {
+	case err := <-copied:
+		if err != nil {
+			return 0, fmt.Errorf("%s: read output: %w", what, err)
+		}
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+	// The engine marks the exec finished a moment after closing the stream.
+	for {
+		ins, err := cli.ExecInspect(ctx, created.ID, client.ExecInspectOptions{})
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", what, err)
+		}
+		if !ins.Running {
+			return ins.ExitCode, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%s: %w", what, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // CopyIn writes a file into the service.
@@ -163,4 +198,62 @@ func (s *Service) State(ctx context.Context) (State, error) {
 // passes it.
 func (st State) Healthy() bool {
 	return st.Status == "running" && (st.Health == "" || st.Health == "healthy")
+}
+
+// CopyTree copies a host directory into the service as dest (replacing
+// nothing: remove dest first to start clean), keeping file modes; files
+// are owned by root and readable by every user.
+func (s *Service) CopyTree(ctx context.Context, hostDir, dest string) error {
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		err := filepath.WalkDir(hostDir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(hostDir, p)
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			link := ""
+			if info.Mode()&fs.ModeSymlink != 0 {
+				if link, err = os.Readlink(p); err != nil {
+					return err
+				}
+			}
+			h, err := tar.FileInfoHeader(info, link)
+			if err != nil {
+				return err
+			}
+			h.Name = path.Join(strings.TrimPrefix(dest, "/"), filepath.ToSlash(rel))
+			h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "root", "root"
+			h.Mode |= 0o444
+			if info.IsDir() {
+				h.Mode |= 0o111
+			}
+			if err := tw.WriteHeader(h); err != nil {
+				return err
+			}
+			if info.Mode().IsRegular() {
+				f, err := os.Open(p)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				_, err = io.Copy(tw, f)
+				return err
+			}
+			return nil
+		})
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	_, err := s.env.cli.CopyToContainer(ctx, s.ContainerID, client.CopyToContainerOptions{DestinationPath: "/", Content: pr})
+	if err != nil {
+		return fmt.Errorf("copy %s to %s:%s: %w", hostDir, s.Name, dest, err)
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/daemon"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -40,7 +41,7 @@ func (b *Builder) packGo(ctx context.Context, ref, base string, bins []GoBinary)
 	defer os.RemoveAll(tmp)
 
 	h := sha256.New()
-	fmt.Fprintf(h, "base\x00%s\x00", baseIns.ID)
+	fmt.Fprintf(h, "layout\x002\x00base\x00%s\x00", baseIns.ID)
 	files := map[string][]byte{}
 	for i, bin := range bins {
 		out := filepath.Join(tmp, fmt.Sprintf("bin%d", i))
@@ -60,7 +61,26 @@ func (b *Builder) packGo(ctx context.Context, ref, base string, bins []GoBinary)
 		return Result{Ref: ref, ID: id, Action: Cached}, nil
 	}
 
-	layerTar, err := binaryLayer(files)
+	baseRef, err := name.ParseReference(base)
+	if err != nil {
+		return Result{}, err
+	}
+	dopts := []daemon.Option{daemon.WithClient(dc), daemon.WithContext(ctx), daemon.WithFileBufferedOpener()}
+	baseImg, err := daemon.Image(baseRef, dopts...)
+	if err != nil {
+		return Result{}, fmt.Errorf("read base %s: %w", base, err)
+	}
+	want := map[string]bool{}
+	for p := range files {
+		for _, d := range parents(strings.TrimPrefix(path.Clean("/"+p), "/")) {
+			want[d] = true
+		}
+	}
+	baseDirs, err := baseDirectories(baseImg, want)
+	if err != nil {
+		return Result{}, fmt.Errorf("read base %s: %w", base, err)
+	}
+	layerTar, err := binaryLayer(files, baseDirs)
 	if err != nil {
 		return Result{}, err
 	}
@@ -69,15 +89,6 @@ func (b *Builder) packGo(ctx context.Context, ref, base string, bins []GoBinary)
 	})
 	if err != nil {
 		return Result{}, err
-	}
-	baseRef, err := name.ParseReference(base)
-	if err != nil {
-		return Result{}, err
-	}
-	dopts := []daemon.Option{daemon.WithClient(dc), daemon.WithContext(ctx)}
-	baseImg, err := daemon.Image(baseRef, dopts...)
-	if err != nil {
-		return Result{}, fmt.Errorf("read base %s: %w", base, err)
 	}
 	img, err := mutate.AppendLayers(baseImg, layer)
 	if err != nil {
@@ -129,23 +140,26 @@ func (b *Builder) goBuild(ctx context.Context, bin GoBinary, out string) error {
 	return nil
 }
 
-// binaryLayer is a tar with each binary at its path, with parent directories.
-func binaryLayer(files map[string][]byte) ([]byte, error) {
+// binaryLayer is a tar with each binary at its path, and entries for its
+// parent directories. Storage drivers unpack a layer into its own directory,
+// so a parent left out would come back as root:root 0755 and hide the base's
+// owner and mode: each parent carries the attributes it has in the base.
+func binaryLayer(files map[string][]byte, baseDirs map[string]*tar.Header) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	dirs := map[string]bool{}
+	written := map[string]bool{}
 	for _, p := range sortedPaths(files) {
 		clean := strings.TrimPrefix(path.Clean("/"+p), "/")
-		var parents []string
-		for d := path.Dir(clean); d != "." && d != "/"; d = path.Dir(d) {
-			parents = append([]string{d}, parents...)
-		}
-		for _, d := range parents {
-			if dirs[d] {
+		for _, d := range parents(clean) {
+			if written[d] {
 				continue
 			}
-			dirs[d] = true
-			if err := tw.WriteHeader(&tar.Header{Name: d + "/", Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+			written[d] = true
+			h := &tar.Header{Name: d + "/", Mode: 0o755, Typeflag: tar.TypeDir}
+			if b, ok := baseDirs[d]; ok {
+				h.Mode, h.Uid, h.Gid, h.Uname, h.Gname, h.ModTime = b.Mode, b.Uid, b.Gid, b.Uname, b.Gname, b.ModTime
+			}
+			if err := tw.WriteHeader(h); err != nil {
 				return nil, err
 			}
 		}
@@ -161,6 +175,38 @@ func binaryLayer(files map[string][]byte) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// parents lists a path's parent directories, outermost first.
+func parents(p string) []string {
+	var out []string
+	for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
+		out = append([]string{d}, out...)
+	}
+	return out
+}
+
+// baseDirectories reads the headers of the given directories from the base
+// image's flattened filesystem.
+func baseDirectories(img v1.Image, want map[string]bool) (map[string]*tar.Header, error) {
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	found := map[string]*tar.Header{}
+	tr := tar.NewReader(rc)
+	for len(found) < len(want) {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(path.Clean("/"+h.Name), "/"), "/")
+		if want[name] && h.Typeflag == tar.TypeDir {
+			found[name] = h
+		}
+	}
+	return found, nil
 }
 
 func sortedPaths(m map[string][]byte) []string {

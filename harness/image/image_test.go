@@ -172,6 +172,10 @@ func TestPackGo(t *testing.T) {
 	if strings.TrimSpace(out) != "bonjour from a packed binary" {
 		t.Errorf("packed binary printed %q", out)
 	}
+	// The parent directories keep the owner and mode the base gave them.
+	if out := runImage(t, cli, ref, "stat", "-c", "%U:%G %a", "/opt/hello/bin", "/opt/hello"); out != "nobody:nogroup 750\nnobody:nogroup 755\n" {
+		t.Errorf("parent directories after packing: %q", out)
+	}
 	// The Dockerfile part is still there underneath.
 	if out := runImage(t, cli, ref, "cat", "/message.txt"); strings.TrimSpace(out) != "first" {
 		t.Errorf("base layer content %q", out)

@@ -1,0 +1,242 @@
+package scenarios
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/rehearse/rehearse/harness/timeline"
+	"github.com/rehearse/rehearse/harness/upgrade"
+	"github.com/rehearse/rehearse/internal/term"
+)
+
+// upgradeState is the part of a World about the upgrade package.
+type upgradeState struct {
+	pkgPath string
+	pkg     *upgrade.Package
+	entry   string
+	roots   *x509.CertPool
+	chain   []*x509.Certificate
+	outcome *upgrade.Outcome
+}
+
+func init() {
+	Steps = append(Steps,
+		Step{`Given the upgrade package "PATH"`, `^the upgrade package "([^"]*)"$`, `Given the upgrade package "../out/packages/billing-3.0-rehearsed.zip"`,
+			"open the package (.zip, .tar.gz, .tgz or a directory) safely; its signature is PATH.p7s", theUpgradePackage},
+		Step{`Given the upgrade entry script "SCRIPT"`, `^the upgrade entry script "([^"]*)"$`, `Given the upgrade entry script "install.sh"`,
+			"for packages without upgrade.yaml: the script to run (default upgrade.sh); it marks steps with lines ::step NAME", theEntryScript},
+		Step{`Given the trust store "PATH"`, `^the trust store "([^"]*)"$`, `Given the trust store "../out/pki/old-root.pem"`,
+			"trusted root certificates (a PEM file or a directory)", theTrustStore},
+		Step{`Given the vendor chain "PATH"`, `^the vendor chain "([^"]*)"$`, `Given the vendor chain "../out/pki/cross-chain.pem"`,
+			"extra chain certificates, such as a cross-signed intermediate after a CA rotation", theVendorChain},
+		Step{`Then the package signature is trusted`, `^the package signature is trusted$`, `Then the package signature is trusted`,
+			"the detached CMS signature verifies and chains to the trust store", signatureTrusted},
+		Step{`Then the package signature is rejected as "VERDICT"`, `^the package signature is rejected as "([^"]*)"$`, `Then the package signature is rejected as "unknown-authority"`,
+			"the verdict: unknown-authority, bad-signature, expired, wrong-usage or malformed", signatureRejected},
+		Step{`When the upgrade package is applied to "SVC" as "USER"`, `^the upgrade package is applied to "([^"]*)" as "([^"]*)"$`, `When the upgrade package is applied to "billing" as "deploy"`,
+			"copy the package into the service(s) and run its steps (SVC and USER are the defaults for steps that name none)", applyPackage},
+		Step{`Then the upgrade succeeds`, `^the upgrade succeeds$`, `Then the upgrade succeeds`, "every step passed", upgradeSucceeds},
+		Step{`Then the upgrade fails at step "STEP"`, `^the upgrade fails at step "([^"]*)"$`, `Then the upgrade fails at step "restart"`,
+			"the first failing step", upgradeFailsAt},
+		Step{`Then step "STEP" output contains "TEXT"`, `^step "([^"]*)" output contains "((?:[^"\\]|\\.)*)"$`, `Then step "restart" output contains "sudo"`,
+			"the step's stdout or stderr", stepOutputContains},
+		Step{`Then service "SVC" reports version "V"`, `^service "([^"]*)" reports version "([^"]*)"$`, `Then service "billing" reports version "3.0"`,
+			"the service's x-rehearse version command prints V", serviceReportsVersion},
+	)
+}
+
+func theUpgradePackage(ctx context.Context, path string) error {
+	w := WorldFrom(ctx)
+	p, err := w.resolve(path)
+	if err != nil {
+		return fmt.Errorf("upgrade package %w (make packages builds the bundled ones)", err)
+	}
+	if w.up.pkg != nil {
+		w.up.pkg.Close()
+	}
+	span := w.Timeline.Begin("upgrade", "package", "open").Set("path", p)
+	pkg, err := upgrade.Open(p)
+	span.End(err)
+	if err != nil {
+		return err
+	}
+	w.up.pkgPath, w.up.pkg, w.up.outcome = p, pkg, nil
+	return nil
+}
+
+func theEntryScript(ctx context.Context, script string) error {
+	WorldFrom(ctx).up.entry = script
+	return nil
+}
+
+func theTrustStore(ctx context.Context, path string) error {
+	w := WorldFrom(ctx)
+	p, err := w.resolve(path)
+	if err != nil {
+		return fmt.Errorf("trust store %w", err)
+	}
+	w.up.roots, err = upgrade.LoadTrust(p)
+	return err
+}
+
+func theVendorChain(ctx context.Context, path string) error {
+	w := WorldFrom(ctx)
+	p, err := w.resolve(path)
+	if err != nil {
+		return fmt.Errorf("vendor chain %w", err)
+	}
+	certs, err := upgrade.LoadCerts(p)
+	w.up.chain = append(w.up.chain, certs...)
+	return err
+}
+
+func (w *World) verify() (upgrade.Result, error) {
+	if w.up.pkg == nil {
+		return upgrade.Result{}, errors.New(`no upgrade package: use Given the upgrade package "PATH"`)
+	}
+	if w.up.roots == nil {
+		return upgrade.Result{}, errors.New(`no trust store: use Given the trust store "PATH"`)
+	}
+	res, err := upgrade.VerifyFile(w.up.pkgPath, w.up.pkgPath+".p7s", upgrade.Trust{Roots: w.up.roots, Extra: w.up.chain})
+	if err == nil {
+		w.Timeline.Mark("upgrade", "package", "signature "+string(res.Verdict), map[string]string{"reason": res.Reason})
+	}
+	return res, err
+}
+
+func signatureTrusted(ctx context.Context) error {
+	res, err := WorldFrom(ctx).verify()
+	if err != nil {
+		return err
+	}
+	if res.Verdict != upgrade.Trusted {
+		return fmt.Errorf("signature %s: %s", res.Verdict, res.Reason)
+	}
+	return nil
+}
+
+func signatureRejected(ctx context.Context, verdict string) error {
+	if !slices.Contains(upgrade.Verdicts, upgrade.Verdict(verdict)) || verdict == string(upgrade.Trusted) {
+		return fmt.Errorf("%q is not a rejection verdict (unknown-authority, bad-signature, expired, wrong-usage, malformed)", verdict)
+	}
+	res, err := WorldFrom(ctx).verify()
+	if err != nil {
+		return err
+	}
+	if string(res.Verdict) != verdict {
+		return fmt.Errorf("signature %s, want %s: %s", res.Verdict, verdict, res.Reason)
+	}
+	return nil
+}
+
+func applyPackage(ctx context.Context, service, user string) error {
+	w := WorldFrom(ctx)
+	e, err := w.environment()
+	if err != nil {
+		return err
+	}
+	if w.up.pkg == nil {
+		return errors.New(`no upgrade package: use Given the upgrade package "PATH"`)
+	}
+	hooks := upgrade.Hooks{
+		StepStart: func(_ context.Context, s upgrade.StepResult) {
+			fmt.Fprintf(w.log, "upgrade step %s: %s as %s\n", s.Name, s.Service, s.User)
+		},
+		StepEnd: func(_ context.Context, s upgrade.StepResult) {
+			fmt.Fprintf(w.log, "upgrade step %s: exit %d after %s\n", s.Name, s.ExitCode, s.End.Sub(s.Start).Round(1e6))
+		},
+	}
+	w.up.outcome, err = upgrade.Apply(ctx, e, w.up.pkg, upgrade.ApplyOptions{Service: service, User: user, Entry: w.up.entry,
+		Timeline: w.Timeline, Hooks: hooks})
+	return err
+}
+
+func (w *World) outcome() (*upgrade.Outcome, error) {
+	if w.up.outcome == nil {
+		return nil, errors.New(`the upgrade has not been applied: use When the upgrade package is applied to "SVC" as "USER"`)
+	}
+	return w.up.outcome, nil
+}
+
+func describeSteps(o *upgrade.Outcome) string {
+	var b strings.Builder
+	for _, s := range o.Steps {
+		fmt.Fprintf(&b, "\n  %s (%s as %s): exit %d", s.Name, s.Service, s.User, s.ExitCode)
+		if s.Failed() {
+			fmt.Fprintf(&b, "\n    %s", strings.ReplaceAll(term.Tail(s.Output, 5), "\n", "\n    "))
+		}
+	}
+	return b.String()
+}
+
+func upgradeSucceeds(ctx context.Context) error {
+	o, err := WorldFrom(ctx).outcome()
+	if err != nil {
+		return err
+	}
+	if o.FailedStep != "" {
+		return fmt.Errorf("the upgrade failed at step %q:%s", o.FailedStep, describeSteps(o))
+	}
+	for _, s := range o.Steps {
+		if s.Cleanup && s.Failed() {
+			return fmt.Errorf("cleanup step %q failed:%s", s.Name, describeSteps(o))
+		}
+	}
+	return nil
+}
+
+func upgradeFailsAt(ctx context.Context, step string) error {
+	o, err := WorldFrom(ctx).outcome()
+	if err != nil {
+		return err
+	}
+	if o.FailedStep != step {
+		if o.FailedStep == "" {
+			return fmt.Errorf("the upgrade succeeded, want it to fail at step %q:%s", step, describeSteps(o))
+		}
+		return fmt.Errorf("the upgrade failed at step %q, want %q:%s", o.FailedStep, step, describeSteps(o))
+	}
+	return nil
+}
+
+func stepOutputContains(ctx context.Context, step, text string) error {
+	o, err := WorldFrom(ctx).outcome()
+	if err != nil {
+		return err
+	}
+	s, ok := o.Step(step)
+	if !ok {
+		return fmt.Errorf("no step %q ran:%s", step, describeSteps(o))
+	}
+	if text = unescape(text); !strings.Contains(s.Output, text) {
+		return fmt.Errorf("step %q output does not contain %q:\n%s", step, text, term.Tail(s.Output, 10))
+	}
+	return nil
+}
+
+func serviceReportsVersion(ctx context.Context, service, want string) error {
+	w := WorldFrom(ctx)
+	s, err := w.service(service)
+	if err != nil {
+		return err
+	}
+	sp := w.Env.Plan.Service(service)
+	if len(sp.Ext.Version) == 0 {
+		return fmt.Errorf("service %s has no x-rehearse: {version: [command...]} in %s", service, w.composeFile)
+	}
+	span := w.Timeline.Begin(timeline.KindCommand, service, strings.Join(sp.Ext.Version, " "))
+	res, err := s.Exec(ctx, sp.Ext.Version)
+	span.Set("exit", res.ExitCode).End(err)
+	if err != nil {
+		return err
+	}
+	got := strings.TrimSpace(res.Stdout)
+	if res.ExitCode != 0 || got != want {
+		return fmt.Errorf("service %s reports version %q (exit %d, %s), want %q", service, got, res.ExitCode, strings.TrimSpace(res.Stderr), want)
+	}
+	return nil
+}
