@@ -232,14 +232,18 @@ func applyEntry(ctx context.Context, e *env.Environment, p *Package, o ApplyOpti
 			o.Hooks.StepEnd(ctx, *current)
 		}
 	}
-	begin("start")
 	w := &lineWriter{emit: func(line string) {
 		mu.Lock()
 		defer mu.Unlock()
 		if name, ok := strings.CutPrefix(line, StepMarker); ok {
-			end(0)
+			if current != nil {
+				end(0)
+			}
 			begin(strings.TrimSpace(name))
 			return
+		}
+		if current == nil {
+			begin("start")
 		}
 		buf.WriteString(line + "\n")
 		o.Timeline.Mark(KindStepOutput, current.Name, line, nil)
@@ -252,11 +256,10 @@ func applyEntry(ctx context.Context, e *env.Environment, p *Package, o ApplyOpti
 	w.Flush()
 	mu.Lock()
 	defer mu.Unlock()
-	end(code)
-	// "start" with no output and a marker right away is noise.
-	if first := out.Steps[0]; first.Name == "start" && first.Output == "" && len(out.Steps) > 1 {
-		out.Steps = out.Steps[1:]
+	if current == nil {
+		begin("start")
 	}
+	end(code)
 	if code != 0 {
 		out.FailedStep = out.Steps[len(out.Steps)-1].Name
 	}
