@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/rehearse/rehearse/harness/env"
-	"github.com/rehearse/rehearse/internal/enginetest"
+	"github.com/rehearse/rehearse/internal/envtest"
 )
 
 var billingDir = filepath.Join("..", "..", "fixtures", "billing")
@@ -85,23 +85,7 @@ func TestGeneratorsAreDeterministic(t *testing.T) {
 }
 
 func startDB(t testing.TB) *env.Environment {
-	t.Helper()
-	cli := enginetest.Connect(t)
-	file := filepath.Join("testdata", "pg", "compose.yaml")
-	p, err := env.Load(context.Background(), file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := env.NewPlan(file, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := env.Start(context.Background(), plan, env.WithClient(cli))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Down(context.Background()) })
-	return e
+	return envtest.Start(t, filepath.Join("testdata", "pg", "compose.yaml"))
 }
 
 func count(t testing.TB, e *env.Environment, sql string) int64 {

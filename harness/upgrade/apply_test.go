@@ -9,27 +9,11 @@ import (
 
 	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/harness/timeline"
-	"github.com/rehearse/rehearse/internal/enginetest"
+	"github.com/rehearse/rehearse/internal/envtest"
 )
 
 func startBox(t *testing.T) *env.Environment {
-	t.Helper()
-	cli := enginetest.Connect(t)
-	file := filepath.Join("testdata", "box", "compose.yaml")
-	p, err := env.Load(context.Background(), file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := env.NewPlan(file, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := env.Start(context.Background(), plan, env.WithClient(cli))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Down(context.Background()) })
-	return e
+	return envtest.Start(t, filepath.Join("testdata", "box", "compose.yaml"))
 }
 
 func TestApply(t *testing.T) {
