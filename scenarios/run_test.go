@@ -103,6 +103,16 @@ func TestRunBrokenFeatures(t *testing.T) {
 	assertNoNewRuns(t, before, timelineRuns(t, out)...)
 }
 
+func TestRunTags(t *testing.T) {
+	sum, text := run(t, RunOptions{Paths: []string{"testdata/bad/steps.feature", "testdata/good"}, Tags: "@smoke"})
+	if !sum.Passed() {
+		t.Fatalf("the @smoke scenarios should pass, the broken ones should not run:\n%s", text)
+	}
+	if !strings.Contains(text, "2 scenarios (2 passed)") {
+		t.Errorf("want exactly the two @smoke scenarios:\n%s", text)
+	}
+}
+
 func TestRunJUnit(t *testing.T) {
 	out := t.TempDir()
 	sum, text := run(t, RunOptions{Paths: []string{"testdata/good"}, Format: "junit", OutDir: out})

@@ -11,6 +11,7 @@ Feature: Scenarios that fail on purpose
     Given the environment "../world/compose.yaml"
     And the dataset "no-such-dataset" is loaded at scale 10
 
+  @smoke
   Scenario: A scenario after the broken ones still runs
     Given the environment "../world/compose.yaml"
     When I run "true" in service "box"

@@ -1,5 +1,6 @@
 Feature: A passing scenario next to broken ones
 
+  @smoke
   Scenario: Commands run in the sandbox
     Given the environment "../world/compose.yaml"
     When I run "echo 'hello from \"box\"'" in service "box"
