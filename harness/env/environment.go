@@ -137,6 +137,7 @@ func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, 
 	if o.runID == "" {
 		o.runID = NewRunID()
 	}
+	engine.ConfigureTestcontainers() // also when the caller brought its own client
 	e := &Environment{RunID: o.runID, Plan: plan, cli: o.cli, owner: Self(), opts: o,
 		services: map[string]*Service{}, timings: map[string]Timing{}}
 	if e.cli == nil {
