@@ -408,3 +408,19 @@ func TestNothingLeftBehind(t *testing.T) {
 		})
 	}
 }
+
+// An image that cannot be had fails the start, and what already started
+// is removed.
+func TestMissingImageLeavesNothing(t *testing.T) {
+	cli := enginetest.Connect(t)
+	plan, err := loadPlan(t, filepath.Join("testdata", "missing-image.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runID := NewRunID()
+	_, err = Start(context.Background(), plan, WithClient(cli), WithRunID(runID))
+	if err == nil || !strings.Contains(err.Error(), "services.ghost") || !strings.Contains(err.Error(), "rehearse-test/absent:never") {
+		t.Fatalf("err = %v", err)
+	}
+	enginetest.AssertGone(t, cli, runID, 0)
+}

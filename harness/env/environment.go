@@ -31,6 +31,7 @@ type Environment struct {
 	gateway  string // container id
 	// endpoints: service -> container port -> 127.0.0.1 endpoint
 	endpoints map[string]map[string]string
+	images    *image.Builder
 	timings   map[string]Timing
 	down      bool
 }
@@ -119,10 +120,11 @@ func WithSweep(sweep bool) StartOption {
 	}
 }
 
-// Start makes every image the plan needs, then creates the run's networks,
-// volumes and containers, starting independent services in parallel and
-// dependents once their dependencies meet their condition. It returns when
-// every service is ready.
+// Start creates the run's networks and volumes, then starts every service:
+// each makes sure its image exists (building what is missing or stale) while
+// its dependencies start, so images build in parallel with the start of what
+// is ready. Independent services start in parallel, dependents once their
+// dependencies meet their condition. It returns when every service is ready.
 //
 // On failure Start removes everything it created (unless WithKeepOnFailure)
 // and the error carries the failing service's log tail and health output.
@@ -171,20 +173,7 @@ func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, 
 	if err != nil {
 		return fail(err)
 	}
-	specs, err := Images(plan)
-	if err != nil {
-		return fail(err)
-	}
-	results, err := builder.Ensure(ctx, specs...)
-	if err != nil {
-		return fail(err)
-	}
-	for _, r := range results {
-		if r.Action == image.Built {
-			fmt.Fprintf(o.log, "image %s built\n", r.Ref)
-		}
-	}
-
+	e.images = builder
 	wd, err := startWatchdog(e.RunID)
 	if err != nil {
 		return fail(err)
@@ -246,7 +235,16 @@ func (e *Environment) start(ctx context.Context) error {
 		g.Go(func() error { return e.runService(gctx, sp, states) })
 	}
 	if e.Plan.hasPorts() {
-		g.Go(func() error { return e.startGateway(gctx, labels) })
+		g.Go(func() error {
+			gw, err := gatewaySpec()
+			if err == nil {
+				err = e.ensureImage(gctx, gw)
+			}
+			if err != nil {
+				return err
+			}
+			return e.startGateway(gctx, labels)
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -269,6 +267,18 @@ func (e *Environment) createNetwork(ctx context.Context, name string, internal b
 	})
 	if err != nil {
 		return fmt.Errorf("create network %s: %w", name, err)
+	}
+	return nil
+}
+
+// ensureImage makes one image exist, saying so when it had to build it.
+func (e *Environment) ensureImage(ctx context.Context, spec image.Spec) error {
+	rs, err := e.images.Ensure(ctx, spec)
+	if err != nil {
+		return err
+	}
+	if rs[0].Action == image.Built {
+		fmt.Fprintf(e.opts.log, "image %s built\n", rs[0].Ref)
 	}
 	return nil
 }

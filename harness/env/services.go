@@ -43,6 +43,9 @@ func (s *serviceState) markExited(code int) {
 // runService waits for the service's dependencies, starts it and waits until
 // it is ready.
 func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states map[string]*serviceState) error {
+	if err := e.ensureImage(ctx, sp.Image); err != nil {
+		return err
+	}
 	for _, dep := range sortedKeys(sp.DependsOn) {
 		st := states[dep]
 		var ch chan struct{}
