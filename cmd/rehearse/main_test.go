@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -224,5 +225,23 @@ func TestRunExitCodes(t *testing.T) {
 	}
 	if r := rehearse(t, "steps"); r.code != 0 || !strings.Contains(r.stdout, `Given the environment "PATH"`) {
 		t.Errorf("steps: %+v", r)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// The step catalogue is a public contract: a change to it shows here.
+func TestStepsGolden(t *testing.T) {
+	r := rehearse(t, "steps")
+	golden := filepath.Join("testdata", "steps.golden")
+	if *update {
+		os.WriteFile(golden, []byte(r.stdout), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.stdout != string(want) {
+		t.Errorf("rehearse steps differs from %s (go test -run TestStepsGolden -update to accept):\n%s", golden, r.stdout)
 	}
 }
