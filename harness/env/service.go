@@ -252,6 +252,7 @@ func (s *Service) CopyTree(ctx context.Context, hostDir, dest string) error {
 		pw.CloseWithError(err)
 	}()
 	_, err := s.env.cli.CopyToContainer(ctx, s.ContainerID, client.CopyToContainerOptions{DestinationPath: "/", Content: pr})
+	pr.Close() // a writer still going (the copy failed early) stops here
 	if err != nil {
 		return fmt.Errorf("copy %s to %s:%s: %w", hostDir, s.Name, dest, err)
 	}
