@@ -57,7 +57,9 @@ func (b *Builder) build(ctx context.Context, ref string, bd Build) (Result, erro
 	dfName := bd.Dockerfile
 	if bd.Inline != "" {
 		dfName = inlineDockerfile
-		body = appendFile(tar, inlineDockerfile, []byte(bd.Inline))
+		rc := appendFile(tar, inlineDockerfile, []byte(bd.Inline))
+		defer rc.Close() // stops the appending goroutine if the build ends early
+		body = rc
 	}
 	args := map[string]*string{}
 	for k, v := range bd.Args {
@@ -160,7 +162,7 @@ func fromImages(dockerfile string) []string {
 }
 
 // appendFile returns the tar stream r with one more file at its end.
-func appendFile(r io.Reader, name string, data []byte) io.Reader {
+func appendFile(r io.Reader, name string, data []byte) io.ReadCloser {
 	pr, pw := io.Pipe()
 	go func() {
 		tr, tw := tar.NewReader(r), tar.NewWriter(pw)
