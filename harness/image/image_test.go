@@ -233,3 +233,19 @@ func runImage(t *testing.T, cli *client.Client, ref string, cmd ...string) strin
 	stdcopy.StdCopy(&out, &out, rc)
 	return out.String()
 }
+
+func TestBuildInlineDockerfile(t *testing.T) {
+	b, cli := newBuilder(t)
+	ref := "rehearse-test/inline:latest"
+	removeImage(t, cli, ref)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "note.txt"), []byte("from the context\n"), 0o644)
+	spec := Spec{Ref: ref, Origin: "test", Build: &Build{Context: dir, Dockerfile: "Dockerfile",
+		Inline: "FROM debian:bookworm-slim\nCOPY note.txt /note.txt\n"}}
+	if _, err := b.Ensure(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if out := runImage(t, cli, ref, "cat", "/note.txt"); out != "from the context\n" {
+		t.Errorf("inline build: %q", out)
+	}
+}
