@@ -4,6 +4,8 @@ package features
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/cucumber/godog"
@@ -12,8 +14,23 @@ import (
 	"github.com/rehearse/rehearse/scenarios"
 )
 
+// ensurePackages builds the bundled upgrade packages (make packages) when
+// they are missing, so go test ./... works from a fresh clone.
+func ensurePackages(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join("..", "out", "packages", "billing-3.0-rehearsed.zip.p7s")); err == nil {
+		return
+	}
+	cmd := exec.Command("go", "run", "./fixtures/billing/packages/build", "-out", "out")
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the upgrade packages: %v\n%s", err, out)
+	}
+}
+
 func TestFeatures(t *testing.T) {
 	enginetest.Connect(t) // fails under CI without an engine, skips elsewhere
+	ensurePackages(t)
 	cfg := &scenarios.Config{}
 	if testing.Verbose() {
 		cfg.Live = os.Stderr
