@@ -59,12 +59,7 @@ func theEnvironment(ctx context.Context, path string) error {
 	}
 	w.composeFile = file
 	span := w.Timeline.Begin(timeline.KindEnvironment, "environment", "start").Set("compose", file).Set("run", w.RunID)
-	project, err := env.Load(ctx, file)
-	if err != nil {
-		span.End(err)
-		return err
-	}
-	plan, err := env.NewPlan(file, project)
+	plan, err := env.LoadPlan(ctx, file)
 	if err != nil {
 		span.End(err)
 		return err
@@ -227,7 +222,7 @@ func queryReturns(ctx context.Context, sql, service, want string) error {
 	if err != nil {
 		return err
 	}
-	got, err := queryValue(ctx, e, service, unescape(sql))
+	got, err := dataset.QueryValue(ctx, e, service, unescape(sql))
 	if err != nil {
 		return err
 	}
@@ -251,51 +246,14 @@ func tableHasRows(ctx context.Context, table, service, countText string) error {
 	if err != nil {
 		return err
 	}
-	got, err := queryValue(ctx, e, service, "SELECT count(*) FROM "+quoteIdent(table))
+	got, err := dataset.RowCount(ctx, e, service, table)
 	if err != nil {
 		return err
 	}
-	if got != strconv.FormatInt(want, 10) {
-		return fmt.Errorf("table %s on %s has %s rows, want %d", table, service, got, want)
+	if got != want {
+		return fmt.Errorf("table %s on %s has %d rows, want %d", table, service, got, want)
 	}
 	return nil
-}
-
-// queryValue runs SQL on a PostgreSQL service and returns the first column
-// of the first row as text ("NULL" for null).
-func queryValue(ctx context.Context, e *env.Environment, service, sql string) (string, error) {
-	conn, err := dataset.Connect(ctx, e, service, "")
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	rows, err := conn.Query(ctx, sql)
-	if err != nil {
-		return "", fmt.Errorf("query %q on %s: %w", sql, service, err)
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return "", fmt.Errorf("query %q on %s: %w", sql, service, err)
-		}
-		return "", fmt.Errorf("query %q on %s returned no rows", sql, service)
-	}
-	vals, err := rows.Values()
-	if err != nil || len(vals) == 0 {
-		return "", fmt.Errorf("query %q on %s: %v", sql, service, err)
-	}
-	if vals[0] == nil {
-		return "NULL", nil
-	}
-	return fmt.Sprint(vals[0]), nil
-}
-
-func quoteIdent(s string) string {
-	parts := strings.Split(s, ".")
-	for i, p := range parts {
-		parts[i] = `"` + strings.ReplaceAll(p, `"`, `""`) + `"`
-	}
-	return strings.Join(parts, ".")
 }
 
 // unescape turns \" and \\ in a quoted step argument into " and \.

@@ -220,23 +220,18 @@ func stepOutputContains(ctx context.Context, step, text string) error {
 
 func serviceReportsVersion(ctx context.Context, service, want string) error {
 	w := WorldFrom(ctx)
-	s, err := w.service(service)
+	e, err := w.environment()
 	if err != nil {
 		return err
 	}
-	sp := w.Env.Plan.Service(service)
-	if len(sp.Ext.Version) == 0 {
-		return fmt.Errorf("service %s has no x-rehearse: {version: [command...]} in %s", service, w.composeFile)
-	}
-	span := w.Timeline.Begin(timeline.KindCommand, service, strings.Join(sp.Ext.Version, " "))
-	res, err := s.Exec(ctx, sp.Ext.Version)
-	span.Set("exit", res.ExitCode).End(err)
+	span := w.Timeline.Begin(timeline.KindCommand, service, "version")
+	got, err := e.Version(ctx, service)
+	span.Set("version", got).End(err)
 	if err != nil {
 		return err
 	}
-	got := strings.TrimSpace(res.Stdout)
-	if res.ExitCode != 0 || got != want {
-		return fmt.Errorf("service %s reports version %q (exit %d, %s), want %q", service, got, res.ExitCode, strings.TrimSpace(res.Stderr), want)
+	if got != want {
+		return fmt.Errorf("service %s reports version %q, want %q", service, got, want)
 	}
 	return nil
 }

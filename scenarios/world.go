@@ -161,7 +161,11 @@ func (w *World) finish(ctx context.Context, scenarioErr error) error {
 	var err error
 	if w.Env != nil {
 		keep := failed && w.Config.KeepOnFailure && os.Getenv("CI") == ""
-		span := w.Timeline.Begin(timeline.KindEnvironment, "environment", map[bool]string{true: "keep", false: "down"}[keep])
+		action := "down"
+		if keep {
+			action = "keep"
+		}
+		span := w.Timeline.Begin(timeline.KindEnvironment, "environment", action)
 		if keep {
 			err = w.Env.Keep(ctx)
 			if err == nil {
@@ -201,7 +205,7 @@ func (w *World) reachInfo() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "--- environment kept: run %s ---\n", w.Env.RunID)
 	for _, s := range w.Env.Services() {
-		fmt.Fprintf(&b, "%s:\n  docker exec -it rehearse-%s-%s bash\n", s.Name, w.Env.RunID, s.Name)
+		fmt.Fprintf(&b, "%s:\n  docker exec -it %s bash\n", s.Name, s.ContainerName)
 		for port, ep := range s.Ports {
 			fmt.Fprintf(&b, "  %s -> %s\n", port, ep)
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/spf13/cobra"
 
@@ -62,13 +61,4 @@ func newGC() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "remove every run, including live and kept ones")
 	return cmd
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

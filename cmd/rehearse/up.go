@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -66,11 +68,7 @@ func newUp() *cobra.Command {
 }
 
 func loadPlan(ctx context.Context, file string, profiles []string) (*env.Plan, error) {
-	project, err := env.Load(ctx, file, env.WithProfiles(profiles...))
-	if err != nil {
-		return nil, err
-	}
-	return env.NewPlan(file, project)
+	return env.LoadPlan(ctx, file, env.WithProfiles(profiles...))
 }
 
 type upJSON struct {
@@ -97,11 +95,13 @@ func writeUpText(w io.Writer, file string, e *env.Environment) {
 	fmt.Fprintf(w, "run %s is up (%s)\n", e.RunID, file)
 	for _, s := range e.Services() {
 		var ports []string
-		for _, p := range sortedKeys(s.Ports) {
+		for _, p := range slices.Sorted(maps.Keys(s.Ports)) {
 			ports = append(ports, p+" -> "+s.Ports[p])
 		}
 		fmt.Fprintf(w, "  %-12s container %.12s  %s\n", s.Name, s.ContainerID, strings.Join(ports, ", "))
 	}
-	fmt.Fprintf(w, "reach a service:  docker exec -it rehearse-%s-SERVICE bash\n", e.RunID)
+	for _, s := range e.Services() {
+		fmt.Fprintf(w, "reach %-10s docker exec -it %s bash\n", s.Name+":", s.ContainerName)
+	}
 	fmt.Fprintf(w, "remove it:        rehearse down --run-id %s\n", e.RunID)
 }

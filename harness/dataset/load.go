@@ -3,11 +3,13 @@ package dataset
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -285,6 +287,36 @@ func Connect(ctx context.Context, e *env.Environment, service, database string) 
 		return nil, fmt.Errorf("connect to %s: %w", service, err)
 	}
 	return conn, nil
+}
+
+// QueryValue runs SQL on a PostgreSQL service and returns the first column
+// of the first row as text ("NULL" for null).
+func QueryValue(ctx context.Context, e *env.Environment, service, sql string) (string, error) {
+	conn, err := Connect(ctx, e, service, "")
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var v any
+	if err := conn.QueryRow(ctx, sql).Scan(&v); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return "", fmt.Errorf("query %q on %s returned no rows", sql, service)
+		}
+		return "", fmt.Errorf("query %q on %s: %w", sql, service, err)
+	}
+	if v == nil {
+		return "NULL", nil
+	}
+	return fmt.Sprint(v), nil
+}
+
+// RowCount counts a table's rows ("schema.table" works too).
+func RowCount(ctx context.Context, e *env.Environment, service, table string) (int64, error) {
+	v, err := QueryValue(ctx, e, service, "SELECT count(*) FROM "+pgx.Identifier(strings.Split(table, ".")).Sanitize())
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(v, 10, 64)
 }
 
 // WriteCSV writes a generated table's rows at a scale as CSV (the same rows

@@ -116,6 +116,16 @@ func Load(ctx context.Context, path string, opts ...LoadOption) (*types.Project,
 	return project, nil
 }
 
+// LoadPlan loads a compose file and plans its sandboxed run: Load, then
+// NewPlan with the file named as the user named it.
+func LoadPlan(ctx context.Context, file string, opts ...LoadOption) (*Plan, error) {
+	project, err := Load(ctx, file, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return NewPlan(file, project)
+}
+
 // ExtensionOf decodes a service's x-rehearse block, rejecting unknown keys.
 func ExtensionOf(svc types.ServiceConfig) (Extension, error) {
 	var ext Extension

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/rehearse/rehearse/internal/enginetest"
@@ -41,6 +42,25 @@ func startPlan(t *testing.T, file string, opts ...StartOption) (*Environment, *c
 		enginetest.AssertGone(t, cli, e.RunID, 0)
 	})
 	return e, cli
+}
+
+// networksOf inspects every network a container joins, by name.
+func networksOf(t *testing.T, cli *client.Client, containerID string) map[string]network.Network {
+	t.Helper()
+	ctx := context.Background()
+	ins, err := cli.ContainerInspect(ctx, containerID, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nets := map[string]network.Network{}
+	for name := range ins.Container.NetworkSettings.Networks {
+		n, err := cli.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nets[name] = n.Network.Network
+	}
+	return nets
 }
 
 func exec1(t *testing.T, s *Service, user string, cmd ...string) ExecResult {
@@ -91,24 +111,21 @@ func TestBillingWorld(t *testing.T) {
 
 	t.Run("service networks are internal", func(t *testing.T) {
 		for _, s := range e.Services() {
+			nets := networksOf(t, cli, s.ContainerID)
+			if len(nets) == 0 {
+				t.Errorf("%s joins no network", s.Name)
+			}
+			for name, n := range nets {
+				if !n.Internal {
+					t.Errorf("%s joins network %s, which is not internal", s.Name, name)
+				}
+				if n.Labels[LabelRun] != e.RunID || n.Labels[LabelOwner] == "" {
+					t.Errorf("network %s labels %v", name, n.Labels)
+				}
+			}
 			ins, err := cli.ContainerInspect(ctx, s.ContainerID, client.ContainerInspectOptions{})
 			if err != nil {
 				t.Fatal(err)
-			}
-			if len(ins.Container.NetworkSettings.Networks) == 0 {
-				t.Errorf("%s joins no network", s.Name)
-			}
-			for name := range ins.Container.NetworkSettings.Networks {
-				n, err := cli.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !n.Network.Internal {
-					t.Errorf("%s joins network %s, which is not internal", s.Name, name)
-				}
-				if n.Network.Labels[LabelRun] != e.RunID || n.Network.Labels[LabelOwner] == "" {
-					t.Errorf("network %s labels %v", name, n.Network.Labels)
-				}
 			}
 			if ins.Container.Config.Labels[LabelService] != s.Name || ins.Container.Config.Labels[LabelOwner] != Self().String() {
 				t.Errorf("%s labels %v", s.Name, ins.Container.Config.Labels)
@@ -229,18 +246,9 @@ func TestBillingWorld(t *testing.T) {
 
 func TestEgressOnlyWhereDeclared(t *testing.T) {
 	e, cli := startPlan(t, filepath.Join("testdata", "egress.yaml"))
-	ctx := context.Background()
 	external := func(s *Service) (n int) {
-		ins, err := cli.ContainerInspect(ctx, s.ContainerID, client.ContainerInspectOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for name := range ins.Container.NetworkSettings.Networks {
-			net, err := cli.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !net.Network.Internal {
+		for _, net := range networksOf(t, cli, s.ContainerID) {
+			if !net.Internal {
 				n++
 			}
 		}
@@ -354,12 +362,7 @@ func TestMain(m *testing.M) {
 
 func helper(mode, runID string) int {
 	ctx := context.Background()
-	p, err := Load(ctx, filepath.Join("testdata", "sleepers.yaml"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 3
-	}
-	plan, err := NewPlan("sleepers.yaml", p)
+	plan, err := LoadPlan(ctx, filepath.Join("testdata", "sleepers.yaml"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 3

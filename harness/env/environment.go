@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,7 +29,6 @@ type Environment struct {
 	wd       *watchdog
 	mu       sync.Mutex
 	services map[string]*Service
-	gateway  string // container id
 	// endpoints: service -> container port -> 127.0.0.1 endpoint
 	endpoints map[string]map[string]string
 	images    *image.Builder
@@ -316,6 +316,26 @@ func (e *Environment) Timings() map[string]Timing {
 		out[k] = v
 	}
 	return out
+}
+
+// Version runs a service's x-rehearse version command and returns what it
+// printed, trimmed.
+func (e *Environment) Version(ctx context.Context, service string) (string, error) {
+	s, sp := e.Service(service), e.Plan.Service(service)
+	if s == nil || sp == nil {
+		return "", fmt.Errorf("no service %q is running", service)
+	}
+	if len(sp.Ext.Version) == 0 {
+		return "", fmt.Errorf("service %s has no x-rehearse: {version: [command...]} in %s", service, e.Plan.File)
+	}
+	res, err := s.Exec(ctx, sp.Ext.Version)
+	if err != nil {
+		return "", err
+	}
+	if res.ExitCode != 0 {
+		return "", fmt.Errorf("version command of %s exited %d: %s", service, res.ExitCode, strings.TrimSpace(res.Stderr))
+	}
+	return strings.TrimSpace(res.Stdout), nil
 }
 
 // Client is the engine client the environment uses.

@@ -11,12 +11,7 @@ import (
 // rules are checked here, before anything starts.
 func ExampleNewPlan() {
 	file := "../../fixtures/billing/compose.yaml"
-	project, err := env.Load(context.Background(), file)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	plan, err := env.NewPlan(file, project)
+	plan, err := env.LoadPlan(context.Background(), file)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -35,8 +30,7 @@ func ExampleNewPlan() {
 // file, line, service and key.
 func ExampleNewPlan_refused() {
 	file := "testdata/privileged.yaml"
-	project, _ := env.Load(context.Background(), file)
-	_, err := env.NewPlan(file, project)
+	_, err := env.LoadPlan(context.Background(), file)
 	fmt.Println(err)
 	// Output:
 	// testdata/privileged.yaml:4: services.app.privileged: privileged containers are not allowed in a rehearsal sandbox (service "app")

@@ -110,19 +110,13 @@ func (e *Environment) startGateway(ctx context.Context, labels map[string]string
 		Networks:     nets,
 		ExposedPorts: exposed,
 		HostConfigModifier: func(hc *container.HostConfig) {
-			hc.PortBindings = network.PortMap{}
-			for _, p := range exposed {
-				hc.PortBindings[network.MustParsePort(p)] = []network.PortBinding{{HostIP: netip.MustParseAddr("127.0.0.1")}}
-			}
+			hc.PortBindings = loopbackBindings(exposed)
 		},
 	}
 	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{ContainerRequest: req, Started: true, Logger: tclog.NewNoopLogger()})
 	if err != nil {
 		return fmt.Errorf("port gateway: %w", err)
 	}
-	e.mu.Lock()
-	e.gateway = c.GetContainerID()
-	e.mu.Unlock()
 	ins, err := e.cli.ContainerInspect(ctx, c.GetContainerID(), client.ContainerInspectOptions{})
 	if err != nil {
 		return fmt.Errorf("port gateway: %w", err)
@@ -137,12 +131,27 @@ func (e *Environment) startGateway(ctx context.Context, labels map[string]string
 		if endpoints[f.service] == nil {
 			endpoints[f.service] = map[string]string{}
 		}
-		endpoints[f.service][f.port.Key()] = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), mustPort(b[0].HostPort)).String()
+		endpoints[f.service][f.port.Key()] = netip.AddrPortFrom(loopback, mustPort(b[0].HostPort)).String()
 	}
 	e.mu.Lock()
 	e.endpoints = endpoints
 	e.mu.Unlock()
 	return nil
+}
+
+// loopback is the only host address a rehearsal publishes on.
+var loopback = netip.MustParseAddr("127.0.0.1")
+
+// loopbackBindings publishes each port ("5432/tcp") on 127.0.0.1, at a port
+// the engine picks.
+func loopbackBindings(ports []string) network.PortMap {
+	m := network.PortMap{}
+	for _, p := range ports {
+		if port, err := network.ParsePort(p); err == nil {
+			m[port] = []network.PortBinding{{HostIP: loopback}}
+		}
+	}
+	return m
 }
 
 func mustPort(s string) uint16 {

@@ -10,11 +10,7 @@ import (
 
 func loadPlan(t testing.TB, file string) (*Plan, error) {
 	t.Helper()
-	p, err := Load(context.Background(), file)
-	if err != nil {
-		return nil, err
-	}
-	return NewPlan(file, p)
+	return LoadPlan(context.Background(), file)
 }
 
 func TestPlanRejects(t *testing.T) {

@@ -20,8 +20,9 @@ import (
 
 // Service is one running container of an environment.
 type Service struct {
-	Name        string
-	ContainerID string
+	Name          string
+	ContainerID   string
+	ContainerName string // for people: docker exec -it NAME bash
 	// Ports maps a container port ("5432/tcp") to its endpoint on the host
 	// ("127.0.0.1:49153").
 	Ports map[string]string
@@ -120,14 +121,6 @@ func (s *Service) ExecStream(ctx context.Context, cmd []string, stdout, stderr i
 func (s *Service) CopyIn(ctx context.Context, data []byte, path string, mode int64) error {
 	if err := s.c.CopyToContainer(ctx, data, path, mode); err != nil {
 		return fmt.Errorf("copy to %s:%s: %w", s.Name, path, err)
-	}
-	return nil
-}
-
-// CopyDirIn copies a host directory into the service, at parent/<base of dir>.
-func (s *Service) CopyDirIn(ctx context.Context, dir, parent string) error {
-	if err := s.c.CopyDirToContainer(ctx, dir, parent, 0o755); err != nil {
-		return fmt.Errorf("copy %s to %s:%s: %w", dir, s.Name, parent, err)
 	}
 	return nil
 }

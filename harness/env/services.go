@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
@@ -76,7 +74,8 @@ func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states ma
 	c, err := testcontainers.GenericContainer(ctx, req)
 	if c != nil {
 		e.mu.Lock()
-		e.services[sp.Name] = &Service{Name: sp.Name, ContainerID: c.GetContainerID(), Ports: map[string]string{}, env: e, c: c}
+		e.services[sp.Name] = &Service{Name: sp.Name, ContainerID: c.GetContainerID(), ContainerName: e.resourceName(sp.Name),
+			Ports: map[string]string{}, env: e, c: c}
 		e.mu.Unlock()
 	}
 	if err != nil {
@@ -267,12 +266,7 @@ func (e *Environment) request(ctx context.Context, sp *ServicePlan) (testcontain
 			}
 		},
 		HostConfigModifier: func(hc *container.HostConfig) {
-			hc.PortBindings = network.PortMap{}
-			for _, p := range exposed {
-				if port, err := network.ParsePort(p); err == nil {
-					hc.PortBindings[port] = []network.PortBinding{{HostIP: netip.MustParseAddr("127.0.0.1")}}
-				}
-			}
+			hc.PortBindings = loopbackBindings(exposed)
 			hc.CapAdd = sp.CapAdd
 			hc.CapDrop = sp.CapDrop
 			for _, m := range sp.Mounts {

@@ -8,12 +8,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -210,10 +211,5 @@ func baseDirectories(img v1.Image, want map[string]bool) (map[string]*tar.Header
 }
 
 func sortedPaths(m map[string][]byte) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // the same layer bytes give the same image ID
-	return keys
+	return slices.Sorted(maps.Keys(m)) // the same layer bytes give the same image ID
 }

@@ -151,12 +151,41 @@ func shellCommand(cmd string, d time.Duration) []string {
 	return []string{"timeout", "--kill-after=5", secs, "sh", "-c", cmd}
 }
 
-func runStep(ctx context.Context, svc *env.Service, spec StepSpec, o ApplyOptions, cleanup bool) (StepResult, error) {
-	res := StepResult{Name: spec.Name, Service: svc.Name, User: spec.User, Start: time.Now(), Cleanup: cleanup}
+// stepRecord reports one step to the hooks and the timeline, the same way
+// for manifest steps and for an entry script's marked steps.
+type stepRecord struct {
+	ctx  context.Context
+	o    ApplyOptions
+	res  StepResult
+	span *timeline.Span
+}
+
+func beginStep(ctx context.Context, o ApplyOptions, res StepResult) *stepRecord {
+	res.Start = time.Now()
 	if o.Hooks.StepStart != nil {
 		o.Hooks.StepStart(ctx, res)
 	}
-	span := o.Timeline.Begin(KindStep, svc.Name, spec.Name).Set("user", spec.User)
+	return &stepRecord{ctx: ctx, o: o, res: res, span: o.Timeline.Begin(KindStep, res.Service, res.Name).Set("user", res.User)}
+}
+
+// end closes the step with its exit code and output; err is a failure to
+// run it at all.
+func (r *stepRecord) end(code int, output string, err error) StepResult {
+	r.res.End, r.res.ExitCode, r.res.Output, r.res.TimedOut = time.Now(), code, output, code == 124
+	r.span.Set("exit", code)
+	var stepErr error
+	if r.res.Failed() {
+		stepErr = fmt.Errorf("exit %d", code)
+	}
+	r.span.End(errors.Join(err, stepErr))
+	if r.o.Hooks.StepEnd != nil {
+		r.o.Hooks.StepEnd(r.ctx, r.res)
+	}
+	return r.res
+}
+
+func runStep(ctx context.Context, svc *env.Service, spec StepSpec, o ApplyOptions, cleanup bool) (StepResult, error) {
+	rec := beginStep(ctx, o, StepResult{Name: spec.Name, Service: svc.Name, User: spec.User, Cleanup: cleanup})
 	out := &lineWriter{emit: func(line string) { o.Timeline.Mark(KindStepOutput, spec.Name, line, nil) }}
 	timeout := spec.Timeout
 	if timeout == 0 {
@@ -168,20 +197,10 @@ func runStep(ctx context.Context, svc *env.Service, spec StepSpec, o ApplyOption
 	}
 	code, err := svc.ExecStream(ctx, shellCommand(spec.Command, timeout), out, out, opts...)
 	out.Flush()
-	res.End, res.ExitCode, res.Output = time.Now(), code, out.String()
-	res.TimedOut = code == 124
-	span.Set("exit", code)
-	if res.TimedOut {
-		span.Set("timeout", timeout)
+	if code == 124 {
+		rec.span.Set("timeout", timeout)
 	}
-	var stepErr error
-	if res.Failed() {
-		stepErr = fmt.Errorf("exit %d", code)
-	}
-	span.End(errors.Join(err, stepErr))
-	if o.Hooks.StepEnd != nil {
-		o.Hooks.StepEnd(ctx, res)
-	}
+	res := rec.end(code, out.String(), err)
 	if err != nil {
 		return res, fmt.Errorf("step %s: %w", spec.Name, err)
 	}
@@ -207,30 +226,15 @@ func applyEntry(ctx context.Context, e *env.Environment, p *Package, o ApplyOpti
 	}
 	var (
 		mu      sync.Mutex
-		current *StepResult
-		span    *timeline.Span
+		current *stepRecord
 		buf     bytes.Buffer
 	)
 	begin := func(name string) {
-		r := StepResult{Name: name, Service: svc.Name, User: o.User, Start: time.Now()}
-		current, span = &r, o.Timeline.Begin(KindStep, svc.Name, name).Set("user", o.User)
+		current = beginStep(ctx, o, StepResult{Name: name, Service: svc.Name, User: o.User})
 		buf.Reset()
-		if o.Hooks.StepStart != nil {
-			o.Hooks.StepStart(ctx, r)
-		}
 	}
 	end := func(code int) {
-		current.End, current.ExitCode, current.Output = time.Now(), code, buf.String()
-		current.TimedOut = code == 124
-		var err error
-		if code != 0 {
-			err = fmt.Errorf("exit %d", code)
-		}
-		span.Set("exit", code).End(err)
-		out.Steps = append(out.Steps, *current)
-		if o.Hooks.StepEnd != nil {
-			o.Hooks.StepEnd(ctx, *current)
-		}
+		out.Steps = append(out.Steps, current.end(code, buf.String(), nil))
 	}
 	w := &lineWriter{emit: func(line string) {
 		mu.Lock()
@@ -246,7 +250,7 @@ func applyEntry(ctx context.Context, e *env.Environment, p *Package, o ApplyOpti
 			begin("start")
 		}
 		buf.WriteString(line + "\n")
-		o.Timeline.Mark(KindStepOutput, current.Name, line, nil)
+		o.Timeline.Mark(KindStepOutput, current.res.Name, line, nil)
 	}}
 	opts := []env.ExecOption{env.InDir(Workdir)}
 	if o.User != "" {

@@ -15,11 +15,7 @@ import (
 func Start(t testing.TB, file string) *env.Environment {
 	t.Helper()
 	cli := enginetest.Connect(t)
-	p, err := env.Load(context.Background(), file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := env.NewPlan(file, p)
+	plan, err := env.LoadPlan(context.Background(), file)
 	if err != nil {
 		t.Fatal(err)
 	}
