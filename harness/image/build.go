@@ -2,7 +2,7 @@ package image
 
 import (
 	"archive/tar"
-	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -29,8 +29,12 @@ func (b *Builder) build(ctx context.Context, ref string, bd Build) (Result, erro
 	if err != nil {
 		return Result{}, err
 	}
+	bases, err := baseImages(dockerfile, bd.Args, bd.Target)
+	if err != nil {
+		return Result{}, fmt.Errorf("%s: %w", dockerfileName(bd), err)
+	}
 	var baseIDs []string
-	for _, base := range fromImages(dockerfile) {
+	for _, base := range bases {
 		r, err := b.ensureExisting(ctx, base)
 		if err != nil {
 			return Result{}, fmt.Errorf("base image %s: %w", base, err)
@@ -48,19 +52,16 @@ func (b *Builder) build(ctx context.Context, ref string, bd Build) (Result, erro
 	if id, ok := b.labelMatches(ctx, ref, digest); ok {
 		return Result{Ref: ref, ID: id, Action: Cached}, nil
 	}
-	tar, err := archive.TarWithOptions(bd.Context, &archive.TarOptions{ExcludePatterns: excludes})
+	body, err := archive.TarWithOptions(bd.Context, &archive.TarOptions{ExcludePatterns: excludes})
 	if err != nil {
 		return Result{}, fmt.Errorf("build context %s: %w", bd.Context, err)
 	}
-	defer tar.Close()
-	var body io.Reader = tar
 	dfName := bd.Dockerfile
 	if bd.Inline != "" {
 		dfName = inlineDockerfile
-		rc := appendFile(tar, inlineDockerfile, []byte(bd.Inline))
-		defer rc.Close() // stops the appending goroutine if the build ends early
-		body = rc
+		body = withInlineDockerfile(body, bd.Inline)
 	}
+	defer body.Close() // stops the goroutines writing the context if the build ends early
 	args := map[string]*string{}
 	for k, v := range bd.Args {
 		args[k] = &v
@@ -86,6 +87,14 @@ func (b *Builder) build(ctx context.Context, ref string, bd Build) (Result, erro
 		return Result{}, fmt.Errorf("%w: image %s missing after build", ErrBuild, ref)
 	}
 	return Result{Ref: ref, ID: id, Action: Built}, nil
+}
+
+// dockerfileName names a build's Dockerfile for errors.
+func dockerfileName(bd Build) string {
+	if bd.Inline != "" {
+		return "inline Dockerfile"
+	}
+	return "Dockerfile " + filepath.Join(bd.Context, bd.Dockerfile)
 }
 
 func (b *Builder) dockerfileText(bd Build) (string, error) {
@@ -132,66 +141,27 @@ func followBuild(r io.Reader, log io.Writer) error {
 	}
 }
 
-// fromImages lists the external images a Dockerfile starts from (not stages,
-// not scratch, not images named through build arguments).
-func fromImages(dockerfile string) []string {
-	stages := map[string]bool{}
-	var images []string
-	sc := bufio.NewScanner(strings.NewReader(dockerfile))
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 || !strings.EqualFold(fields[0], "FROM") {
-			continue
-		}
-		args := fields[1:]
-		for len(args) > 0 && strings.HasPrefix(args[0], "--") {
-			args = args[1:]
-		}
-		if len(args) == 0 {
-			continue
-		}
-		img := args[0]
-		if img != "scratch" && !stages[strings.ToLower(img)] && !strings.Contains(img, "$") {
-			images = append(images, img)
-		}
-		if len(args) >= 3 && strings.EqualFold(args[1], "AS") {
-			stages[strings.ToLower(args[2])] = true
-		}
-	}
-	return images
-}
-
-// appendFile returns the tar stream r with one more file at its end.
-func appendFile(r io.Reader, name string, data []byte) io.ReadCloser {
-	pr, pw := io.Pipe()
-	go func() {
-		tr, tw := tar.NewReader(r), tar.NewWriter(pw)
-		for {
-			hdr, err := tr.Next()
-			if err == io.EOF {
-				break
+// withInlineDockerfile returns the build context tar with the inline
+// Dockerfile added as inlineDockerfile, and that name added to the
+// .dockerignore the engine reads, so the engine drops it from the context
+// after reading it and COPY . never sees it (what docker build - does).
+func withInlineDockerfile(buildContext io.ReadCloser, dockerfile string) io.ReadCloser {
+	return archive.ReplaceFileTarWrapper(buildContext, map[string]archive.TarModifierFunc{
+		inlineDockerfile: func(string, *tar.Header, io.Reader) (*tar.Header, []byte, error) {
+			return &tar.Header{Name: inlineDockerfile, Mode: 0o644, Typeflag: tar.TypeReg}, []byte(dockerfile), nil
+		},
+		".dockerignore": func(_ string, h *tar.Header, content io.Reader) (*tar.Header, []byte, error) {
+			var b bytes.Buffer
+			if h == nil { // one made here names itself, so it is dropped too
+				h = &tar.Header{Name: ".dockerignore", Mode: 0o644, Typeflag: tar.TypeReg}
+				b.WriteString(".dockerignore")
+			} else if _, err := b.ReadFrom(content); err != nil {
+				return nil, nil, err
 			}
-			if err == nil {
-				err = tw.WriteHeader(hdr)
-			}
-			if err == nil {
-				_, err = io.Copy(tw, tr)
-			}
-			if err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-		}
-		err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
-		if err == nil {
-			_, err = tw.Write(data)
-		}
-		if err == nil {
-			err = tw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
-	return pr
+			b.WriteString("\n" + inlineDockerfile + "\n")
+			return h, b.Bytes(), nil
+		},
+	})
 }
 
 func dockerignore(dir string) ([]string, error) {

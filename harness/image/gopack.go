@@ -145,6 +145,8 @@ func (b *Builder) goBuild(ctx context.Context, bin GoBinary, out string) error {
 // parent directories. Storage drivers unpack a layer into its own directory,
 // so a parent left out would come back as root:root 0755 and hide the base's
 // owner and mode: each parent carries the attributes it has in the base.
+// The tar is written here, as ko does: go-archive tars host directories
+// (one owner for all, host modes), and crane.Layer writes no directories.
 func binaryLayer(files map[string][]byte, baseDirs map[string]*tar.Header) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)

@@ -2,36 +2,20 @@ package image
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/rehearse/rehearse/internal/enginetest"
 )
-
-func TestFromImages(t *testing.T) {
-	df := `# comment
-FROM --platform=linux/amd64 golang:1.26 AS build
-RUN go build
-FROM build AS test
-FROM scratch
-FROM ${BASE}
-from debian:bookworm-slim
-COPY --from=build /x /x
-`
-	got := fromImages(df)
-	want := []string{"golang:1.26", "debian:bookworm-slim"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("fromImages = %v, want %v", got, want)
-	}
-}
 
 func TestServesSuite(t *testing.T) {
 	tests := []struct {
@@ -72,10 +56,22 @@ func newBuilder(t *testing.T) (*Builder, *client.Client) {
 	return b, cli
 }
 
+// removeImage removes ref when the test ends; an image that is not there
+// (the test failed before making it) is fine.
 func removeImage(t *testing.T, cli *client.Client, ref string) {
 	t.Cleanup(func() {
-		cli.ImageRemove(context.Background(), ref, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+		_, err := cli.ImageRemove(context.Background(), ref, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			t.Errorf("remove test image %s: %v", ref, err)
+		}
 	})
+}
+
+func writeFile(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func copyDir(t *testing.T, src string) string {
@@ -95,7 +91,10 @@ func TestBuildCachesByInputs(t *testing.T) {
 	spec := Spec{Ref: ref, Origin: "test", Build: &Build{Context: dir, Dockerfile: "Dockerfile"}}
 	ensure := func() Result {
 		t.Helper()
-		b, _ := NewBuilder(cli) // a fresh builder: the cache is the engine's label, not memory
+		b, err := NewBuilder(cli) // a fresh builder: the cache is the engine's label, not memory
+		if err != nil {
+			t.Fatal(err)
+		}
 		rs, err := b.Ensure(ctx, spec)
 		if err != nil {
 			t.Fatal(err)
@@ -103,6 +102,7 @@ func TestBuildCachesByInputs(t *testing.T) {
 		return rs[0]
 	}
 	first := ensure()
+	removeImage(t, cli, first.ID) // untagged when content changes below
 	if first.Action != Built {
 		t.Fatalf("first ensure: %+v", first)
 	}
@@ -110,13 +110,15 @@ func TestBuildCachesByInputs(t *testing.T) {
 		t.Errorf("unchanged inputs: %+v, want cached %s", r, first.ID)
 	}
 	// A file .dockerignore excludes is not an input; a touched mtime is not either.
-	os.WriteFile(filepath.Join(dir, "ignored.txt"), []byte("noise"), 0o644)
+	writeFile(t, filepath.Join(dir, "ignored.txt"), "noise")
 	old := time.Now().Add(-time.Hour)
-	os.Chtimes(filepath.Join(dir, "message.txt"), old, old)
+	if err := os.Chtimes(filepath.Join(dir, "message.txt"), old, old); err != nil {
+		t.Fatal(err)
+	}
 	if r := ensure(); r.Action != Cached {
 		t.Errorf("ignored file or mtime changed the digest: %+v", r)
 	}
-	os.WriteFile(filepath.Join(dir, "message.txt"), []byte("second\n"), 0o644)
+	writeFile(t, filepath.Join(dir, "message.txt"), "second\n")
 	r := ensure()
 	if r.Action != Built || r.ID == first.ID {
 		t.Errorf("changed content: %+v, want a new build", r)
@@ -126,7 +128,7 @@ func TestBuildCachesByInputs(t *testing.T) {
 func TestBuildFailureShowsOutput(t *testing.T) {
 	b, cli := newBuilder(t)
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM debian:bookworm-slim\nRUN echo about to fail && false\n"), 0o644)
+	writeFile(t, filepath.Join(dir, "Dockerfile"), "FROM debian:bookworm-slim\nRUN echo about to fail && false\n")
 	ref := "rehearse-test/broken:latest"
 	removeImage(t, cli, ref)
 	_, err := b.Ensure(context.Background(), Spec{Ref: ref, Origin: "compose.yaml: services.broken", Build: &Build{Context: dir, Dockerfile: "Dockerfile"}})
@@ -153,7 +155,10 @@ func TestPackGo(t *testing.T) {
 	ctx := context.Background()
 	ref := "rehearse-test/hello:packed"
 	removeImage(t, cli, ref)
-	main, _ := filepath.Abs(filepath.Join("testdata", "hello"))
+	main, err := filepath.Abs(filepath.Join("testdata", "hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	spec := Spec{Ref: ref, Origin: "test", Build: &Build{Context: copyDir(t, filepath.Join("testdata", "ctx")), Dockerfile: "Dockerfile"},
 		Go: []GoBinary{{Main: main, Path: "/opt/hello/bin/hello", Ldflags: "-X main.greeting=bonjour"}}}
 	removeImage(t, cli, baseTag(ref))
@@ -164,7 +169,10 @@ func TestPackGo(t *testing.T) {
 	if rs[0].Action != Built {
 		t.Errorf("first pack: %+v", rs[0])
 	}
-	b2, _ := NewBuilder(cli)
+	b2, err := NewBuilder(cli)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if rs, err := b2.Ensure(ctx, spec); err != nil || rs[0].Action != Cached {
 		t.Errorf("second pack: %+v %v", rs, err)
 	}
@@ -214,7 +222,11 @@ func runImage(t *testing.T, cli *client.Client, ref string, cmd ...string) strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+	t.Cleanup(func() {
+		if _, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
+			t.Errorf("remove test container: %v", err)
+		}
+	})
 	if _, err := cli.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -230,22 +242,89 @@ func runImage(t *testing.T, cli *client.Client, ref string, cmd ...string) strin
 	}
 	defer rc.Close()
 	var out strings.Builder
-	stdcopy.StdCopy(&out, &out, rc)
+	if _, err := stdcopy.StdCopy(&out, &out, rc); err != nil {
+		t.Fatalf("read output of %v: %v", cmd, err)
+	}
 	return out.String()
 }
 
+// An inline Dockerfile reaches the engine inside the context; like
+// docker build -, it must not show up in what COPY . copies.
 func TestBuildInlineDockerfile(t *testing.T) {
-	b, cli := newBuilder(t)
-	ref := "rehearse-test/inline:latest"
-	removeImage(t, cli, ref)
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "note.txt"), []byte("from the context\n"), 0o644)
-	spec := Spec{Ref: ref, Origin: "test", Build: &Build{Context: dir, Dockerfile: "Dockerfile",
-		Inline: "FROM debian:bookworm-slim\nCOPY note.txt /note.txt\n"}}
-	if _, err := b.Ensure(context.Background(), spec); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name         string
+		dockerignore string // none when empty
+		want         string // ls -A of the copied context
+	}{
+		{name: "no dockerignore", want: "note.txt\n"},
+		{name: "own dockerignore", dockerignore: "ignored.txt\n", want: ".dockerignore\nnote.txt\n"},
 	}
-	if out := runImage(t, cli, ref, "cat", "/note.txt"); out != "from the context\n" {
-		t.Errorf("inline build: %q", out)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, cli := newBuilder(t)
+			ref := fmt.Sprintf("rehearse-test/inline:%d", i)
+			removeImage(t, cli, ref)
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "note.txt"), "from the context\n")
+			if tt.dockerignore != "" {
+				writeFile(t, filepath.Join(dir, ".dockerignore"), tt.dockerignore)
+				writeFile(t, filepath.Join(dir, "ignored.txt"), "not copied\n")
+			}
+			spec := Spec{Ref: ref, Origin: "test", Build: &Build{Context: dir, Dockerfile: "Dockerfile",
+				Inline: "FROM debian:bookworm-slim\nCOPY . /ctx/\n"}}
+			if _, err := b.Ensure(context.Background(), spec); err != nil {
+				t.Fatal(err)
+			}
+			if out := runImage(t, cli, ref, "cat", "/ctx/note.txt"); out != "from the context\n" {
+				t.Errorf("note.txt in the image: %q", out)
+			}
+			if out := runImage(t, cli, ref, "ls", "-A", "/ctx"); out != tt.want {
+				t.Errorf("context copied by COPY . holds\n%s\nwant\n%s", out, tt.want)
+			}
+		})
+	}
+}
+
+// The base named through a global ARG is an input: rebuilding it rebuilds
+// the image on top, instead of finding the old one cached.
+func TestBuildBaseFromArg(t *testing.T) {
+	_, cli := newBuilder(t)
+	ctx := context.Background()
+	base := "rehearse-test/argbase:" + strings.ToLower(t.Name())
+	ref := "rehearse-test/argtop:" + strings.ToLower(t.Name())
+	removeImage(t, cli, ref)
+	removeImage(t, cli, base)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "Dockerfile"), "ARG BASE=debian:bookworm-slim\nFROM ${BASE}\nRUN cat /version\n")
+	ensure := func(s Spec) Result {
+		t.Helper()
+		b, err := NewBuilder(cli)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, err := b.Ensure(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs[0]
+	}
+	top := Spec{Ref: ref, Origin: "test", Build: &Build{Context: dir, Dockerfile: "Dockerfile", Args: map[string]string{"BASE": base}}}
+	var first Result
+	for i, version := range []string{"1", "2"} {
+		b := ensure(Spec{Ref: base, Origin: "test", Build: &Build{Context: t.TempDir(), Dockerfile: "Dockerfile",
+			Inline: "FROM debian:bookworm-slim\nRUN echo " + version + " >/version\n"}})
+		removeImage(t, cli, b.ID) // untagged by the next build
+		r := ensure(top)
+		removeImage(t, cli, r.ID) // cleanups run last first: before its base
+		if r.Action != Built || r.ID == first.ID {
+			t.Fatalf("build %d on base version %s: %+v, want a new build", i+1, version, r)
+		}
+		if out := runImage(t, cli, ref, "cat", "/version"); out != version+"\n" {
+			t.Errorf("base version in the image: %q, want %s", out, version)
+		}
+		first = r
+	}
+	if r := ensure(top); r.Action != Cached {
+		t.Errorf("unchanged base: %+v, want cached", r)
 	}
 }
