@@ -39,7 +39,7 @@ func TestFeatures(t *testing.T) {
 		Name:                "rehearse",
 		ScenarioInitializer: scenarios.Initializer(cfg),
 		Options: &godog.Options{
-			Format:   "pretty",
+			Format:   "pretty," + cfg.Format(), // cfg.Format: failures located at their step
 			Paths:    []string{"."},
 			TestingT: t,
 			Strict:   true, // an undefined or pending step fails

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 
 	gherkin "github.com/cucumber/gherkin/go/v42"
 	messages "github.com/cucumber/messages/go/v34"
@@ -81,56 +80,4 @@ func parseFeature(file string) (*messages.GherkinDocument, error) {
 		return nil, &FeatureError{File: file, Err: fmt.Errorf("gherkin syntax error: %s", strings.Join(lines, "; "))}
 	}
 	return doc, nil
-}
-
-// lineIndex finds the lines of scenarios and steps of godog's pickles in
-// their feature files.
-type lineIndex struct {
-	mu   sync.Mutex
-	docs map[string]*messages.GherkinDocument
-}
-
-// location of a pickle step: the feature file and line, and the scenario's line.
-func (x *lineIndex) locate(uri, scenario string, stepIndex int) (scenarioLine, stepLine int) {
-	x.mu.Lock()
-	if x.docs == nil {
-		x.docs = map[string]*messages.GherkinDocument{}
-	}
-	doc, ok := x.docs[uri]
-	if !ok {
-		doc, _ = parseFeature(uri)
-		x.docs[uri] = doc
-	}
-	x.mu.Unlock()
-	if doc == nil || doc.Feature == nil {
-		return 0, 0
-	}
-	var walk func(children []*messages.FeatureChild, inherited []*messages.Step) (int, int, bool)
-	walk = func(children []*messages.FeatureChild, inherited []*messages.Step) (int, int, bool) {
-		bg := inherited
-		for _, c := range children {
-			switch {
-			case c.Background != nil:
-				bg = append(append([]*messages.Step{}, inherited...), c.Background.Steps...)
-			case c.Rule != nil:
-				var ruleChildren []*messages.FeatureChild
-				for _, rc := range c.Rule.Children {
-					ruleChildren = append(ruleChildren, &messages.FeatureChild{Background: rc.Background, Scenario: rc.Scenario})
-				}
-				if a, b, ok := walk(ruleChildren, bg); ok {
-					return a, b, true
-				}
-			case c.Scenario != nil && c.Scenario.Name == scenario:
-				steps := append(append([]*messages.Step{}, bg...), c.Scenario.Steps...)
-				line := 0
-				if stepIndex >= 0 && stepIndex < len(steps) {
-					line = int(steps[stepIndex].Location.Line)
-				}
-				return int(c.Scenario.Location.Line), line, true
-			}
-		}
-		return 0, 0, false
-	}
-	a, b, _ := walk(doc.Feature.Children, nil)
-	return a, b
 }

@@ -80,7 +80,7 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 	if o.Concurrency == 1 {
 		cfg.Live = o.Stderr
 	}
-	format := o.Format
+	format := o.Format + "," + cfg.Format()
 	if o.OutDir != "" {
 		if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 			return sum, err
@@ -90,7 +90,7 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 		if o.Format == "pretty" || o.Format == "progress" {
 			console = o.Format
 		}
-		format = console + "," + o.Format + ":" + sum.Report
+		format = console + "," + o.Format + ":" + sum.Report + "," + cfg.Format()
 	}
 	if len(good) > 0 {
 		suite := godog.TestSuite{

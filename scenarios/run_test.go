@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rehearse/rehearse/harness/env"
+	"github.com/rehearse/rehearse/harness/runs"
 	"github.com/rehearse/rehearse/internal/enginetest"
 )
 
@@ -169,7 +169,7 @@ func TestRunKeepOnFailure(t *testing.T) {
 		t.Fatalf("run ids %v", ids)
 	}
 	t.Cleanup(func() {
-		env.Remove(context.Background(), cli, ids[0])
+		runs.Remove(context.Background(), cli, ids[0])
 		enginetest.AssertGone(t, cli, ids[0], 0)
 	})
 	for _, want := range []string{"environment kept: run " + ids[0], "docker exec -it rehearse-" + ids[0] + "-box bash",
@@ -188,7 +188,5 @@ func TestRunKeepOnFailure(t *testing.T) {
 	if sum, text := run(t, RunOptions{Paths: []string{"testdata/keep"}, KeepOnFailure: true, OutDir: out2}); sum.Passed() || strings.Contains(text, "environment kept") {
 		t.Errorf("under CI: passed=%v\n%s", sum.Passed(), text)
 	}
-	for _, id := range timelineRuns(t, out2) {
-		enginetest.AssertGone(t, cli, id, 0)
-	}
+	assertRunsGone(t, timelineRuns(t, out2))
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -21,6 +22,9 @@ type upgradeState struct {
 	roots   *x509.CertPool
 	chain   []*x509.Certificate
 	outcome *upgrade.Outcome
+	// allowUnsigned: the scenario said the package may be applied without
+	// a trusted signature.
+	allowUnsigned bool
 }
 
 func init() {
@@ -36,9 +40,11 @@ func init() {
 		Step{`Then the package signature is trusted`, `^the package signature is trusted$`, `Then the package signature is trusted`,
 			"the detached CMS signature verifies and chains to the trust store", signatureTrusted},
 		Step{`Then the package signature is rejected as "VERDICT"`, `^the package signature is rejected as "([^"]*)"$`, `Then the package signature is rejected as "unknown-authority"`,
-			"the verdict: unknown-authority, bad-signature, expired, wrong-usage or malformed", signatureRejected},
+			"the verdict: " + upgrade.Rejections(), signatureRejected},
+		Step{`Given the package may be applied unsigned`, `^the package may be applied unsigned$`, `Given the package may be applied unsigned`,
+			"apply the package even though its signature was not found trusted in this scenario (a warning on the timeline)", mayApplyUnsigned},
 		Step{`When the upgrade package is applied to "SVC" as "USER"`, `^the upgrade package is applied to "([^"]*)" as "([^"]*)"$`, `When the upgrade package is applied to "billing" as "deploy"`,
-			"copy the package into the service(s) and run its steps (SVC and USER are the defaults for steps that name none)", applyPackage},
+			"copy the package into the service(s) and run its steps (SVC and USER are the defaults for steps that name none); the signature must have been found trusted in this scenario", applyPackage},
 		Step{`Then the upgrade succeeds`, `^the upgrade succeeds$`, `Then the upgrade succeeds`, "every step passed", upgradeSucceeds},
 		Step{`Then the upgrade fails at step "STEP"`, `^the upgrade fails at step "([^"]*)"$`, `Then the upgrade fails at step "restart"`,
 			"the first failing step", upgradeFailsAt},
@@ -65,6 +71,13 @@ func theUpgradePackage(ctx context.Context, path string) error {
 		return err
 	}
 	w.up.pkgPath, w.up.pkg, w.up.outcome = p, pkg, nil
+	return nil
+}
+
+func mayApplyUnsigned(ctx context.Context) error {
+	w := WorldFrom(ctx)
+	w.up.allowUnsigned = true
+	w.Timeline.Mark(timeline.KindWarning, "upgrade", "the package may be applied unsigned", nil)
 	return nil
 }
 
@@ -101,11 +114,18 @@ func (w *World) verify() (upgrade.Result, error) {
 	if w.up.roots == nil {
 		return upgrade.Result{}, errors.New(`no trust store: use Given the trust store "PATH"`)
 	}
-	res, err := upgrade.VerifyFile(w.up.pkgPath, w.up.pkgPath+".p7s", upgrade.Trust{Roots: w.up.roots, Extra: w.up.chain})
-	if err == nil {
-		w.Timeline.Mark("upgrade", "package", "signature "+string(res.Verdict), map[string]string{"reason": res.Reason})
+	// The signature is read once and checked over the bytes the package
+	// was unpacked from; the verdict stays on the package for Apply.
+	sigPath := w.up.pkgPath + ".p7s"
+	var res upgrade.Result
+	if sig, err := os.ReadFile(sigPath); err != nil {
+		// No verdict is recorded on the package: it stays unverified.
+		res = upgrade.Result{Verdict: upgrade.Malformed, Reason: fmt.Sprintf("signature %s: %v", sigPath, err)}
+	} else {
+		res = w.up.pkg.Verify(sig, upgrade.Trust{Roots: w.up.roots, Extra: w.up.chain})
 	}
-	return res, err
+	w.Timeline.Mark("upgrade", "package", "signature "+string(res.Verdict), map[string]string{"reason": res.Reason, "signature": sigPath})
+	return res, nil
 }
 
 func signatureTrusted(ctx context.Context) error {
@@ -121,7 +141,7 @@ func signatureTrusted(ctx context.Context) error {
 
 func signatureRejected(ctx context.Context, verdict string) error {
 	if !slices.Contains(upgrade.Verdicts, upgrade.Verdict(verdict)) || verdict == string(upgrade.Trusted) {
-		return fmt.Errorf("%q is not a rejection verdict (unknown-authority, bad-signature, expired, wrong-usage, malformed)", verdict)
+		return fmt.Errorf("%q is not a rejection verdict (%s)", verdict, upgrade.Rejections())
 	}
 	res, err := WorldFrom(ctx).verify()
 	if err != nil {
@@ -135,12 +155,22 @@ func signatureRejected(ctx context.Context, verdict string) error {
 
 func applyPackage(ctx context.Context, service, user string) error {
 	w := WorldFrom(ctx)
+	if w.up.pkg == nil {
+		return errors.New(`no upgrade package: use Given the upgrade package "PATH"`)
+	}
+	// The scenario must have found the signature trusted; the step says
+	// what to add, before Apply refuses in its own words.
+	if res, ok := w.up.pkg.Signature(); !w.up.allowUnsigned && (!ok || res.Verdict != upgrade.Trusted) {
+		if !ok {
+			return errors.New(`the package signature was not checked in this scenario: add "Then the package signature is trusted" before applying ` +
+				`(after Given the trust store "PATH"), or "Given the package may be applied unsigned"`)
+		}
+		return fmt.Errorf(`the package signature is %s (%s): a package is applied only with a trusted signature, `+
+			`or after "Given the package may be applied unsigned"`, res.Verdict, res.Reason)
+	}
 	e, err := w.environment()
 	if err != nil {
 		return err
-	}
-	if w.up.pkg == nil {
-		return errors.New(`no upgrade package: use Given the upgrade package "PATH"`)
 	}
 	hooks := upgrade.Hooks{
 		StepStart: func(_ context.Context, s upgrade.StepResult) {
@@ -151,7 +181,7 @@ func applyPackage(ctx context.Context, service, user string) error {
 		},
 	}
 	w.up.outcome, err = upgrade.Apply(ctx, e, w.up.pkg, upgrade.ApplyOptions{Service: service, User: user, Entry: w.up.entry,
-		Timeline: w.Timeline, Hooks: hooks})
+		Timeline: w.Timeline, Hooks: hooks, AllowUnsigned: w.up.allowUnsigned})
 	return err
 }
 

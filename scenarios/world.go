@@ -19,6 +19,7 @@ import (
 
 	"github.com/rehearse/rehearse/harness/dataset"
 	"github.com/rehearse/rehearse/harness/env"
+	"github.com/rehearse/rehearse/harness/runs"
 	"github.com/rehearse/rehearse/harness/timeline"
 	"github.com/rehearse/rehearse/internal/term"
 )
@@ -37,15 +38,17 @@ type Config struct {
 	// StartOptions are passed to every environment start.
 	StartOptions []env.StartOption
 
-	lines    lineIndex
-	mu       sync.Mutex
-	failures []Failure
+	lines      locator
+	formatOnce sync.Once
+	formatName string
+	mu         sync.Mutex
+	failures   []Failure
 }
 
 // Failure is a failed scenario, located in its feature file.
 type Failure struct {
 	File     string
-	Line     int // the failing step's line (the scenario's when unknown)
+	Line     int // the failing step's line; an outline example's row (the scenario's when unknown)
 	Scenario string
 	Err      string
 }
@@ -79,8 +82,7 @@ type World struct {
 	composeFile string
 	log         io.Writer
 	buf         *bytes.Buffer
-	stepIndex   int
-	failedStep  int
+	failedStep  *godog.Step
 	last        *commandResult
 	up          upgradeState
 }
@@ -102,8 +104,8 @@ func WorldFrom(ctx context.Context) *World {
 func Initializer(cfg *Config) func(*godog.ScenarioContext) {
 	return func(sc *godog.ScenarioContext) {
 		sc.Before(func(ctx context.Context, s *godog.Scenario) (context.Context, error) {
-			w := &World{Config: cfg, Scenario: s, Timeline: timeline.New(), RunID: env.NewRunID(),
-				featureDir: filepath.Dir(s.Uri), failedStep: -1}
+			w := &World{Config: cfg, Scenario: s, Timeline: timeline.New(), RunID: runs.NewID(),
+				featureDir: filepath.Dir(s.Uri)}
 			if cfg.Live != nil {
 				w.log = cfg.Live
 			} else {
@@ -114,10 +116,9 @@ func Initializer(cfg *Config) func(*godog.ScenarioContext) {
 		})
 		sc.StepContext().After(func(ctx context.Context, st *godog.Step, status godog.StepResultStatus, err error) (context.Context, error) {
 			if w := WorldFrom(ctx); w != nil {
-				if err != nil && w.failedStep < 0 {
-					w.failedStep = w.stepIndex
+				if err != nil && w.failedStep == nil {
+					w.failedStep = st
 				}
-				w.stepIndex++
 			}
 			return ctx, nil // the step's own error stands; returning it would double it
 		})
@@ -142,15 +143,11 @@ func (w *World) finish(ctx context.Context, scenarioErr error) error {
 	failed := scenarioErr != nil && !errors.Is(scenarioErr, godog.ErrSkip)
 	var report strings.Builder
 	if failed {
-		scLine, stepLine := w.Config.lines.locate(w.Scenario.Uri, w.Scenario.Name, w.failedStep)
-		if stepLine == 0 {
-			stepLine = scLine
-		}
 		msg := scenarioErr.Error()
 		if errors.Is(scenarioErr, godog.ErrUndefined) {
 			msg = "undefined step (rehearse steps lists them all)"
 		}
-		w.Config.addFailure(Failure{File: w.Scenario.Uri, Line: stepLine, Scenario: w.Scenario.Name, Err: firstLine(msg)})
+		w.Config.addFailure(Failure{File: w.Scenario.Uri, Line: w.Config.lines.locate(w.Scenario, w.failedStep), Scenario: w.Scenario.Name, Err: firstLine(msg)})
 		if w.Env != nil {
 			w.writeLogTails(ctx, &report)
 		}
@@ -229,7 +226,7 @@ func (w *World) writeTimeline() {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return
 	}
-	line, _ := w.Config.lines.locate(w.Scenario.Uri, w.Scenario.Name, -1)
+	line := w.Config.lines.locate(w.Scenario, nil)
 	name := fmt.Sprintf("%s-%d-%s.txt", strings.TrimSuffix(filepath.Base(w.Scenario.Uri), ".feature"), line,
 		strings.Trim(unsafeName.ReplaceAllString(w.Scenario.Name, "-"), "-"))
 	f, err := os.Create(filepath.Join(dir, name))

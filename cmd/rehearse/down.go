@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rehearse/rehearse/harness/engine"
-	"github.com/rehearse/rehearse/harness/env"
+	"github.com/rehearse/rehearse/harness/runs"
 )
 
 func newDown() *cobra.Command {
@@ -25,7 +25,7 @@ func newDown() *cobra.Command {
 				return err
 			}
 			defer cli.Close()
-			if err := env.Remove(cmd.Context(), cli, runID); err != nil {
+			if err := runs.Remove(cmd.Context(), cli, runID); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "run %s removed\n", runID)
@@ -48,7 +48,7 @@ func newGC() *cobra.Command {
 				return err
 			}
 			defer cli.Close()
-			removed, err := env.GC(cmd.Context(), cli, all)
+			removed, err := runs.GC(cmd.Context(), cli, all)
 			for _, r := range removed {
 				fmt.Fprintf(cmd.OutOrStdout(), "removed run %s (%d containers, %d networks, %d volumes)\n",
 					r.ID, len(r.Containers), len(r.Networks), len(r.Volumes))

@@ -42,11 +42,7 @@ func newImages() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			specs, err := env.Images(plan)
-			if err != nil {
-				return err
-			}
-			results, err := b.Ensure(cmd.Context(), specs...)
+			results, err := env.EnsureImages(cmd.Context(), plan, cli, b)
 			for _, r := range results {
 				fmt.Fprintf(cmd.OutOrStdout(), "%-8s %s %.19s\n", r.Action, r.Ref, r.ID)
 			}

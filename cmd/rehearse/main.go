@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/rehearse/rehearse/harness/runs"
 )
 
 // Exit codes.
@@ -27,6 +29,7 @@ func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 func main() {
+	runs.WatchdogMain() // serves as the watchdog of the runs it starts
 	os.Exit(run(os.Args[1:]))
 }
 

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rehearse/rehearse/harness/env"
+	"github.com/moby/moby/client"
+
+	"github.com/rehearse/rehearse/harness/runs"
 	"github.com/rehearse/rehearse/internal/enginetest"
 )
 
@@ -89,24 +93,29 @@ func TestUpBadInput(t *testing.T) {
 	cli := enginetest.Connect(t)
 	envTestdata := filepath.Join("..", "..", "harness", "env", "testdata")
 	tests := []struct {
-		file string
-		want []string
+		file    string
+		want    []string
+		created bool // the run made resources before it failed (else it failed loading)
 	}{
-		{filepath.Join(envTestdata, "malformed.yaml"), []string{"malformed.yaml:4:"}},
-		{filepath.Join(envTestdata, "unknown-dep.yaml"), []string{"unknown-dep.yaml:4:", "services.app.depends_on", "ghost"}},
-		{filepath.Join(envTestdata, "missing-context.yaml"), []string{"missing-context.yaml:3:", "services.app.build"}},
-		{filepath.Join(envTestdata, "privileged.yaml"), []string{"privileged.yaml:4:", "services.app.privileged"}},
-		{filepath.Join("testdata", "does-not-exist.yaml"), []string{"does-not-exist.yaml", "does not exist"}},
+		{file: filepath.Join(envTestdata, "malformed.yaml"), want: []string{"malformed.yaml:4:"}},
+		{file: filepath.Join(envTestdata, "unknown-dep.yaml"), want: []string{"unknown-dep.yaml:4:", "services.app.depends_on", "ghost"}},
+		{file: filepath.Join(envTestdata, "missing-context.yaml"), want: []string{"missing-context.yaml:3:", "services.app.build"}},
+		{file: filepath.Join(envTestdata, "privileged.yaml"), want: []string{"privileged.yaml:4:", "services.app.privileged"}},
+		{file: filepath.Join("testdata", "does-not-exist.yaml"), want: []string{"does-not-exist.yaml", "does not exist"}},
+		// A start that fails after creating the run's network and
+		// containers: the same checks see them made and see them gone.
+		{file: filepath.Join(envTestdata, "crashing.yaml"), want: []string{"app", "exited"}, created: true},
 	}
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.file), func(t *testing.T) {
-			runID := env.NewRunID()
+			runID := runs.NewID()
+			since := time.Now()
 			r := rehearse(t, "up", "-f", tt.file, "--run-id", runID)
 			if r.code != exitFailure {
 				t.Errorf("exit %d, want %d", r.code, exitFailure)
 			}
 			msg := strings.TrimSpace(r.stderr)
-			if strings.Count(msg, "\n") != 0 {
+			if first, _, _ := strings.Cut(msg, "\n"); !tt.created && first != msg {
 				t.Errorf("want one line of error, got:\n%s", msg)
 			}
 			for _, w := range tt.want {
@@ -114,14 +123,52 @@ func TestUpBadInput(t *testing.T) {
 					t.Errorf("error %q does not name %q", msg, w)
 				}
 			}
+			// Nothing is left behind, and a failure while loading never
+			// reached the engine at all: the engine's own event log says
+			// what was made for this run, so the check cannot pass for
+			// lack of anything to look at.
+			made := runEvents(t, cli, runID, since)
+			switch {
+			case tt.created && len(made) == 0:
+				t.Errorf("the engine saw nothing made for run %s: the start should have created its resources", runID)
+			case !tt.created && len(made) > 0:
+				t.Errorf("a load-time failure reached the engine: %v", made)
+			}
 			enginetest.AssertGone(t, cli, runID, 0)
 		})
 	}
 }
 
+// runEvents lists the engine's events since a time for one run's
+// resources ("network create", "container destroy", ...): those whose name
+// or labels carry the run id.
+func runEvents(t *testing.T, cli *client.Client, runID string, since time.Time) []string {
+	t.Helper()
+	stamp := func(at time.Time) string { return fmt.Sprintf("%d.%09d", at.Unix(), at.Nanosecond()) }
+	res := cli.Events(context.Background(), client.EventsListOptions{Since: stamp(since), Until: stamp(time.Now())})
+	var out []string
+	for {
+		select {
+		case m := <-res.Messages:
+			mine := strings.Contains(m.Actor.ID, runID)
+			for _, v := range m.Actor.Attributes {
+				mine = mine || strings.Contains(v, runID)
+			}
+			if mine {
+				out = append(out, string(m.Type)+" "+string(m.Action))
+			}
+		case err := <-res.Err:
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("engine events: %v", err)
+			}
+			return out
+		}
+	}
+}
+
 func TestUpJSONGCAndDown(t *testing.T) {
 	cli := enginetest.Connect(t)
-	runID := env.NewRunID()
+	runID := runs.NewID()
 	t.Cleanup(func() { rehearse(t, "down", "--run-id", runID) })
 	r := rehearse(t, "up", "-f", filepath.Join("testdata", "quick.yaml"), "--run-id", runID, "--format", "json")
 	if r.code != 0 {
@@ -173,7 +220,7 @@ func TestUpInterrupted(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.sig.String(), func(t *testing.T) {
 			cli := enginetest.Connect(t)
-			runID := env.NewRunID()
+			runID := runs.NewID()
 			cmd := exec.Command(bin, "up", "-f", filepath.Join("testdata", "slow.yaml"), "--run-id", runID)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr

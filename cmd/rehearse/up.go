@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rehearse/rehearse/harness/env"
+	"github.com/rehearse/rehearse/harness/runs"
 )
 
 func newUp() *cobra.Command {
@@ -33,7 +34,7 @@ func newUp() *cobra.Command {
 			}
 			opts := []env.StartOption{env.WithProgress(cmd.ErrOrStderr())}
 			if runID != "" {
-				if err := env.ValidRunID(runID); err != nil {
+				if err := runs.ValidID(runID); err != nil {
 					return usageError{err}
 				}
 				opts = append(opts, env.WithRunID(runID))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -17,7 +18,7 @@ var errNotTrusted = errors.New("package signature not trusted")
 func newVerify() *cobra.Command {
 	var (
 		trust, signature, format string
-		chains                   []string
+		chains, usages           []string
 	)
 	cmd := &cobra.Command{
 		Use:   "verify PACKAGE --trust FILE|DIR",
@@ -31,8 +32,21 @@ func newVerify() *cobra.Command {
 			if format != "text" && format != "json" {
 				return usageError{fmt.Errorf("verify: --format must be text or json, not %q", format)}
 			}
-			if _, err := os.Stat(pkg); err != nil {
+			var opts []upgrade.VerifyOption
+			if len(usages) > 0 {
+				var us []upgrade.Usage
+				for _, u := range usages {
+					if !slices.Contains(upgrade.Usages, upgrade.Usage(u)) {
+						return usageError{fmt.Errorf("verify: --usage must be code-signing, smime or any, not %q", u)}
+					}
+					us = append(us, upgrade.Usage(u))
+				}
+				opts = append(opts, upgrade.WithUsage(us...))
+			}
+			if st, err := os.Stat(pkg); err != nil {
 				return usageError{fmt.Errorf("verify: package %w", err)}
+			} else if st.IsDir() {
+				return usageError{fmt.Errorf("verify: package %s is a directory: only an archive's bytes can be signed", pkg)}
 			}
 			roots, err := upgrade.LoadTrust(trust)
 			if err != nil {
@@ -49,7 +63,8 @@ func newVerify() *cobra.Command {
 			if signature == "" {
 				signature = pkg + ".p7s"
 			}
-			res, err := upgrade.VerifyFile(pkg, signature, t)
+			// The package is read once; those bytes are the ones verified.
+			res, err := upgrade.VerifyFile(pkg, signature, t, opts...)
 			if err != nil {
 				return err
 			}
@@ -75,5 +90,6 @@ func newVerify() *cobra.Command {
 	cmd.Flags().StringArrayVar(&chains, "chain", nil, "extra chain certificates (PEM), such as a cross-signed intermediate; repeatable")
 	cmd.Flags().StringVar(&signature, "signature", "", "the detached signature (default PACKAGE.p7s)")
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	cmd.Flags().StringSliceVar(&usages, "usage", nil, "what the signer's chain must allow: code-signing, smime or any (no check); repeatable (default code-signing or smime)")
 	return cmd
 }

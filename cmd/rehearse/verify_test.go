@@ -18,7 +18,9 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	p := func(n string) string { return filepath.Join(dir, n) }
 	pkg := p("pkg.zip")
-	os.WriteFile(pkg, []byte("package"), 0o644)
+	if err := os.WriteFile(pkg, []byte("package"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := exec.Command("openssl", "cms", "-sign", "-binary", "-in", pkg, "-signer", p(testpki.Vendor),
 		"-inkey", p(testpki.VendorKey), "-outform", "DER", "-out", pkg+".p7s").CombinedOutput(); err != nil {
 		t.Fatalf("openssl: %v\n%s", err, out)
@@ -46,5 +48,18 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	if r := rehearse(t, "verify", pkg, "--trust", p(testpki.NewRoot), "--signature", p("absent.p7s")); r.code != exitFailure || !strings.HasPrefix(r.stdout, "malformed: ") {
 		t.Errorf("missing signature: exit %d %s", r.code, r.stdout)
+	}
+	// The bundled vendor signs with a code-signing certificate.
+	if r := rehearse(t, "verify", pkg, "--trust", p(testpki.NewRoot), "--usage", "code-signing"); r.code != exitOK {
+		t.Errorf("--usage code-signing: exit %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := rehearse(t, "verify", pkg, "--trust", p(testpki.NewRoot), "--usage", "smime"); r.code != exitFailure || !strings.HasPrefix(r.stdout, "wrong-usage: ") {
+		t.Errorf("--usage smime: exit %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := rehearse(t, "verify", pkg, "--trust", p(testpki.NewRoot), "--usage", "timestamping"); r.code != exitUsage || !strings.Contains(r.stderr, "--usage") {
+		t.Errorf("bad --usage: exit %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := rehearse(t, "verify", dir, "--trust", p(testpki.NewRoot)); r.code != exitUsage || !strings.Contains(r.stderr, "directory") {
+		t.Errorf("a directory: exit %d %s%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/rehearse/rehearse/harness/env"
+	"github.com/rehearse/rehearse/harness/image"
+	"github.com/rehearse/rehearse/internal/enginetest"
 	"github.com/rehearse/rehearse/internal/envtest"
 )
 
@@ -84,7 +86,23 @@ func TestGeneratorsAreDeterministic(t *testing.T) {
 	}
 }
 
+// startDB starts the bundled world's PostgreSQL alone, building its image
+// from the bundled compose file when it is missing or stale.
 func startDB(t testing.TB) *env.Environment {
+	t.Helper()
+	cli := enginetest.Connect(t)
+	ctx := context.Background()
+	plan, err := env.LoadPlan(ctx, filepath.Join(billingDir, "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := image.NewBuilder(cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Ensure(ctx, plan.Service("db").Image); err != nil {
+		t.Fatal(err)
+	}
 	return envtest.Start(t, filepath.Join("testdata", "pg", "compose.yaml"))
 }
 

@@ -2,7 +2,9 @@ package dataset
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/csv"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -210,34 +212,60 @@ func syncSequences(ctx context.Context, tx pgx.Tx, t *TableSpec) error {
 
 // runDump runs a .sql or .sql.gz file with psql inside the service, so
 // pg_dump output (COPY ... FROM stdin, meta-commands) works as it would in
-// production.
+// production. The file goes in under a name of our own and every command
+// gets its arguments as a list, never through a shell: a file name is data,
+// whatever characters it holds.
 func runDump(ctx context.Context, e *env.Environment, svc *env.Service, s *Spec, file string) error {
 	data, err := os.ReadFile(filepath.Join(s.Dir, file))
 	if err != nil {
 		return err
 	}
-	dst := "/tmp/rehearse-dataset-" + filepath.Base(file)
-	if err := svc.CopyIn(ctx, data, dst, 0o644); err != nil {
+	var tag [8]byte
+	if _, err := rand.Read(tag[:]); err != nil {
 		return err
 	}
-	creds := credentials(e, s.Service, s.Database)
-	reader := "cat"
+	dst := "/tmp/rehearse-dataset-" + hex.EncodeToString(tag[:]) + ".sql"
+	in := dst
 	if strings.HasSuffix(file, ".gz") {
-		reader = "gunzip -c"
+		in += ".gz"
 	}
-	cmd := fmt.Sprintf("%s %s | psql -v ON_ERROR_STOP=1 -q -h 127.0.0.1 -U %s -d %s; status=$?; rm -f %s; exit $status",
-		reader, dst, shellQuote(creds.user), shellQuote(creds.database), dst)
-	res, err := svc.Exec(ctx, []string{"sh", "-c", cmd}, env.WithExecEnv("PGPASSWORD="+creds.password))
+	defer func() {
+		// A failed load must not leave the dump behind in the service.
+		svc.Exec(context.WithoutCancel(ctx), []string{"rm", "-f", "--", dst, in})
+	}()
+	if err := svc.CopyIn(ctx, data, in, 0o644); err != nil {
+		return err
+	}
+	if in != dst {
+		if err := execOK(ctx, svc, []string{"gunzip", "--", in}); err != nil {
+			return err
+		}
+	}
+	creds := credentials(e, s.Service, s.Database)
+	psql := []string{"psql", "-X", "-v", "ON_ERROR_STOP=1", "-q", "-h", "127.0.0.1", "-U", creds.user, "-d", creds.database, "-f", dst}
+	res, err := svc.Exec(ctx, psql, env.WithExecEnv("PGPASSWORD="+creds.password))
 	if err != nil {
 		return err
 	}
 	if res.ExitCode != 0 {
-		return fmt.Errorf("psql exited %d: %s", res.ExitCode, strings.TrimSpace(res.Stderr))
+		// psql names the file it ran ("psql:/tmp/...sql:3: ERROR: ..."):
+		// name the dataset's file instead.
+		return fmt.Errorf("psql exited %d: %s", res.ExitCode, strings.ReplaceAll(strings.TrimSpace(res.Stderr), dst, file))
 	}
 	return nil
 }
 
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+// execOK runs a command in a service and fails unless it exits 0.
+func execOK(ctx context.Context, svc *env.Service, cmd []string, opts ...env.ExecOption) error {
+	res, err := svc.Exec(ctx, cmd, opts...)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("%s exited %d: %s", cmd[0], res.ExitCode, strings.TrimSpace(res.Stderr))
+	}
+	return nil
+}
 
 type creds struct{ user, password, database string }
 

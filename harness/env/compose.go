@@ -11,6 +11,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/go-viper/mapstructure/v2"
+
+	"github.com/rehearse/rehearse/harness/image"
 )
 
 // ExtensionKey is the compose extension that carries rehearse's per-service settings.
@@ -24,21 +26,13 @@ type Extension struct {
 	Egress bool `mapstructure:"egress"`
 	// Version is the command that prints the service's version.
 	Version []string `mapstructure:"version"`
-	// Go lists Go programs built from source and packed into the service's image.
-	Go []GoBinary `mapstructure:"go"`
+	// Go lists Go programs built from source and packed into the service's
+	// image; each main is relative to the compose file and must stay inside
+	// the project directory.
+	Go []image.GoBinary `mapstructure:"go"`
 	// Base is the image Go programs are packed onto when the service has no
 	// build: section. Default: debian:bookworm-slim.
 	Base string `mapstructure:"base"`
-}
-
-// GoBinary is a Go main package packed into a service image as a static binary.
-type GoBinary struct {
-	// Main is the package directory, relative to the compose file.
-	Main string `mapstructure:"main"`
-	// Path is where the binary lands in the image.
-	Path string `mapstructure:"path"`
-	// Ldflags is passed to `go build -ldflags`.
-	Ldflags string `mapstructure:"ldflags"`
 }
 
 // LoadOption configures Load.

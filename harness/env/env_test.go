@@ -18,6 +18,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
+	"github.com/rehearse/rehearse/harness/runs"
 	"github.com/rehearse/rehearse/internal/enginetest"
 )
 
@@ -85,7 +86,7 @@ func TestBillingWorld(t *testing.T) {
 	}
 
 	t.Run("ports bind 127.0.0.1 only", func(t *testing.T) {
-		cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", LabelRun+"="+e.RunID)})
+		cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", runs.LabelRun+"="+e.RunID)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +120,7 @@ func TestBillingWorld(t *testing.T) {
 				if !n.Internal {
 					t.Errorf("%s joins network %s, which is not internal", s.Name, name)
 				}
-				if n.Labels[LabelRun] != e.RunID || n.Labels[LabelOwner] == "" {
+				if n.Labels[runs.LabelRun] != e.RunID || n.Labels[runs.LabelOwner] == "" {
 					t.Errorf("network %s labels %v", name, n.Labels)
 				}
 			}
@@ -127,7 +128,7 @@ func TestBillingWorld(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ins.Container.Config.Labels[LabelService] != s.Name || ins.Container.Config.Labels[LabelOwner] != Self().String() {
+			if ins.Container.Config.Labels[LabelService] != s.Name || ins.Container.Config.Labels[runs.LabelOwner] != runs.Self().String() {
 				t.Errorf("%s labels %v", s.Name, ins.Container.Config.Labels)
 			}
 		}
@@ -300,7 +301,7 @@ func TestStartFailures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			runID := NewRunID()
+			runID, since := runs.NewID(), time.Now()
 			e, err := Start(context.Background(), plan, WithClient(cli), WithRunID(runID), WithStartTimeout(time.Minute))
 			if err == nil {
 				e.Down(context.Background())
@@ -316,7 +317,7 @@ func TestStartFailures(t *testing.T) {
 			if se.Service != "app" || !strings.Contains(se.Reason, tt.reason) || !strings.Contains(se.Logs, tt.logs) || !strings.Contains(se.Health, tt.health) {
 				t.Errorf("start error:\n%v", err)
 			}
-			enginetest.AssertGone(t, cli, runID, 0)
+			enginetest.AssertCreatedThenGone(t, cli, runID, since, 0)
 		})
 	}
 }
@@ -332,13 +333,13 @@ func TestKeepOnFailure(t *testing.T) {
 		t.Fatalf("Start = %v, %v; want the kept environment and an error", e, err)
 	}
 	defer func() {
-		Remove(context.Background(), cli, e.RunID)
+		runs.Remove(context.Background(), cli, e.RunID)
 		enginetest.AssertGone(t, cli, e.RunID, 0)
 	}()
 	if c, _, _ := enginetest.Resources(t, cli, e.RunID); c != 1 {
 		t.Errorf("kept run has %d containers, want the failed one", c)
 	}
-	removed, err := GC(context.Background(), cli, false)
+	removed, err := runs.GC(context.Background(), cli, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,6 +355,7 @@ func TestKeepOnFailure(t *testing.T) {
 const helperEnv = "REHEARSE_ENV_TEST_HELPER"
 
 func TestMain(m *testing.M) {
+	runs.WatchdogMain() // the panic-no-teardown helper relies on its watchdog
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(helper(mode, os.Getenv(helperEnv+"_RUN")))
 	}
@@ -390,7 +392,7 @@ func TestNothingLeftBehind(t *testing.T) {
 	for _, mode := range []string{"fail", "panic", "panic-no-teardown"} {
 		t.Run(mode, func(t *testing.T) {
 			cli := enginetest.Connect(t)
-			runID := NewRunID()
+			runID, since := runs.NewID(), time.Now()
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(), helperEnv+"="+mode, helperEnv+"_RUN="+runID)
 			out, err := cmd.CombinedOutput()
@@ -407,7 +409,7 @@ func TestNothingLeftBehind(t *testing.T) {
 			if mode == "panic-no-teardown" {
 				within = 15 * time.Second
 			}
-			enginetest.AssertGone(t, cli, runID, within)
+			enginetest.AssertCreatedThenGone(t, cli, runID, since, within)
 		})
 	}
 }
@@ -420,10 +422,10 @@ func TestMissingImageLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runID := NewRunID()
+	runID, since := runs.NewID(), time.Now()
 	_, err = Start(context.Background(), plan, WithClient(cli), WithRunID(runID))
 	if err == nil || !strings.Contains(err.Error(), "services.ghost") || !strings.Contains(err.Error(), "rehearse-test/absent:never") {
 		t.Fatalf("err = %v", err)
 	}
-	enginetest.AssertGone(t, cli, runID, 0)
+	enginetest.AssertCreatedThenGone(t, cli, runID, since, 0)
 }

@@ -1,3 +1,9 @@
+// Package env turns a compose file into a sandboxed plan and the plan into
+// a running environment: networks, volumes and one container per service,
+// started in dependency order and always torn down. Services are reached
+// through Service (exec, copy, logs, state) and Service.Container (pause,
+// signal, stop/start, networks, resources). Run ids, ownership, removal and
+// gc live in harness/runs; the port gateway in harness/gateway.
 package env
 
 import (
@@ -5,16 +11,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rehearse/rehearse/harness/engine"
+	"github.com/rehearse/rehearse/harness/gateway"
 	"github.com/rehearse/rehearse/harness/image"
+	"github.com/rehearse/rehearse/harness/runs"
 )
 
 // Environment is a running, sandboxed copy of a compose project.
@@ -24,9 +35,9 @@ type Environment struct {
 
 	cli      *client.Client
 	ownCli   bool
-	owner    Owner
+	owner    runs.Owner
 	opts     startOptions
-	wd       *watchdog
+	wd       *runs.Watchdog
 	mu       sync.Mutex
 	services map[string]*Service
 	// endpoints: service -> container port -> 127.0.0.1 endpoint
@@ -56,10 +67,10 @@ type startOptions struct {
 	sweep         bool
 }
 
-// WithRunID names the run. Default: a fresh random id.
+// WithRunID names the run. Default: a fresh random id (runs.NewID).
 func WithRunID(id string) StartOption {
 	return func(o *startOptions) error {
-		if err := ValidRunID(id); err != nil {
+		if err := runs.ValidID(id); err != nil {
 			return err
 		}
 		o.runID = id
@@ -128,7 +139,9 @@ func WithSweep(sweep bool) StartOption {
 //
 // On failure Start removes everything it created (unless WithKeepOnFailure)
 // and the error carries the failing service's log tail and health output.
-// A detached watchdog removes the run if this process dies before Down.
+// When the program opted in (runs.WatchdogMain), a detached watchdog removes
+// the run if this process dies before Down; otherwise the next run's sweep
+// or rehearse gc does.
 func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, error) {
 	o := startOptions{log: io.Discard, startTimeout: 5 * time.Minute, sweep: true}
 	for _, opt := range opts {
@@ -137,10 +150,12 @@ func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, 
 		}
 	}
 	if o.runID == "" {
-		o.runID = NewRunID()
+		o.runID = runs.NewID()
 	}
-	engine.ConfigureTestcontainers() // also when the caller brought its own client
-	e := &Environment{RunID: o.runID, Plan: plan, cli: o.cli, owner: Self(), opts: o,
+	if err := configureTestcontainers(); err != nil {
+		return nil, err
+	}
+	e := &Environment{RunID: o.runID, Plan: plan, cli: o.cli, owner: runs.Self(), opts: o,
 		services: map[string]*Service{}, timings: map[string]Timing{}}
 	if e.cli == nil {
 		cli, err := engine.Connect(ctx)
@@ -156,7 +171,7 @@ func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, 
 		return nil, err
 	}
 	if o.sweep {
-		if removed, err := GC(ctx, e.cli, false); err != nil {
+		if removed, err := runs.GC(ctx, e.cli, false); err != nil {
 			fmt.Fprintf(o.log, "sweeping leftovers: %v\n", err)
 		} else {
 			for _, r := range removed {
@@ -164,9 +179,9 @@ func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, 
 			}
 		}
 	}
-	if runs, err := listRuns(ctx, e.cli, client.Filters{}.Add("label", LabelRun+"="+o.runID)); err != nil {
+	if exists, err := runs.Exists(ctx, e.cli, o.runID); err != nil {
 		return fail(err)
-	} else if len(runs) > 0 {
+	} else if exists {
 		return fail(fmt.Errorf("run %s already exists; choose another id or remove it (rehearse down --run-id %s)", o.runID, o.runID))
 	}
 	builder, err := image.NewBuilder(e.cli, o.imageOpts...)
@@ -174,9 +189,12 @@ func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, 
 		return fail(err)
 	}
 	e.images = builder
-	wd, err := startWatchdog(e.RunID)
+	wd, err := runs.StartWatchdog(e.RunID, e.owner)
 	if err != nil {
 		return fail(err)
+	}
+	if wd == nil {
+		fmt.Fprintf(o.log, "no watchdog (the program did not call runs.WatchdogMain): if it is killed, the next run or rehearse gc removes run %s\n", e.RunID)
 	}
 	e.wd = wd
 	if err := e.start(ctx); err != nil {
@@ -195,22 +213,22 @@ func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, 
 	return e, nil
 }
 
-// Images lists every image a run of the plan needs: the services' and, when
-// any service publishes a port, the port gateway's.
-func Images(plan *Plan) ([]image.Spec, error) {
-	specs := plan.Images()
-	if plan.hasPorts() {
-		gw, err := gatewaySpec()
-		if err != nil {
-			return nil, err
-		}
-		specs = append(specs, gw)
+// EnsureImages makes every image a run of the plan needs exist: the
+// services' and, when any service publishes a port, the port gateway's.
+func EnsureImages(ctx context.Context, plan *Plan, cli *client.Client, b *image.Builder) ([]image.Result, error) {
+	results, err := b.Ensure(ctx, plan.Images()...)
+	if err != nil || !plan.hasPorts() {
+		return results, err
 	}
-	return specs, nil
+	gw, err := gateway.EnsureImage(ctx, cli, b)
+	if err != nil {
+		return results, err
+	}
+	return append(results, gw), nil
 }
 
 func (e *Environment) start(ctx context.Context) error {
-	labels := e.owner.labels(e.RunID)
+	labels := e.owner.Labels(e.RunID)
 	for _, n := range e.Plan.Networks {
 		if err := e.createNetwork(ctx, n, true, labels); err != nil {
 			return err
@@ -236,12 +254,12 @@ func (e *Environment) start(ctx context.Context) error {
 	}
 	if e.Plan.hasPorts() {
 		g.Go(func() error {
-			gw, err := gatewaySpec()
-			if err == nil {
-				err = e.ensureImage(gctx, gw)
-			}
+			gw, err := gateway.EnsureImage(gctx, e.cli, e.images)
 			if err != nil {
 				return err
+			}
+			if gw.Action == image.Built {
+				fmt.Fprintf(e.opts.log, "image %s built\n", gw.Ref)
 			}
 			return e.startGateway(gctx, labels)
 		})
@@ -338,9 +356,6 @@ func (e *Environment) Version(ctx context.Context, service string) (string, erro
 	return strings.TrimSpace(res.Stdout), nil
 }
 
-// Client is the engine client the environment uses.
-func (e *Environment) Client() *client.Client { return e.cli }
-
 // Down removes every container, network and volume of the run, dependents
 // first. It is safe to call more than once.
 func (e *Environment) Down(ctx context.Context) error {
@@ -349,11 +364,11 @@ func (e *Environment) Down(ctx context.Context) error {
 	if e.down {
 		return nil
 	}
-	if err := Remove(ctx, e.cli, e.RunID); err != nil {
+	if err := runs.Remove(ctx, e.cli, e.RunID); err != nil {
 		return err // the watchdog stays armed and retries when we exit
 	}
 	e.down = true
-	e.wd.release()
+	e.wd.Release()
 	if e.ownCli {
 		e.cli.Close()
 	}
@@ -361,24 +376,56 @@ func (e *Environment) Down(ctx context.Context) error {
 }
 
 // abandon removes a run whose start failed. A create the engine was still
-// working on when the start was cancelled can land after the first sweep, so
-// it sweeps twice before releasing the watchdog.
+// working on when the start was cancelled can land after a sweep, and a
+// container whose removal is in progress holds its volumes a moment longer:
+// it sweeps at least twice, a second apart, until a sweep after the first
+// succeeds, and only then releases the watchdog.
 func (e *Environment) abandon(ctx context.Context) error {
-	if err := Remove(ctx, e.cli, e.RunID); err != nil {
-		return err
+	const sweeps = 6
+	for i := 1; ; i++ {
+		err := runs.Remove(ctx, e.cli, e.RunID)
+		switch {
+		case i > 1 && err == nil:
+			return e.Down(ctx)
+		case i == sweeps:
+			return err // the watchdog stays armed and retries when we exit
+		}
+		time.Sleep(time.Second)
 	}
-	time.Sleep(time.Second)
-	return e.Down(ctx)
 }
 
 // Keep leaves the environment up on purpose: it marks the run kept (gc
 // skips it without --all) and disarms the watchdog.
 func (e *Environment) Keep(ctx context.Context) error {
-	labels := e.owner.labels(e.RunID)
-	labels[LabelKept] = "true"
-	if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: "rehearse-" + e.RunID + ".kept", Labels: labels}); err != nil {
-		return fmt.Errorf("keep run %s: %w", e.RunID, err)
+	if err := runs.Keep(ctx, e.cli, e.RunID, e.owner); err != nil {
+		return err
 	}
-	e.wd.release()
+	e.wd.Release()
+	return nil
+}
+
+// configureTestcontainers turns testcontainers-go's Ryuk reaper off (its
+// image cannot be pulled, and runs remove themselves) and quiets its log.
+//
+// testcontainers-go v0.45.0 reads its settings once per process, only from
+// the environment or ~/.testcontainers.properties (internal/config.Read
+// behind a sync.Once): no request field, provider option or exported
+// setter turns Ryuk off. Services are still created through it
+// (services.go), so this is the one place the harness sets a variable of its
+// own process, and only when the user did not; a user who turned Ryuk on
+// gets an error instead of a pull that cannot work. The gateway and every
+// container operation use the moby client and need none of this; once
+// services are created the same way, this goes.
+func configureTestcontainers() error {
+	const ryuk = "TESTCONTAINERS_RYUK_DISABLED"
+	if _, set := os.LookupEnv(ryuk); !set {
+		os.Setenv(ryuk, "true")
+	}
+	if !testcontainers.ReadConfig().RyukDisabled {
+		return fmt.Errorf("%s=%q: testcontainers-go's Ryuk reaper cannot run here (its image cannot be pulled); unset it or set it to true", ryuk, os.Getenv(ryuk))
+	}
+	if os.Getenv("REHEARSE_DEBUG") == "" {
+		tclog.SetDefault(tclog.NewNoopLogger())
+	}
 	return nil
 }

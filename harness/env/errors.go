@@ -1,65 +1,41 @@
 package env
 
 import (
-	"errors"
-	"fmt"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/rehearse/rehearse/harness/sandbox"
 )
 
 // FileError is a problem in a compose file: it names the file, and the line
-// and key where they are known.
-type FileError struct {
-	File string // the compose file as the user named it
-	Line int    // 1-based; 0 when unknown
-	Key  string // dotted path such as services.db.privileged; "" when unknown
-	Msg  string
-}
-
-func (e *FileError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-	}
-	if e.Key != "" {
-		b.WriteString(": " + e.Key)
-	}
-	b.WriteString(": " + e.Msg)
-	return b.String()
-}
+// and key where they are known. It unwraps to ErrSandbox or ErrNotHonoured
+// when the sandbox refused the file.
+type FileError = sandbox.FileError
 
 // ErrSandbox marks a compose setting the sandbox refuses.
-var ErrSandbox = errors.New("not allowed in a rehearsal sandbox")
+var ErrSandbox = sandbox.ErrNotAllowed
 
-// SandboxError is a FileError for a setting the sandbox refuses.
-type SandboxError struct{ FileError }
-
-func (e *SandboxError) Unwrap() error { return ErrSandbox }
+// ErrNotHonoured marks a compose key the harness would ignore, refused so
+// that nothing is silently dropped.
+var ErrNotHonoured = sandbox.ErrNotHonoured
 
 func keyError(file string, key []string, format string, args ...any) *FileError {
-	return &FileError{File: file, Line: keyLine(file, key...), Key: strings.Join(key, "."), Msg: fmt.Sprintf(format, args...)}
-}
-
-func sandboxError(file string, key []string, format string, args ...any) error {
-	return &SandboxError{*keyError(file, key, format, args...)}
+	return sandbox.At(file, key, format, args...)
 }
 
 var (
 	lineRE      = regexp.MustCompile(`line (\d+)`)
-	undefinedRE = regexp.MustCompile(`service "([^"]+)" depends on undefined service "([^"]+)"`)
+	undefinedRE = regexp.MustCompile(`service "([^"]+)" depends on (?:undefined|unknown) service "([^"]+)"`)
+	cycleRE     = regexp.MustCompile(`dependency cycle detected: (([^ ]+) -> .*)$`)
 )
 
 // composeError turns a compose-go load error into a FileError with a line.
 func composeError(file string, err error) error {
-	msg := err.Error()
-	if m := undefinedRE.FindStringSubmatch(msg); m != nil {
-		return keyError(file, []string{"services", m[1], "depends_on"}, "depends on undefined service %q", m[2])
+	if fe := dependencyError(file, err); fe != nil {
+		return fe
 	}
+	msg := err.Error()
 	fe := &FileError{File: file, Msg: msg}
 	// The last line a YAML error names is where the parser gave up.
 	if ms := lineRE.FindAllStringSubmatch(msg, -1); ms != nil {
@@ -72,34 +48,16 @@ func composeError(file string, err error) error {
 	return fe
 }
 
-// keyLine finds the line of a key path in a YAML file; 0 when not found.
-// Lines are for people reading the error, so failures are silent.
-func keyLine(file string, path ...string) int {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return 0
+// dependencyError places compose-go's depends_on errors (an unknown service,
+// a cycle found by its graph package) at the depends_on key of the service
+// that starts them; nil for any other error.
+func dependencyError(file string, err error) *FileError {
+	msg := err.Error()
+	if m := undefinedRE.FindStringSubmatch(msg); m != nil {
+		return keyError(file, []string{"services", m[1], "depends_on"}, "depends on undefined service %q", m[2])
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
-		return 0
+	if m := cycleRE.FindStringSubmatch(msg); m != nil {
+		return keyError(file, []string{"services", m[2], "depends_on"}, "dependency cycle: %s", m[1])
 	}
-	node, line := doc.Content[0], 0
-	for _, key := range path {
-		if node.Kind != yaml.MappingNode {
-			return line
-		}
-		found := false
-		for i := 0; i+1 < len(node.Content); i += 2 {
-			if node.Content[i].Value == key {
-				line = node.Content[i].Line
-				node = node.Content[i+1]
-				found = true
-				break
-			}
-		}
-		if !found {
-			return line
-		}
-	}
-	return line
+	return nil
 }

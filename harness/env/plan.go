@@ -3,16 +3,19 @@ package env
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
-	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/graph"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/moby/moby/api/types/container"
 
 	"github.com/rehearse/rehearse/harness/image"
+	"github.com/rehearse/rehearse/harness/sandbox"
 )
 
 // Plan is a compose project turned into what one sandboxed run creates.
@@ -23,10 +26,13 @@ type Plan struct {
 	Dir      string // the project directory; bind mounts must stay inside it
 	Services []*ServicePlan
 	Networks []string // compose network names used by services
-	Volumes  []string // compose named volumes used by services
+	// Volumes are the compose named volumes used by services, and one per
+	// anonymous volume (see Mount.Anonymous); each run creates its own.
+	Volumes []string
 }
 
-// ServicePlan is one service as it will be started.
+// ServicePlan is one service as it will be started. Every compose key the
+// sandbox honours (harness/sandbox) lands in one of its fields.
 type ServicePlan struct {
 	Name        string
 	Image       image.Spec
@@ -37,16 +43,27 @@ type ServicePlan struct {
 	WorkingDir  string
 	Hostname    string
 	Ports       []Port
-	Health      *container.HealthConfig
-	Networks    map[string][]string // compose network -> extra aliases
+	Expose      []Port                  // exposed to the run's networks, not published
+	Health      *container.HealthConfig // nil: none to wait for
+	NoHealth    bool                    // healthcheck: disable: the image's healthcheck is off too
+	NoNetwork   bool                    // network_mode: none: the container joins no network
+	Networks    map[string][]string     // compose network -> extra aliases
 	Mounts      []Mount
 	Tmpfs       map[string]string
 	DependsOn   map[string]string // service -> condition
-	Labels      map[string]string
+	Labels      map[string]string // the compose file's; never rehearse.*
 	StopSignal  string
 	StopTimeout *time.Duration
+	Restart     string // restart policy as compose writes it: no, always, on-failure[:N], unless-stopped
+	Init        bool   // run an init process as PID 1
+	ReadOnly    bool   // read-only root filesystem
+	ShmSize     int64  // bytes of /dev/shm; 0: the engine's default
+	StdinOpen   bool
+	Tty         bool
 	CapAdd      []string
 	CapDrop     []string
+	SecurityOpt []string          // only values the sandbox allows
+	Sysctls     map[string]string // only the container's own namespaces
 	Ext         Extension
 }
 
@@ -61,10 +78,15 @@ func (p Port) Key() string { return fmt.Sprintf("%d/%s", p.Target, p.Protocol) }
 
 // Mount is a volume, bind or tmpfs mount of a service.
 type Mount struct {
-	Type     string // volume, bind or tmpfs
+	Type     string // volume or bind (tmpfs mounts are in ServicePlan.Tmpfs)
 	Source   string // compose volume name, or an absolute host path inside the project
 	Target   string
 	ReadOnly bool
+	NoCopy   bool // volume: do not copy the image's content into it
+	// Anonymous is a volume the compose file left unnamed (- /app/node_modules);
+	// the plan names it <service>.anon<N>, and the run creates and removes it
+	// like a named one.
+	Anonymous bool
 }
 
 // Dependency conditions, as compose names them.
@@ -74,19 +96,23 @@ const (
 	ConditionCompleted = types.ServiceConditionCompletedSuccessfully
 )
 
-// NewPlan checks a project against the sandbox rules and plans its run.
-// file is the compose file as the user named it, for error messages.
+// NewPlan checks a project against the sandbox rules (harness/sandbox) and
+// plans its run. file is the compose file as the user named it, for error
+// messages.
 func NewPlan(file string, p *types.Project) (*Plan, error) {
+	// Load already ran compose-go's cycle check; a project built in memory has not.
+	if err := graph.CheckCycle(p); err != nil {
+		if fe := dependencyError(file, err); fe != nil {
+			return nil, fe
+		}
+		return nil, &FileError{File: file, Msg: err.Error()}
+	}
+	if err := sandbox.Check(file, p); err != nil {
+		return nil, err
+	}
 	plan := &Plan{File: file, Project: p.Name, Dir: p.WorkingDir}
 	nets, vols := map[string]bool{}, map[string]bool{}
-	names := slices.Sorted(func(yield func(string) bool) {
-		for name := range p.Services {
-			if !yield(name) {
-				return
-			}
-		}
-	})
-	for _, name := range names {
+	for _, name := range p.ServiceNames() {
 		sp, err := planService(file, p, p.Services[name])
 		if err != nil {
 			return nil, err
@@ -103,25 +129,12 @@ func NewPlan(file string, p *types.Project) (*Plan, error) {
 	}
 	plan.Networks = sortedKeys(nets)
 	plan.Volumes = sortedKeys(vols)
-	for _, n := range plan.Networks {
-		if cfg, ok := p.Networks[n]; ok && bool(cfg.External) {
-			return nil, sandboxError(file, []string{"networks", n, "external"}, "external networks are %v: a run creates its own", ErrSandbox)
-		}
-	}
-	for _, v := range plan.Volumes {
-		if cfg, ok := p.Volumes[v]; ok && bool(cfg.External) {
-			return nil, sandboxError(file, []string{"volumes", v, "external"}, "external volumes are %v: a run creates its own", ErrSandbox)
-		}
-	}
 	for _, s := range plan.Services {
 		for _, dep := range sortedKeys(s.DependsOn) {
 			if s.DependsOn[dep] == ConditionHealthy && plan.Service(dep).Health == nil {
 				return nil, keyError(file, []string{"services", s.Name, "depends_on", dep}, "condition service_healthy, but service %q has no healthcheck", dep)
 			}
 		}
-	}
-	if err := checkCycles(plan); err != nil {
-		return nil, err
 	}
 	return plan, nil
 }
@@ -147,29 +160,41 @@ func (p *Plan) Images() []image.Spec {
 
 func planService(file string, p *types.Project, s types.ServiceConfig) (*ServicePlan, error) {
 	key := func(k ...string) []string { return append([]string{"services", s.Name}, k...) }
-	if err := checkSandbox(file, p.WorkingDir, s); err != nil {
-		return nil, err
-	}
 	ext, err := ExtensionOf(s)
 	if err != nil {
 		return nil, keyError(file, key(ExtensionKey), "%v", err)
 	}
 	sp := &ServicePlan{
-		Name:       s.Name,
-		Env:        map[string]string{},
-		Entrypoint: s.Entrypoint,
-		Command:    s.Command,
-		User:       s.User,
-		WorkingDir: s.WorkingDir,
-		Hostname:   s.Hostname,
-		Networks:   map[string][]string{},
-		Tmpfs:      map[string]string{},
-		DependsOn:  map[string]string{},
-		Labels:     map[string]string{},
-		StopSignal: s.StopSignal,
-		CapAdd:     s.CapAdd,
-		CapDrop:    s.CapDrop,
-		Ext:        ext,
+		Name:        s.Name,
+		Env:         map[string]string{},
+		Entrypoint:  s.Entrypoint,
+		Command:     s.Command,
+		User:        s.User,
+		WorkingDir:  s.WorkingDir,
+		Hostname:    s.Hostname,
+		Networks:    map[string][]string{},
+		Tmpfs:       map[string]string{},
+		DependsOn:   map[string]string{},
+		Labels:      map[string]string{},
+		StopSignal:  s.StopSignal,
+		Restart:     s.Restart,
+		Init:        s.Init != nil && *s.Init,
+		ReadOnly:    s.ReadOnly,
+		ShmSize:     int64(s.ShmSize),
+		StdinOpen:   s.StdinOpen,
+		Tty:         s.Tty,
+		CapAdd:      s.CapAdd,
+		CapDrop:     s.CapDrop,
+		SecurityOpt: s.SecurityOpt,
+		Sysctls:     map[string]string(s.Sysctls),
+		NoNetwork:   s.NetworkMode == "none",
+		Ext:         ext,
+	}
+	if _, err := restartPolicy(s.Restart); err != nil {
+		return nil, keyError(file, key("restart"), "%v", err)
+	}
+	if sp.NoNetwork && ext.Egress {
+		return nil, keyError(file, key(ExtensionKey, "egress"), "egress: true, but network_mode: none gives the service no network")
 	}
 	if s.StopGracePeriod != nil {
 		d := time.Duration(*s.StopGracePeriod)
@@ -195,25 +220,20 @@ func planService(file string, p *types.Project, s types.ServiceConfig) (*Service
 		}
 		sp.Ports = append(sp.Ports, Port{Target: port.Target, Protocol: proto})
 	}
-	if hc := s.HealthCheck; hc != nil && !hc.Disable && len(hc.Test) > 0 {
-		sp.Health = &container.HealthConfig{Test: hc.Test}
-		if hc.Interval != nil {
-			sp.Health.Interval = time.Duration(*hc.Interval)
+	for i, e := range s.Expose {
+		ports, err := exposed(e)
+		if err != nil {
+			return nil, keyError(file, key("expose", fmt.Sprintf("[%d]", i)), "%v", err)
 		}
-		if hc.Timeout != nil {
-			sp.Health.Timeout = time.Duration(*hc.Timeout)
-		}
-		if hc.StartPeriod != nil {
-			sp.Health.StartPeriod = time.Duration(*hc.StartPeriod)
-		}
-		if hc.StartInterval != nil {
-			sp.Health.StartInterval = time.Duration(*hc.StartInterval)
-		}
-		if hc.Retries != nil {
-			sp.Health.Retries = int(*hc.Retries)
+		sp.Expose = append(sp.Expose, ports...)
+	}
+	if hc := s.HealthCheck; hc != nil {
+		sp.NoHealth = hc.Disable
+		if !hc.Disable && len(hc.Test) > 0 {
+			sp.Health = healthConfig(hc)
 		}
 	}
-	if len(s.Networks) == 0 {
+	if len(s.Networks) == 0 && !sp.NoNetwork {
 		sp.Networks["default"] = nil
 	}
 	for name, n := range s.Networks {
@@ -223,6 +243,12 @@ func planService(file string, p *types.Project, s types.ServiceConfig) (*Service
 		}
 		sp.Networks[name] = aliases
 	}
+	// The container is named for the run; its compose name still resolves.
+	if s.ContainerName != "" && s.ContainerName != s.Name {
+		for n := range sp.Networks {
+			sp.Networks[n] = append(sp.Networks[n], s.ContainerName)
+		}
+	}
 	for dep, d := range s.DependsOn {
 		cond := d.Condition
 		if cond == "" {
@@ -230,16 +256,8 @@ func planService(file string, p *types.Project, s types.ServiceConfig) (*Service
 		}
 		sp.DependsOn[dep] = cond
 	}
-	for i, v := range s.Volumes {
-		m := Mount{Type: v.Type, Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly}
-		if v.Type == types.VolumeTypeVolume && v.Source == "" {
-			return nil, keyError(file, key("volumes"), "volumes[%d]: anonymous volumes are not supported; name the volume", i)
-		}
-		if v.Type == types.VolumeTypeTmpfs {
-			sp.Tmpfs[v.Target] = ""
-			continue
-		}
-		sp.Mounts = append(sp.Mounts, m)
+	if err := planVolumes(file, p, s, sp); err != nil {
+		return nil, err
 	}
 	for _, t := range s.Tmpfs {
 		path, opts, _ := strings.Cut(t, ":")
@@ -254,6 +272,108 @@ func planService(file string, p *types.Project, s types.ServiceConfig) (*Service
 		}
 	}
 	return sp, nil
+}
+
+func healthConfig(hc *types.HealthCheckConfig) *container.HealthConfig {
+	h := &container.HealthConfig{Test: hc.Test}
+	if hc.Interval != nil {
+		h.Interval = time.Duration(*hc.Interval)
+	}
+	if hc.Timeout != nil {
+		h.Timeout = time.Duration(*hc.Timeout)
+	}
+	if hc.StartPeriod != nil {
+		h.StartPeriod = time.Duration(*hc.StartPeriod)
+	}
+	if hc.StartInterval != nil {
+		h.StartInterval = time.Duration(*hc.StartInterval)
+	}
+	if hc.Retries != nil {
+		h.Retries = int(*hc.Retries)
+	}
+	return h
+}
+
+// planVolumes turns volumes, secrets and configs into mounts. An anonymous
+// volume gets a name of its own for the run; secrets and configs are their
+// files bind-mounted read-only, as docker compose does outside swarm.
+func planVolumes(file string, p *types.Project, s types.ServiceConfig, sp *ServicePlan) error {
+	for i, v := range s.Volumes {
+		switch v.Type {
+		case types.VolumeTypeTmpfs:
+			var opts []string
+			if v.Tmpfs != nil && v.Tmpfs.Size > 0 {
+				opts = append(opts, fmt.Sprintf("size=%d", int64(v.Tmpfs.Size)))
+			}
+			if v.Tmpfs != nil && v.Tmpfs.Mode != 0 {
+				opts = append(opts, fmt.Sprintf("mode=%o", v.Tmpfs.Mode))
+			}
+			sp.Tmpfs[v.Target] = strings.Join(opts, ",")
+			continue
+		case types.VolumeTypeVolume:
+		case types.VolumeTypeBind:
+		default:
+			return keyError(file, []string{"services", s.Name, "volumes", fmt.Sprintf("[%d]", i)}, "volume type %q is %v", v.Type, ErrNotHonoured)
+		}
+		m := Mount{Type: v.Type, Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly}
+		if v.Volume != nil {
+			m.NoCopy = v.Volume.NoCopy
+		}
+		if v.Type == types.VolumeTypeVolume && v.Source == "" {
+			m.Source, m.Anonymous = fmt.Sprintf("%s.anon%d", s.Name, i), true
+			if _, taken := p.Volumes[m.Source]; taken {
+				return keyError(file, []string{"volumes", m.Source}, "volume name %q is the name a run gives the anonymous volume services.%s.volumes[%d]; rename it", m.Source, s.Name, i)
+			}
+		}
+		sp.Mounts = append(sp.Mounts, m)
+	}
+	for _, ref := range s.Secrets {
+		target := ref.Target
+		if target == "" {
+			target = ref.Source
+		}
+		if !path.IsAbs(target) {
+			target = path.Join("/run/secrets", target)
+		}
+		sp.Mounts = append(sp.Mounts, Mount{Type: types.VolumeTypeBind, Source: p.Secrets[ref.Source].File, Target: target, ReadOnly: true})
+	}
+	for _, ref := range s.Configs {
+		target := ref.Target
+		if target == "" {
+			target = ref.Source
+		}
+		if !path.IsAbs(target) {
+			target = "/" + target
+		}
+		sp.Mounts = append(sp.Mounts, Mount{Type: types.VolumeTypeBind, Source: p.Configs[ref.Source].File, Target: target, ReadOnly: true})
+	}
+	return nil
+}
+
+// exposed parses an expose entry: "80", "53/udp" or a range "8000-8002/tcp".
+func exposed(e string) ([]Port, error) {
+	spec, proto, _ := strings.Cut(e, "/")
+	if proto == "" {
+		proto = "tcp"
+	}
+	if proto != "tcp" && proto != "udp" && proto != "sctp" {
+		return nil, fmt.Errorf("expose %q: protocol %q is not tcp, udp or sctp", e, proto)
+	}
+	lo, hi, isRange := strings.Cut(spec, "-")
+	first, err1 := strconv.ParseUint(lo, 10, 16)
+	last := first
+	var err2 error
+	if isRange {
+		last, err2 = strconv.ParseUint(hi, 10, 16)
+	}
+	if err1 != nil || err2 != nil || first == 0 || last < first {
+		return nil, fmt.Errorf("expose %q: not a port or port range", e)
+	}
+	var ports []Port
+	for p := first; p <= last; p++ {
+		ports = append(ports, Port{Target: uint32(p), Protocol: proto})
+	}
+	return ports, nil
 }
 
 func imageSpec(file string, p *types.Project, s types.ServiceConfig, ext Extension) (image.Spec, error) {
@@ -296,14 +416,19 @@ func imageSpec(file string, p *types.Project, s types.ServiceConfig, ext Extensi
 		}
 	}
 	for i, g := range ext.Go {
+		k := key(ExtensionKey, "go", fmt.Sprintf("[%d]", i), "main")
 		dir := g.Main
 		if !filepath.IsAbs(dir) {
 			dir = filepath.Join(p.WorkingDir, dir)
 		}
-		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			return spec, keyError(file, key(ExtensionKey, "go"), "go[%d].main: %q is not a directory", i, g.Main)
+		if err := sandbox.CheckInside(file, p.WorkingDir, k, "go main", dir); err != nil {
+			return spec, err
 		}
-		spec.Go = append(spec.Go, image.GoBinary{Main: dir, Path: g.Path, Ldflags: g.Ldflags})
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return spec, keyError(file, k, "%q is not a directory", g.Main)
+		}
+		g.Main = dir
+		spec.Go = append(spec.Go, g)
 	}
 	return spec, nil
 }
@@ -313,35 +438,6 @@ func lastSegment(ref string) string {
 		return ref[i+1:]
 	}
 	return ref
-}
-
-// checkCycles refuses depends_on cycles, which would never start.
-func checkCycles(p *Plan) error {
-	state := map[string]int{} // 0 new, 1 visiting, 2 done
-	var visit func(name string, path []string) error
-	visit = func(name string, path []string) error {
-		switch state[name] {
-		case 1:
-			return keyError(p.File, []string{"services", name, "depends_on"}, "dependency cycle: %s", strings.Join(append(path, name), " -> "))
-		case 2:
-			return nil
-		}
-		state[name] = 1
-		s := p.Service(name)
-		for _, dep := range sortedKeys(s.DependsOn) {
-			if err := visit(dep, append(path, name)); err != nil {
-				return err
-			}
-		}
-		state[name] = 2
-		return nil
-	}
-	for _, s := range p.Services {
-		if err := visit(s.Name, nil); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

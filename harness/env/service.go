@@ -15,10 +15,11 @@ import (
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
-	"github.com/testcontainers/testcontainers-go"
 )
 
-// Service is one running container of an environment.
+// Service is one running container of an environment: what runs in it
+// (exec), its files (copy), its output (logs) and its state. What faults do
+// to the container itself goes through Container.
 type Service struct {
 	Name          string
 	ContainerID   string
@@ -28,7 +29,14 @@ type Service struct {
 	Ports map[string]string
 
 	env *Environment
-	c   testcontainers.Container
+}
+
+// addService records a service whose container exists.
+func (e *Environment) addService(name, containerID string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.services[name] = &Service{Name: name, ContainerID: containerID, ContainerName: e.resourceName(name),
+		Ports: map[string]string{}, env: e}
 }
 
 // ExecResult is the outcome of a command run in a service.
@@ -117,24 +125,46 @@ func (s *Service) ExecStream(ctx context.Context, cmd []string, stdout, stderr i
 	}
 }
 
-// CopyIn writes a file into the service.
-func (s *Service) CopyIn(ctx context.Context, data []byte, path string, mode int64) error {
-	if err := s.c.CopyToContainer(ctx, data, path, mode); err != nil {
-		return fmt.Errorf("copy to %s:%s: %w", s.Name, path, err)
+// CopyIn writes a file into the service, owned by root with the given
+// mode; its directory must exist.
+func (s *Service) CopyIn(ctx context.Context, data []byte, file string, mode int64) error {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	err := tw.WriteHeader(&tar.Header{Name: path.Base(file), Mode: mode, Size: int64(len(data)), Typeflag: tar.TypeReg, ModTime: time.Now()})
+	if err == nil {
+		_, err = tw.Write(data)
+	}
+	if err == nil {
+		err = tw.Close()
+	}
+	if err == nil {
+		_, err = s.env.cli.CopyToContainer(ctx, s.ContainerID, client.CopyToContainerOptions{DestinationPath: path.Dir(file), Content: &buf})
+	}
+	if err != nil {
+		return fmt.Errorf("copy to %s:%s: %w", s.Name, file, err)
 	}
 	return nil
 }
 
 // CopyOut reads a file from the service.
-func (s *Service) CopyOut(ctx context.Context, path string) ([]byte, error) {
-	rc, err := s.c.CopyFileFromContainer(ctx, path)
+func (s *Service) CopyOut(ctx context.Context, file string) ([]byte, error) {
+	fail := func(err error) ([]byte, error) { return nil, fmt.Errorf("copy from %s:%s: %w", s.Name, file, err) }
+	res, err := s.env.cli.CopyFromContainer(ctx, s.ContainerID, client.CopyFromContainerOptions{SourcePath: file})
 	if err != nil {
-		return nil, fmt.Errorf("copy from %s:%s: %w", s.Name, path, err)
+		return fail(err)
 	}
-	defer rc.Close()
-	data, err := io.ReadAll(rc)
+	defer res.Content.Close()
+	tr := tar.NewReader(res.Content)
+	h, err := tr.Next()
 	if err != nil {
-		return nil, fmt.Errorf("copy from %s:%s: %w", s.Name, path, err)
+		return fail(err)
+	}
+	if h.Typeflag != tar.TypeReg {
+		return fail(fmt.Errorf("not a regular file"))
+	}
+	data, err := io.ReadAll(tr)
+	if err != nil {
+		return fail(err)
 	}
 	return data, nil
 }

@@ -41,11 +41,13 @@ type Build struct {
 	Args       map[string]string
 }
 
-// GoBinary is a Go main package built as a static linux binary.
+// GoBinary is a Go main package built as a static linux binary. It is also
+// the shape of an entry of a compose service's `x-rehearse: {go: [...]}`,
+// where Main may be relative to the compose file until the plan resolves it.
 type GoBinary struct {
-	Main    string // absolute package directory
-	Path    string // where the binary lands in the image
-	Ldflags string
+	Main    string `mapstructure:"main"`    // package directory; absolute in a Spec
+	Path    string `mapstructure:"path"`    // where the binary lands in the image
+	Ldflags string `mapstructure:"ldflags"` // passed to go build -ldflags
 }
 
 // Action says what Ensure did for an image.

@@ -18,6 +18,7 @@ const (
 	KindCommand     = "command"
 	KindDataset     = "dataset"
 	KindLog         = "log"
+	KindWarning     = "warning" // something a rehearsal allowed that it should not rely on, such as an unsigned package
 )
 
 // Event is one thing that happened. Instant events have End == Start.

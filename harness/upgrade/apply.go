@@ -73,18 +73,51 @@ type ApplyOptions struct {
 	Timeout  time.Duration
 	Timeline *timeline.Timeline
 	Hooks    Hooks
+	// AllowUnsigned applies a package whose signature was not found
+	// trusted (never verified, or another verdict), marking a
+	// timeline.KindWarning event. Default false: such a package is refused
+	// with ErrUntrusted.
+	AllowUnsigned bool
 }
 
 // ErrNoSteps means the package has neither a manifest nor the entry script.
 var ErrNoSteps = errors.New("package has no upgrade.yaml and no entry script")
 
+// ErrUntrusted is wrapped by Apply's refusal of a package whose signature
+// was not found trusted by Package.Verify.
+var ErrUntrusted = errors.New("package signature not trusted")
+
+// checkSigned refuses a package without a trusted signature, or, when
+// unsigned packages are allowed, marks a warning on the timeline.
+func checkSigned(p *Package, o ApplyOptions) error {
+	res, verified := p.Signature()
+	if verified && res.Verdict == Trusted {
+		return nil
+	}
+	why := "its signature was never verified"
+	if verified {
+		why = fmt.Sprintf("its signature is %s: %s", res.Verdict, res.Reason)
+	}
+	if !o.AllowUnsigned {
+		return fmt.Errorf("apply %s: %w: %s (verify it with Package.Verify, or set ApplyOptions.AllowUnsigned)", p.Source, ErrUntrusted, why)
+	}
+	o.Timeline.Mark(timeline.KindWarning, "upgrade", "applying a package without a trusted signature",
+		map[string]string{"package": p.Source, "why": why})
+	return nil
+}
+
 // Apply copies the package into each target service and runs its steps in
 // order as their users, stopping at the first failure; cleanup steps run
-// afterwards in every case. A step that fails is an Outcome, not an error:
+// afterwards in every case. A package whose signature Package.Verify did
+// not find trusted is refused (ErrUntrusted) before anything is copied,
+// unless o.AllowUnsigned. A step that fails is an Outcome, not an error:
 // errors are for what kept the steps from running.
 func Apply(ctx context.Context, e *env.Environment, p *Package, o ApplyOptions) (*Outcome, error) {
 	if o.Timeline == nil {
 		o.Timeline = timeline.New()
+	}
+	if err := checkSigned(p, o); err != nil {
+		return nil, err
 	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultStepTimeout

@@ -1,7 +1,11 @@
 package upgrade
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -10,7 +14,69 @@ import (
 	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/harness/timeline"
 	"github.com/rehearse/rehearse/internal/envtest"
+	"github.com/rehearse/rehearse/internal/testpki"
 )
+
+// TestApplyRefusesUntrusted needs no engine: the refusal comes before
+// anything reaches the environment.
+func TestApplyRefusesUntrusted(t *testing.T) {
+	p, err := Open(filepath.Join("testdata", "entry-pkg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	out, err := Apply(ctx, nil, p, ApplyOptions{Service: "box"})
+	if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "never verified") || !strings.Contains(err.Error(), "AllowUnsigned") || out != nil {
+		t.Errorf("never verified: %v, %+v", err, out)
+	}
+	p.Verify([]byte("not a signature"), Trust{})
+	if _, err := Apply(ctx, nil, p, ApplyOptions{Service: "box"}); !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "signature is malformed") {
+		t.Errorf("malformed: %v", err)
+	}
+}
+
+// signedZip zips dir's files into a package signed by the bundled vendor
+// key, and returns it with its trust store.
+func signedZip(t *testing.T, dir string) (string, Trust) {
+	t.Helper()
+	tmp := t.TempDir()
+	if err := testpki.Generate(tmp); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := &zip.FileHeader{Name: f.Name(), Method: zip.Deflate}
+		h.SetMode(0o755)
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pkg := filepath.Join(tmp, "pkg.zip")
+	writeFile(t, pkg, buf.Bytes())
+	sign(t, pkg, filepath.Join(tmp, testpki.Vendor), filepath.Join(tmp, testpki.VendorKey), pkg+".p7s", "DER")
+	roots, err := LoadTrust(filepath.Join(tmp, testpki.NewRoot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkg, Trust{Roots: roots}
+}
 
 func startBox(t *testing.T) *env.Environment {
 	return envtest.Start(t, filepath.Join("testdata", "box", "compose.yaml"))
@@ -36,9 +102,12 @@ func TestApply(t *testing.T) {
 				mu.Unlock()
 			}
 		}
-		out, err := Apply(ctx, e, p, ApplyOptions{Timeline: tl, Hooks: Hooks{StepStart: record("start"), StepEnd: record("end")}})
+		out, err := Apply(ctx, e, p, ApplyOptions{Timeline: tl, AllowUnsigned: true, Hooks: Hooks{StepStart: record("start"), StepEnd: record("end")}})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if w := tl.Filter(timeline.KindWarning); len(w) != 1 || !strings.Contains(w[0].Fields["why"], "never verified") {
+			t.Errorf("warnings %+v, want one about the unverified package", w)
 		}
 		if out.FailedStep != "hang" {
 			t.Errorf("failed step %q, want hang (timed out)", out.FailedStep)
@@ -79,7 +148,7 @@ func TestApply(t *testing.T) {
 		}
 		defer p.Close()
 		tl := timeline.New()
-		out, err := Apply(ctx, e, p, ApplyOptions{Service: "box", User: "nobody", Timeline: tl})
+		out, err := Apply(ctx, e, p, ApplyOptions{Service: "box", User: "nobody", Timeline: tl, AllowUnsigned: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,6 +172,29 @@ func TestApply(t *testing.T) {
 		}
 		if n := len(tl.Filter(KindStep)); n != 3 {
 			t.Errorf("%d step events", n)
+		}
+	})
+	t.Run("a package verified as trusted applies without a warning", func(t *testing.T) {
+		zipPath, trust := signedZip(t, filepath.Join("testdata", "entry-pkg"))
+		p, err := Open(zipPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		sig, err := os.ReadFile(zipPath + ".p7s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := p.Verify(sig, trust); res.Verdict != Trusted {
+			t.Fatalf("verify: %+v", res)
+		}
+		tl := timeline.New()
+		out, err := Apply(ctx, e, p, ApplyOptions{Service: "box", User: "nobody", Timeline: tl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.FailedStep != "restart" || len(tl.Filter(timeline.KindWarning)) != 0 {
+			t.Errorf("failed at %q, warnings %+v", out.FailedStep, tl.Filter(timeline.KindWarning))
 		}
 	})
 }

@@ -3,8 +3,8 @@ package upgrade
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -41,12 +41,25 @@ type StepSpec struct {
 // DefaultStepTimeout bounds a step that names no timeout.
 const DefaultStepTimeout = 10 * time.Minute
 
-func readManifest(dir string) (*Manifest, error) {
-	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+// maxManifestBytes bounds the manifest: it is read into memory.
+const maxManifestBytes = 1 << 20
+
+// readManifest reads the manifest through the workspace root, so a link
+// cannot make it read a file outside the package.
+func readManifest(root *os.Root) (*Manifest, error) {
+	f, err := root.Open(ManifestFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read %s: %w", ManifestFile, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxManifestBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", ManifestFile, err)
+	}
+	if len(data) > maxManifestBytes {
+		return nil, fmt.Errorf("%s: more than %d bytes", ManifestFile, maxManifestBytes)
 	}
 	var m Manifest
 	dec := yaml.NewDecoder(strings.NewReader(string(data)))

@@ -4,17 +4,13 @@
 package upgrade
 
 import (
-	"archive/tar"
-	"archive/zip"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // ErrUnsafe is wrapped by every refusal to open a package entry.
@@ -33,339 +29,192 @@ func (e *EntryError) Error() string {
 
 func (e *EntryError) Unwrap() error { return ErrUnsafe }
 
-// Limits bound what an archive may unpack to (zip bombs).
+// Limits bound what an archive may unpack to (zip bombs). A zero field
+// given to WithLimits keeps its default from DefaultLimits.
 type Limits struct {
-	Entries    int   // at most this many entries
-	TotalBytes int64 // at most this many bytes unpacked
-	Ratio      int64 // unpacked size at most Ratio times the archive's size (zip entries: each entry's own ratio)
+	Entries      int   // at most this many entries
+	TotalBytes   int64 // at most this many bytes unpacked
+	Ratio        int64 // unpacked size at most Ratio times the archive's size (zip entries: each entry's own ratio)
+	ArchiveBytes int64 // the archive file itself at most this many bytes (it is held in memory)
 }
 
 // DefaultLimits are generous for real packages and stop bombs.
-var DefaultLimits = Limits{Entries: 20_000, TotalBytes: 2 << 30, Ratio: 200}
+var DefaultLimits = Limits{Entries: 20_000, TotalBytes: 2 << 30, Ratio: 200, ArchiveBytes: 1 << 30}
 
 // OpenOption configures Open.
-type OpenOption func(*openOptions)
+type OpenOption func(*openOptions) error
 
 type openOptions struct {
 	limits Limits
-	dir    string
+	dir    string // "" : a new temporary directory
 }
 
-// WithLimits sets the unpacking limits. Default: DefaultLimits.
-func WithLimits(l Limits) OpenOption { return func(o *openOptions) { o.limits = l } }
+// defaultOpenOptions is the one place Open's defaults are set.
+func defaultOpenOptions() openOptions { return openOptions{limits: DefaultLimits} }
 
-// WithWorkspace unpacks into dir, which must be empty or missing.
-// Default: a new temporary directory.
-func WithWorkspace(dir string) OpenOption { return func(o *openOptions) { o.dir = dir } }
+// WithLimits sets the unpacking limits; zero fields keep their default.
+// Default: DefaultLimits.
+func WithLimits(l Limits) OpenOption {
+	return func(o *openOptions) error {
+		if l.Entries < 0 || l.TotalBytes < 0 || l.Ratio < 0 || l.ArchiveBytes < 0 {
+			return fmt.Errorf("limits %+v: a limit cannot be negative", l)
+		}
+		d := DefaultLimits
+		o.limits = Limits{
+			Entries:      cmpOr(l.Entries, d.Entries),
+			TotalBytes:   cmpOr(l.TotalBytes, d.TotalBytes),
+			Ratio:        cmpOr(l.Ratio, d.Ratio),
+			ArchiveBytes: cmpOr(l.ArchiveBytes, d.ArchiveBytes),
+		}
+		return nil
+	}
+}
+
+// WithWorkspace unpacks into dir, which must be an empty directory or not
+// exist yet; Close (or a failed Open) removes only what Open created: dir
+// itself when Open made it, else only its contents. Package.Dir is its
+// absolute path. Default: a new temporary directory.
+func WithWorkspace(dir string) OpenOption {
+	return func(o *openOptions) (err error) {
+		if dir == "" {
+			err = errors.New("empty name")
+		} else if o.dir, err = filepath.Abs(dir); err == nil {
+			return nil
+		}
+		return fmt.Errorf("workspace %q: %w", dir, err)
+	}
+}
+
+func cmpOr[T int | int64](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
 
 // Package is an opened upgrade package.
 type Package struct {
 	Source   string    // what was opened
 	Dir      string    // the private workspace holding its files
 	Manifest *Manifest // nil when the package has no upgrade.yaml
+
+	// archive is exactly the bytes that were unpacked, read once (nil for a
+	// directory package): the signature is checked over these bytes.
+	archive []byte
+	// signature is the verdict of the last Verify of this package (nil: never verified).
+	signature *Result
+
+	ws *workspace // nil for a Package that Open did not make
 }
 
-// Close removes the workspace.
-func (p *Package) Close() error { return os.RemoveAll(p.Dir) }
+// Close removes the workspace: the directory Open created, or only the
+// contents of the empty directory given to WithWorkspace. Closing twice is
+// harmless.
+func (p *Package) Close() error {
+	if p.ws == nil {
+		return nil
+	}
+	return p.ws.close()
+}
 
-// Open unpacks a .zip, .tar.gz/.tgz or a directory into a private workspace.
-// Entries that escape it (../, absolute paths, links pointing out), device
-// files and archives over the limits are refused with the entry named, and
-// nothing is left behind.
-func Open(source string, opts ...OpenOption) (*Package, error) {
-	o := openOptions{limits: DefaultLimits}
+// Open unpacks a .zip, .tar.gz/.tgz or a directory into a private workspace
+// through an os.Root, so no entry can write or read outside it. An archive is
+// read into memory once and unpacked from those bytes. Entries that escape
+// (../, absolute paths, links that resolve outside, also through a chain of
+// links), devices, fifos, hard links to files outside the package and
+// archives over the limits are refused with an *EntryError naming the entry;
+// nothing is left behind on failure.
+func Open(source string, opts ...OpenOption) (_ *Package, err error) {
+	o := defaultOpenOptions()
 	for _, opt := range opts {
-		opt(&o)
-	}
-	st, err := os.Stat(source)
-	if err != nil {
-		return nil, fmt.Errorf("open package: %w", err)
-	}
-	dir := o.dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "rehearse-package-"); err != nil {
-			return nil, err
+		if err := opt(&o); err != nil {
+			return nil, fmt.Errorf("open package %s: %w", source, err)
 		}
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
 	}
-	root, err := os.OpenRoot(dir)
+	src, err := readSource(source, o.limits)
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+		return nil, fmt.Errorf("open package %s: %w", source, err)
 	}
-	defer root.Close()
-	u := &unpacker{archive: source, root: root, limits: o.limits}
-	switch name := strings.ToLower(source); {
-	case st.IsDir():
-		err = u.dir(source)
-	case strings.HasSuffix(name, ".zip"):
-		err = u.zip(source, st.Size())
-	case strings.HasSuffix(name, ".tar.gz"), strings.HasSuffix(name, ".tgz"):
-		err = u.tgz(source, st.Size())
-	default:
-		err = fmt.Errorf("open package %s: not a .zip, .tar.gz, .tgz or directory", source)
-	}
+	defer src.close()
+	ws, err := newWorkspace(o.dir)
 	if err != nil {
-		os.RemoveAll(dir)
+		return nil, fmt.Errorf("open package %s: %w", source, err)
+	}
+	p := &Package{Source: source, Dir: ws.dir, archive: src.data, ws: ws}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, p.Close())
+		}
+	}()
+	u := newUnpacker(source, ws.root, o.limits)
+	if err := u.unpack(src.entries); err != nil {
 		return nil, err
 	}
-	p := &Package{Source: source, Dir: dir}
-	if p.Manifest, err = readManifest(dir); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("%s: %w", source, err)
+	if p.Manifest, err = readManifest(ws.root); err != nil {
+		return nil, fmt.Errorf("open package %s: %w", source, err)
 	}
 	return p, nil
 }
 
-type unpacker struct {
-	archive string
-	root    *os.Root
-	limits  Limits
-	entries int
-	total   int64
+// source is what Open unpacks: the archive's bytes (read once) or a
+// directory opened as a root, as one sequence of entries.
+type source struct {
+	data    []byte
+	entries entries
+	close   func()
 }
 
-func (u *unpacker) refuse(entry, format string, args ...any) error {
-	return &EntryError{Archive: u.archive, Entry: entry, Reason: fmt.Sprintf(format, args...)}
-}
-
-// clean checks an entry name and returns it relative to the workspace.
-func (u *unpacker) clean(name string) (string, error) {
-	if name == "" {
-		return "", u.refuse(name, "empty name")
-	}
-	if strings.ContainsRune(name, 0) {
-		return "", u.refuse(name, "NUL in name")
-	}
-	slashed := strings.ReplaceAll(name, `\`, "/")
-	if path.IsAbs(slashed) || filepath.IsAbs(name) || (len(slashed) > 1 && slashed[1] == ':') {
-		return "", u.refuse(name, "absolute path")
-	}
-	for _, part := range strings.Split(slashed, "/") {
-		if part == ".." {
-			return "", u.refuse(name, "path escapes the workspace (..)")
-		}
-	}
-	c := path.Clean(slashed)
-	if c == "." {
-		return "", nil
-	}
-	return c, nil
-}
-
-func (u *unpacker) count(entry string) error {
-	u.entries++
-	if u.entries > u.limits.Entries {
-		return u.refuse(entry, "more than %d entries", u.limits.Entries)
-	}
-	return nil
-}
-
-// checkLink refuses a symlink whose target leaves the workspace.
-func (u *unpacker) checkLink(name, target string) error {
-	t := strings.ReplaceAll(target, `\`, "/")
-	if path.IsAbs(t) {
-		return u.refuse(name, "link to an absolute path (%s)", target)
-	}
-	resolved := path.Join(path.Dir(name), t)
-	if resolved == ".." || strings.HasPrefix(resolved, "../") {
-		return u.refuse(name, "link points outside the workspace (%s)", target)
-	}
-	return nil
-}
-
-// write copies r into the workspace, enforcing the size limits as it goes
-// (declared sizes can lie).
-func (u *unpacker) write(name string, mode fs.FileMode, r io.Reader, maxBytes int64) error {
-	if err := u.root.MkdirAll(path.Dir(name), 0o755); err != nil && path.Dir(name) != "." {
-		return u.refuse(name, "%v", err)
-	}
-	f, err := u.root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode.Perm()|0o600)
+func readSource(name string, l Limits) (*source, error) {
+	st, err := os.Stat(name)
 	if err != nil {
-		return u.refuse(name, "%v", err)
+		return nil, err
+	}
+	if st.IsDir() {
+		root, err := os.OpenRoot(name)
+		if err != nil {
+			return nil, err
+		}
+		return &source{entries: dirEntries(name, root, l.Entries), close: func() { root.Close() }}, nil
+	}
+	var unpack func(archive string, data []byte, ratio int64) entries
+	switch lower := strings.ToLower(name); {
+	case strings.HasSuffix(lower, ".zip"):
+		unpack = zipEntries
+	case strings.HasSuffix(lower, ".tar.gz"), strings.HasSuffix(lower, ".tgz"):
+		unpack = tgzEntries
+	default:
+		return nil, errors.New("not a .zip, .tar.gz, .tgz or directory")
+	}
+	data, err := readArchive(name, l.ArchiveBytes)
+	if err != nil {
+		return nil, err
+	}
+	return &source{data: data, entries: unpack(name, data, l.Ratio), close: func() {}}, nil
+}
+
+// readArchive reads the whole archive file, refusing one over limit bytes.
+func readArchive(name string, limit int64) ([]byte, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0) // a fifo must not block the open
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
-	limit := min(maxBytes, u.limits.TotalBytes-u.total)
-	n, err := io.Copy(f, io.LimitReader(r, limit+1))
-	u.total += n
+	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("%s: entry %q: %w", u.archive, name, err)
+		return nil, err
 	}
-	if n > limit {
-		if u.total > u.limits.TotalBytes {
-			return u.refuse(name, "unpacks past the limit of %d bytes", u.limits.TotalBytes)
-		}
-		return u.refuse(name, "expands more than %d times its compressed size (zip bomb)", u.limits.Ratio)
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file but a %s", describe(st.Mode()))
 	}
-	return nil
-}
-
-func (u *unpacker) zip(source string, size int64) error {
-	zr, err := zip.OpenReader(source)
+	if st.Size() > limit {
+		return nil, fmt.Errorf("archive is %d bytes, over the limit of %d (Limits.ArchiveBytes)", st.Size(), limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return fmt.Errorf("open package %s: %w", source, err)
+		return nil, fmt.Errorf("read archive: %w", err)
 	}
-	defer zr.Close()
-	if len(zr.File) > u.limits.Entries {
-		return u.refuse(zr.File[u.limits.Entries].Name, "more than %d entries", u.limits.Entries)
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("archive grew past the limit of %d bytes (Limits.ArchiveBytes) while being read", limit)
 	}
-	for _, f := range zr.File {
-		name, err := u.clean(f.Name)
-		if err != nil {
-			return err
-		}
-		if err := u.count(f.Name); err != nil {
-			return err
-		}
-		if name == "" {
-			continue
-		}
-		mode := f.Mode()
-		switch {
-		case mode.IsDir():
-			if err := u.root.MkdirAll(name, 0o755); err != nil {
-				return u.refuse(f.Name, "%v", err)
-			}
-		case mode&fs.ModeSymlink != 0:
-			rc, err := f.Open()
-			if err != nil {
-				return u.refuse(f.Name, "%v", err)
-			}
-			target, err := io.ReadAll(io.LimitReader(rc, 4096))
-			rc.Close()
-			if err != nil {
-				return u.refuse(f.Name, "%v", err)
-			}
-			if err := u.link(f.Name, name, string(target)); err != nil {
-				return err
-			}
-		case mode.IsRegular():
-			rc, err := f.Open()
-			if err != nil {
-				return u.refuse(f.Name, "%v", err)
-			}
-			maxBytes := max(int64(f.CompressedSize64), 1) * u.limits.Ratio
-			err = u.write(name, mode, rc, maxBytes)
-			rc.Close()
-			if err != nil {
-				return err
-			}
-		default:
-			return u.refuse(f.Name, "special file (%s) not allowed", mode.Type())
-		}
-	}
-	return nil
-}
-
-func (u *unpacker) link(entry, name, target string) error {
-	if err := u.checkLink(name, target); err != nil {
-		return err
-	}
-	if err := u.root.MkdirAll(path.Dir(name), 0o755); err != nil && path.Dir(name) != "." {
-		return u.refuse(entry, "%v", err)
-	}
-	if err := u.root.Symlink(target, name); err != nil {
-		return u.refuse(entry, "%v", err)
-	}
-	return nil
-}
-
-func (u *unpacker) tgz(source string, size int64) error {
-	f, err := os.Open(source)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		return fmt.Errorf("open package %s: %w", source, err)
-	}
-	// The whole stream is compressed at once: the ratio limit applies to it.
-	budget := max(size, 1) * u.limits.Ratio
-	tr := tar.NewReader(gz)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("open package %s: %w", source, err)
-		}
-		name, err := u.clean(h.Name)
-		if err != nil {
-			return err
-		}
-		if err := u.count(h.Name); err != nil {
-			return err
-		}
-		if name == "" {
-			continue
-		}
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := u.root.MkdirAll(name, 0o755); err != nil {
-				return u.refuse(h.Name, "%v", err)
-			}
-		case tar.TypeSymlink:
-			if err := u.link(h.Name, name, h.Linkname); err != nil {
-				return err
-			}
-		case tar.TypeLink:
-			target, err := u.clean(h.Linkname)
-			if err != nil {
-				return u.refuse(h.Name, "hard link points outside the workspace (%s)", h.Linkname)
-			}
-			if err := u.root.Link(target, name); err != nil {
-				return u.refuse(h.Name, "%v", err)
-			}
-		case tar.TypeReg:
-			if err := u.write(name, fs.FileMode(h.Mode), tr, budget-u.total); err != nil {
-				return err
-			}
-		default:
-			return u.refuse(h.Name, "special file (type %q) not allowed", string(h.Typeflag))
-		}
-	}
-}
-
-// dir copies a package directory, refusing links that point outside it and
-// special files, within the same limits.
-func (u *unpacker) dir(source string) error {
-	return filepath.WalkDir(source, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(source, p)
-		if rel == "." {
-			return nil
-		}
-		rel = filepath.ToSlash(rel)
-		if err := u.count(rel); err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch mode := info.Mode(); {
-		case mode.IsDir():
-			return u.root.MkdirAll(rel, 0o755)
-		case mode&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return u.link(rel, rel, target)
-		case mode.IsRegular():
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			return u.write(rel, mode, f, u.limits.TotalBytes)
-		default:
-			return u.refuse(rel, "special file (%s) not allowed", mode.Type())
-		}
-	})
+	return data, nil
 }

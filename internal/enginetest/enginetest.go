@@ -4,7 +4,11 @@ package enginetest
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,5 +81,52 @@ func WaitForContainer(t testing.TB, cli *client.Client, runID string, within tim
 			t.Fatalf("run %s created no container within %s", runID, within)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Created lists the containers, networks and volumes of a run that the
+// engine created since a time, by name, from the engine's event log (so it
+// sees what was removed again).
+func Created(t testing.TB, cli *client.Client, runID string, since time.Time) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res := cli.Events(ctx, client.EventsListOptions{
+		Since:   fmt.Sprint(since.Unix() - 1),
+		Until:   fmt.Sprint(time.Now().Unix() + 1),
+		Filters: client.Filters{}.Add("event", "create"),
+	})
+	ours := func(name string) bool {
+		rest, ok := strings.CutPrefix(name, "rehearse-"+runID)
+		return ok && (strings.HasPrefix(rest, "-") || strings.HasPrefix(rest, "."))
+	}
+	var names []string
+	for {
+		select {
+		case m := <-res.Messages:
+			name := m.Actor.Attributes["name"]
+			if m.Type == "volume" {
+				name = m.Actor.ID
+			}
+			if ours(name) || m.Actor.Attributes["rehearse.run"] == runID {
+				names = append(names, string(m.Type)+" "+name)
+			}
+		case err := <-res.Err:
+			if err != nil && !errors.Is(err, io.EOF) {
+				t.Fatalf("engine events of run %s: %v", runID, err)
+			}
+			return names
+		}
+	}
+}
+
+// AssertCreatedThenGone is AssertGone for a run that must have created
+// something since a time: a run that created nothing leaves nothing behind
+// trivially, and the check would prove nothing.
+func AssertCreatedThenGone(t testing.TB, cli *client.Client, runID string, since time.Time, within time.Duration) {
+	t.Helper()
+	AssertGone(t, cli, runID, within)
+	if created := Created(t, cli, runID, since); len(created) == 0 {
+		t.Fatalf("run %s created nothing since %s: nothing was left behind because nothing was made", runID, since.Format(time.TimeOnly))
 	}
 }

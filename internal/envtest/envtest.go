@@ -11,7 +11,9 @@ import (
 )
 
 // Start brings a compose file up (failing under CI without an engine,
-// skipping elsewhere) and registers its teardown.
+// skipping elsewhere) and registers its teardown. A test binary that calls
+// it should call runs.WatchdogMain first thing in its TestMain, so that a
+// test killed mid-run leaves nothing behind.
 func Start(t testing.TB, file string) *env.Environment {
 	t.Helper()
 	cli := enginetest.Connect(t)

@@ -1,6 +1,7 @@
 // Package testpki generates the vendor PKI of the bundled world: a CA
-// rotation with a cross-signed chain, plus the broken signers tests need.
-// Every key is generated on the spot; none is ever committed.
+// rotation with a cross-signed chain and a code-signing release signer (EKU
+// codeSigning, as vendors are issued), plus the broken signers and chains
+// tests need. Every key is generated on the spot; none is ever committed.
 package testpki
 
 import (
@@ -21,14 +22,23 @@ const (
 	OldRoot     = "old-root.pem"    // the root the customer trusts
 	NewRoot     = "new-root.pem"    // the vendor's rotated root
 	Cross       = "cross-chain.pem" // the new root's key, certified by the old root
-	Vendor      = "vendor.pem"      // the release signer, issued under the new root
+	Vendor      = "vendor.pem"      // the release signer (EKU codeSigning), issued under the new root
 	VendorKey   = "vendor.key"      //
+	Second      = "second.pem"      // another signer under the new root (EKU codeSigning, emailProtection), for two-signer signatures
+	SecondKey   = "second.key"      //
 	Expired     = "expired.pem"     // a signer whose validity ended
 	ExpiredKey  = "expired.key"     //
 	WrongUsage  = "wrong-usage.pem" // a signer for TLS servers, not for signing
 	WrongKey    = "wrong-usage.key" //
 	Stranger    = "stranger.pem"    // self-signed by somebody else
 	StrangerKey = "stranger.key"    //
+
+	TLSCA          = "tls-ca.pem"        // an intermediate CA under the new root limited to serverAuth
+	TLSCASigner    = "tls-ca-signer.pem" // a signer (EKU codeSigning, emailProtection) under TLSCA
+	TLSCASignerKey = "tls-ca-signer.key" //
+	NotCA          = "not-ca.pem"        // an end-entity certificate under the new root (CA:FALSE) used as an issuer
+	NotCASigner    = "not-ca-signer.pem" // a signer (EKU codeSigning, emailProtection) issued by NotCA
+	NotCASignerKey = "not-ca-signer.key" //
 )
 
 // Common names, as reasons print them.
@@ -91,8 +101,40 @@ func Generate(dir string) error {
 	}
 	newCA := &issuer{newRoot, newKey}
 	vendorKey, expiredKey, wrongKey, strangerKey := key(), key(), key(), key()
-	// emailProtection is what openssl cms -verify's default purpose (smimesign) asks of a signer.
-	vendor, err := newCert(signerTemplate(VendorName, now.AddDate(0, -1, 0), now.AddDate(2, 0, 0), x509.ExtKeyUsageEmailProtection, x509.ExtKeyUsageCodeSigning), newCA, vendorKey)
+	// What vendors are issued for signing software; openssl 3.0's cms
+	// -verify has no purpose for it (use -purpose any).
+	vendor, err := newCert(signerTemplate(VendorName, now.AddDate(0, -1, 0), now.AddDate(2, 0, 0), x509.ExtKeyUsageCodeSigning), newCA, vendorKey)
+	if err != nil {
+		return err
+	}
+	// The signers below carry emailProtection too, so that openssl's
+	// default purpose (smimesign) is a meaningful reference for them.
+	both := []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning, x509.ExtKeyUsageEmailProtection}
+	secondKey, tlsSignerKey, notCASignerKey := key(), key(), key()
+	second, err := newCert(signerTemplate("Billing Vendor Releases B", now.AddDate(0, -1, 0), now.AddDate(2, 0, 0), both...), newCA, secondKey)
+	if err != nil {
+		return err
+	}
+	tlsTmpl := caTemplate("Billing Vendor TLS CA", now.AddDate(0, -1, 0), now.AddDate(5, 0, 0))
+	tlsTmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	tlsCAKey := key()
+	tlsCA, err := newCert(tlsTmpl, newCA, tlsCAKey)
+	if err != nil {
+		return err
+	}
+	tlsSigner, err := newCert(signerTemplate("Billing Vendor Releases via TLS CA", now.AddDate(0, -1, 0), now.AddDate(2, 0, 0), both...), &issuer{tlsCA, tlsCAKey}, tlsSignerKey)
+	if err != nil {
+		return err
+	}
+	notCATmpl := signerTemplate("Billing Vendor Build Host", now.AddDate(0, -1, 0), now.AddDate(2, 0, 0), both...)
+	notCATmpl.BasicConstraintsValid = true // CA:FALSE, stated
+	notCATmpl.KeyUsage |= x509.KeyUsageCertSign
+	notCAKey := key()
+	notCA, err := newCert(notCATmpl, newCA, notCAKey)
+	if err != nil {
+		return err
+	}
+	notCASigner, err := newCert(signerTemplate("Billing Vendor Releases via Build Host", now.AddDate(0, -1, 0), now.AddDate(2, 0, 0), both...), &issuer{notCA, notCAKey}, notCASignerKey)
 	if err != nil {
 		return err
 	}
@@ -112,12 +154,16 @@ func Generate(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for name, c := range map[string]*x509.Certificate{OldRoot: oldRoot, NewRoot: newRoot, Cross: cross, Vendor: vendor, Expired: expired, WrongUsage: wrong, Stranger: stranger} {
+	certs := map[string]*x509.Certificate{OldRoot: oldRoot, NewRoot: newRoot, Cross: cross, Vendor: vendor, Second: second,
+		Expired: expired, WrongUsage: wrong, Stranger: stranger, TLSCA: tlsCA, TLSCASigner: tlsSigner, NotCA: notCA, NotCASigner: notCASigner}
+	for name, c := range certs {
 		if err := writePEM(filepath.Join(dir, name), "CERTIFICATE", c.Raw, 0o644); err != nil {
 			return err
 		}
 	}
-	for name, k := range map[string]*ecdsa.PrivateKey{VendorKey: vendorKey, ExpiredKey: expiredKey, WrongKey: wrongKey, StrangerKey: strangerKey} {
+	keys := map[string]*ecdsa.PrivateKey{VendorKey: vendorKey, SecondKey: secondKey, ExpiredKey: expiredKey, WrongKey: wrongKey,
+		StrangerKey: strangerKey, TLSCASignerKey: tlsSignerKey, NotCASignerKey: notCASignerKey}
+	for name, k := range keys {
 		der, err := x509.MarshalPKCS8PrivateKey(k)
 		if err != nil {
 			return err

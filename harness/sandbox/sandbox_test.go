@@ -1,0 +1,209 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+func load(t *testing.T, file string) *types.Project {
+	t.Helper()
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	po, err := cli.NewProjectOptions([]string{abs}, cli.WithWorkingDirectory(filepath.Dir(abs)), cli.WithName("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := po.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("load %s: %v", file, err)
+	}
+	return p
+}
+
+func TestCheckRefuses(t *testing.T) {
+	notAllowed, notHonoured := ErrNotAllowed, ErrNotHonoured
+	tests := []struct {
+		file string
+		want error    // the reason the error unwraps to
+		msg  []string // substrings of the message; the first is file:line: key
+	}{
+		// The sandbox's own labels, wherever a compose file could set them.
+		{"label-run.yaml", notAllowed, []string{"label-run.yaml:4: services.app.labels:", "rehearse.run", `"app"`}},
+		{"label-owner-list.yaml", notAllowed, []string{"label-owner-list.yaml:4: services.app.labels:", "Rehearse.Owner"}},
+		{"label-build.yaml", notAllowed, []string{"label-build.yaml:5: services.app.build.labels:", "rehearse.inputs"}},
+		{"label-network.yaml", notAllowed, []string{"label-network.yaml:6: networks.default.labels:", "rehearse.run"}},
+		// Capabilities: an allow-list, both spellings, any case.
+		{"cap-sys-module.yaml", notAllowed, []string{"cap-sys-module.yaml:6: services.app.cap_add[1]:", "SYS_MODULE", "kernel modules", `"app"`}},
+		{"cap-ptrace.yaml", notAllowed, []string{"cap-ptrace.yaml:4: services.app.cap_add[0]:", "cap_sys_ptrace"}},
+		{"cap-dac-read-search.yaml", notAllowed, []string{"services.app.cap_add[0]", "CAP_DAC_READ_SEARCH"}},
+		{"cap-rawio.yaml", notAllowed, []string{"services.app.cap_add[0]", "sys_rawio"}},
+		{"cap-unlisted.yaml", notAllowed, []string{"services.app.cap_add[0]", "WAKE_ALARM", "only Docker's default"}},
+		{"cap-all.yaml", notAllowed, []string{"services.app.cap_add[0]", "all"}},
+		// Paths the harness reads or mounts stay inside the project, links resolved.
+		{"context-etc.yaml", notAllowed, []string{"context-etc.yaml:4: services.app.build.context:", `build context "/etc" is outside the project`}},
+		{"context-parent.yaml", notAllowed, []string{"context-parent.yaml:4: services.app.build.context:", "outside the project"}},
+		{"context-symlink.yaml", notAllowed, []string{"context-symlink.yaml:4: services.app.build.context:", "escape", "outside the project"}},
+		{"dockerfile-outside.yaml", notAllowed, []string{"dockerfile-outside.yaml:5: services.app.build.dockerfile:", "Dockerfile", "outside the project"}},
+		{"env-file-outside.yaml", notAllowed, []string{"env-file-outside.yaml:4: services.app.env_file[0]:", "env file", "outside the project"}},
+		{"secret-outside.yaml", notAllowed, []string{"secret-outside.yaml:7: secrets.pw.file:", "outside the project"}},
+		{"secret-external.yaml", notAllowed, []string{"secret-external.yaml:7: secrets.pw.external:", "external secrets"}},
+		{"secret-environment.yaml", notHonoured, []string{"secret-environment.yaml:7: secrets.pw.environment:", "not honoured", "file:"}},
+		{"bind-propagation.yaml", notAllowed, []string{"bind-propagation.yaml:9: services.app.volumes[0].bind.propagation:", "rshared"}},
+		{"volume-driver-opts.yaml", notAllowed, []string{"volume-driver-opts.yaml:7: volumes.data.driver_opts:", "host path"}},
+		// Confinement and host kernel settings.
+		{"seccomp-unconfined.yaml", notAllowed, []string{"seccomp-unconfined.yaml:6: services.app.security_opt[1]:", "seccomp:unconfined", "unconfines"}},
+		{"apparmor-unconfined.yaml", notAllowed, []string{"services.app.security_opt[0]", "apparmor=unconfined"}},
+		{"label-disable.yaml", notAllowed, []string{"services.app.security_opt[0]", "label:disable"}},
+		{"systempaths.yaml", notAllowed, []string{"services.app.security_opt[0]", "systempaths=unconfined"}},
+		{"seccomp-profile.yaml", notHonoured, []string{"services.app.security_opt[0]", "seccomp=profile.json"}},
+		{"sysctl-host.yaml", notAllowed, []string{"sysctl-host.yaml:6: services.app.sysctls.vm.swappiness:", "vm.swappiness"}},
+		// Keys the harness does not honour are refused by name.
+		{"ulimits.yaml", notHonoured, []string{"ulimits.yaml:4: services.app.ulimits:", "ulimits is not honoured", `"app"`}},
+		{"extra-hosts.yaml", notHonoured, []string{"extra-hosts.yaml:4: services.app.extra_hosts:", "extra_hosts"}},
+		{"deploy.yaml", notHonoured, []string{"deploy.yaml:4: services.app.deploy:", "deploy is not honoured"}},
+		{"build-ssh.yaml", notHonoured, []string{"build-ssh.yaml:5: services.app.build.ssh:", "ssh is not honoured"}},
+		{"ipam.yaml", notHonoured, []string{"ipam.yaml:6: networks.default.ipam:", "ipam is not honoured"}},
+		{"ipv4-address.yaml", notHonoured, []string{"ipv4-address.yaml:6: services.app.networks.default.ipv4_address:"}},
+		{"none-ports.yaml", notHonoured, []string{"none-ports.yaml:5: services.app.ports:", "network_mode: none"}},
+		{"depends-restart.yaml", notHonoured, []string{"depends-restart.yaml:7: services.app.depends_on.db.restart:"}},
+		{"pull-always.yaml", notHonoured, []string{"pull-always.yaml:4: services.app.pull_policy:", "nothing is pulled"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			file := filepath.Join("testdata", "project", tt.file)
+			err := Check(file, load(t, file))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, tt.want) {
+				t.Errorf("error %q is not %v", err, tt.want)
+			}
+			var fe *FileError
+			if !errors.As(err, &fe) {
+				t.Errorf("error %T is not a *FileError", err)
+			}
+			for _, w := range tt.msg {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+		})
+	}
+}
+
+func TestCheckAccepts(t *testing.T) {
+	file := filepath.Join("testdata", "project", "accepted.yaml")
+	if err := Check(file, load(t, file)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Every field of a service that is not honoured is refused by name, so a
+// field a later compose-go adds is refused until someone decides otherwise.
+func TestCheckRefusesEveryUnhonouredServiceField(t *testing.T) {
+	keys := honoured[reflect.TypeFor[types.ServiceConfig]()]
+	n := 0
+	for _, f := range yamlFields(reflect.TypeFor[types.ServiceConfig]()) {
+		if contains(keys, f.name) {
+			continue
+		}
+		n++
+		t.Run(f.name, func(t *testing.T) {
+			var s types.ServiceConfig
+			v := reflect.ValueOf(&s).Elem().FieldByIndex(f.index)
+			v.Set(nonZero(v.Type()))
+			s.Name, s.Image = "app", "x"
+			p := &types.Project{Name: "p", WorkingDir: t.TempDir(), Services: types.Services{"app": s}}
+			err := Check("compose.yaml", p)
+			if !errors.Is(err, ErrNotHonoured) && !errors.Is(err, ErrNotAllowed) {
+				t.Fatalf("field %s set: Check = %v", f.name, err)
+			}
+			var fe *FileError
+			if !errors.As(err, &fe) || fe.Key != "services.app."+f.name {
+				t.Errorf("key = %q, want services.app.%s (%v)", fe.Key, f.name, err)
+			}
+		})
+	}
+	if n < 40 {
+		t.Errorf("only %d unhonoured fields found: the walk over ServiceConfig is broken", n)
+	}
+}
+
+type yamlField struct {
+	name  string
+	index []int
+}
+
+// yamlFields lists the YAML keys of a struct, through inlined structs.
+func yamlFields(t reflect.Type) []yamlField {
+	var out []yamlField
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if f.Anonymous && strings.Contains(opts, "inline") {
+			for _, sub := range yamlFields(f.Type) {
+				out = append(out, yamlField{sub.name, append([]int{i}, sub.index...)})
+			}
+			continue
+		}
+		if name == "" || name == "-" || strings.HasPrefix(name, "#") {
+			continue
+		}
+		out = append(out, yamlField{name, []int{i}})
+	}
+	return out
+}
+
+// nonZero makes a value of type t that is not its zero value.
+func nonZero(t reflect.Type) reflect.Value {
+	v := reflect.New(t).Elem()
+	switch t.Kind() {
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.String:
+		v.SetString("x")
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(1)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(1)
+	case reflect.Float32, reflect.Float64:
+		v.SetFloat(1)
+	case reflect.Pointer:
+		v.Set(reflect.New(t.Elem()))
+		v.Elem().Set(nonZero(t.Elem()))
+	case reflect.Slice:
+		v.Set(reflect.Append(v, nonZero(t.Elem())))
+	case reflect.Map:
+		v.Set(reflect.MakeMap(t))
+		v.SetMapIndex(nonZero(t.Key()), nonZero(t.Elem()))
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			if t.Field(i).IsExported() {
+				v.Field(i).Set(nonZero(t.Field(i).Type))
+				break
+			}
+		}
+	}
+	return v
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
