@@ -3,6 +3,7 @@ package dataset
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -182,5 +183,28 @@ func TestLoadIntoPostgreSQL(t *testing.T) {
 	}
 	if n := count(t, e, "SELECT count(*) FROM feature_flags WHERE name LIKE 'from_dump_%'"); n != 2 {
 		t.Errorf("dump loaded %d flags, want 2", n)
+	}
+}
+
+// A dump or schema the dataset names is read through its own directory:
+// `..` and links that lead outside are refused, and nothing of the outside
+// file reaches the error.
+func TestDatasetFilesStayInside(t *testing.T) {
+	host, err := os.ReadFile("/etc/hostname")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"file-outside", "link-outside"} {
+		_, err := Find(filepath.Join("testdata", name))
+		if err == nil {
+			t.Errorf("%s: a file outside the dataset was accepted", name)
+			continue
+		}
+		if !strings.Contains(err.Error(), "escapes") {
+			t.Errorf("%s: %v, want a refusal for escaping the dataset's directory", name, err)
+		}
+		if h := strings.TrimSpace(string(host)); h != "" && strings.Contains(err.Error(), h) {
+			t.Errorf("%s: the error shows the outside file's content: %v", name, err)
+		}
 	}
 }

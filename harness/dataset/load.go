@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -80,7 +78,7 @@ func Load(ctx context.Context, e *env.Environment, s *Spec, scale int64, opts ..
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if s.Schema != "" {
-		sql, err := os.ReadFile(filepath.Join(s.Dir, s.Schema))
+		sql, err := s.readFile(s.Schema, false)
 		if err != nil {
 			return res, err
 		}
@@ -216,7 +214,7 @@ func syncSequences(ctx context.Context, tx pgx.Tx, t *TableSpec) error {
 // gets its arguments as a list, never through a shell: a file name is data,
 // whatever characters it holds.
 func runDump(ctx context.Context, e *env.Environment, svc *env.Service, s *Spec, file string) error {
-	data, err := os.ReadFile(filepath.Join(s.Dir, file))
+	data, err := s.readFile(file, false)
 	if err != nil {
 		return err
 	}

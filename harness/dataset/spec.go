@@ -142,11 +142,27 @@ func Parse(file, name string) (*Spec, error) {
 		if f == "" {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(s.Dir, f)); err != nil {
+		if _, err := s.readFile(f, true); err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", file, f, err)
 		}
 	}
 	return &s, nil
+}
+
+// readFile reads a file the dataset names (its schema, a dump) through an
+// os.Root on the dataset's directory, so that neither `..` nor a symbolic
+// link reaches a file outside it. statOnly checks that it exists.
+func (s *Spec) readFile(name string, statOnly bool) ([]byte, error) {
+	root, err := os.OpenRoot(s.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	if statOnly {
+		_, err := root.Stat(filepath.FromSlash(name))
+		return nil, err
+	}
+	return root.ReadFile(filepath.FromSlash(name))
 }
 
 // rowCount evaluates a rows expression at a scale.

@@ -1,15 +1,11 @@
 package upgrade
 
 import (
-	"os"
 	"testing"
 
-	"github.com/rehearse/rehearse/harness/runs"
+	"github.com/rehearse/rehearse/internal/envtest"
 )
 
 // TestMain opts this test binary in to run watchdogs: its tests start
-// environments, and a test killed mid-run must not leave one behind.
-func TestMain(m *testing.M) {
-	runs.WatchdogMain()
-	os.Exit(m.Run())
-}
+// environments.
+func TestMain(m *testing.M) { envtest.Main(m) }

@@ -4,16 +4,25 @@ package envtest
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/rehearse/rehearse/harness/env"
+	"github.com/rehearse/rehearse/harness/runs"
 	"github.com/rehearse/rehearse/internal/enginetest"
 )
 
+// Main opts a test binary in to run watchdogs (runs.WatchdogMain), then runs
+// its tests: a test killed mid-run must not leave its environment behind.
+// Call it as the whole TestMain of a package whose tests start environments.
+func Main(m *testing.M) {
+	runs.WatchdogMain()
+	os.Exit(m.Run())
+}
+
 // Start brings a compose file up (failing under CI without an engine,
 // skipping elsewhere) and registers its teardown. A test binary that calls
-// it should call runs.WatchdogMain first thing in its TestMain, so that a
-// test killed mid-run leaves nothing behind.
+// it should have Main as its TestMain.
 func Start(t testing.TB, file string) *env.Environment {
 	t.Helper()
 	cli := enginetest.Connect(t)
