@@ -7,11 +7,6 @@ GO      ?= go
 WORLD   ?= fixtures/billing/compose.yaml
 BIN     := bin/rehearse
 
-# No Ryuk (its image cannot be pulled; rehearse owns cleanup), and reach
-# published ports through 127.0.0.1 only.
-export TESTCONTAINERS_RYUK_DISABLED = true
-export TESTCONTAINERS_HOST_OVERRIDE = 127.0.0.1
-
 .PHONY: all build images packages rehearse test bench vet clean gc up
 
 all: build

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -62,7 +61,13 @@ func theUpgradePackage(ctx context.Context, path string) error {
 		return fmt.Errorf("upgrade package %w (make packages builds the bundled ones)", err)
 	}
 	if w.up.pkg != nil {
-		w.up.pkg.Close()
+		// Closed before the new one opens, and forgotten: a failed open must
+		// not leave the old package, and its verdict, in the scenario.
+		err := w.up.pkg.Close()
+		w.up.pkgPath, w.up.pkg, w.up.outcome = "", nil, nil
+		if err != nil {
+			return fmt.Errorf("close the previous upgrade package: %w", err)
+		}
 	}
 	span := w.Timeline.Begin("upgrade", "package", "open").Set("path", p)
 	pkg, err := upgrade.Open(p)
@@ -118,7 +123,7 @@ func (w *World) verify() (upgrade.Result, error) {
 	// was unpacked from; the verdict stays on the package for Apply.
 	sigPath := w.up.pkgPath + ".p7s"
 	var res upgrade.Result
-	if sig, err := os.ReadFile(sigPath); err != nil {
+	if sig, err := upgrade.ReadSignature(sigPath); err != nil {
 		// No verdict is recorded on the package: it stays unverified.
 		res = upgrade.Result{Verdict: upgrade.Malformed, Reason: fmt.Sprintf("signature %s: %v", sigPath, err)}
 	} else {

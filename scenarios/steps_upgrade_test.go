@@ -40,14 +40,31 @@ func TestApplyNeedsATrustedSignature(t *testing.T) {
 	if err := os.WriteFile(pkg+".p7s", []byte("not a signature"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	newWorld := func() context.Context {
-		return context.WithValue(context.Background(), worldKey{}, &World{Timeline: timeline.New(), log: io.Discard})
+	// Every package opened is closed: no workspace is left in TMPDIR.
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	t.Cleanup(func() {
+		if left, _ := filepath.Glob(filepath.Join(tmp, "rehearse-package-*")); len(left) > 0 {
+			t.Errorf("workspaces left behind: %v", left)
+		}
+	})
+	newWorld := func(t *testing.T) context.Context {
+		w := &World{Timeline: timeline.New(), log: io.Discard}
+		t.Cleanup(func() {
+			if w.up.pkg != nil {
+				if err := w.up.pkg.Close(); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+		return context.WithValue(context.Background(), worldKey{}, w)
 	}
 	noEnv := "no environment"
+	entryPkg := filepath.Join("..", "harness", "upgrade", "testdata", "entry-pkg")
 
 	t.Run("never checked", func(t *testing.T) {
-		ctx := newWorld()
-		if err := theUpgradePackage(ctx, filepath.Join("..", "harness", "upgrade", "testdata", "entry-pkg")); err != nil {
+		ctx := newWorld(t)
+		if err := theUpgradePackage(ctx, entryPkg); err != nil {
 			t.Fatal(err)
 		}
 		err := applyPackage(ctx, "billing", "deploy")
@@ -56,7 +73,7 @@ func TestApplyNeedsATrustedSignature(t *testing.T) {
 		}
 	})
 	t.Run("rejected", func(t *testing.T) {
-		ctx := newWorld()
+		ctx := newWorld(t)
 		if err := theUpgradePackage(ctx, pkg); err != nil {
 			t.Fatal(err)
 		}
@@ -79,8 +96,30 @@ func TestApplyNeedsATrustedSignature(t *testing.T) {
 			t.Errorf("warnings %+v", w)
 		}
 	})
+	t.Run("a failed open forgets the package before it", func(t *testing.T) {
+		ctx := newWorld(t)
+		if err := theUpgradePackage(ctx, pkg); err != nil {
+			t.Fatal(err)
+		}
+		if err := mayApplyUnsigned(ctx); err != nil {
+			t.Fatal(err)
+		}
+		broken := filepath.Join(t.TempDir(), "broken.zip")
+		if err := os.WriteFile(broken, []byte("not a zip"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := theUpgradePackage(ctx, broken); err == nil {
+			t.Fatal("opened a broken package")
+		}
+		if err := applyPackage(ctx, "billing", "deploy"); err == nil || !strings.Contains(err.Error(), "no upgrade package") {
+			t.Errorf("apply after a failed open: %v, want no upgrade package", err)
+		}
+		if err := signatureTrusted(ctx); err == nil || !strings.Contains(err.Error(), "no upgrade package") {
+			t.Errorf("verify after a failed open: %v, want no upgrade package", err)
+		}
+	})
 	t.Run("unknown verdict names them all", func(t *testing.T) {
-		err := signatureRejected(newWorld(), "sha1")
+		err := signatureRejected(newWorld(t), "sha1")
 		if err == nil || !strings.Contains(err.Error(), "weak-algorithm") || !strings.Contains(err.Error(), "invalid-chain") {
 			t.Errorf("%v", err)
 		}

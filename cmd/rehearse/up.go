@@ -19,7 +19,7 @@ import (
 func newUp() *cobra.Command {
 	var (
 		file, runID, format string
-		profiles            []string
+		profiles, vars      []string
 	)
 	cmd := &cobra.Command{
 		Use:   "up -f FILE",
@@ -32,6 +32,11 @@ func newUp() *cobra.Command {
 			if format != "text" && format != "json" {
 				return usageError{fmt.Errorf("up: --format must be text or json, not %q", format)}
 			}
+			for _, kv := range vars {
+				if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+					return usageError{fmt.Errorf("up: --env %q is not KEY=VALUE", kv)}
+				}
+			}
 			opts := []env.StartOption{env.WithProgress(cmd.ErrOrStderr())}
 			if runID != "" {
 				if err := runs.ValidID(runID); err != nil {
@@ -40,7 +45,7 @@ func newUp() *cobra.Command {
 				opts = append(opts, env.WithRunID(runID))
 			}
 			ctx := cmd.Context()
-			plan, err := loadPlan(ctx, file, profiles)
+			plan, err := loadPlan(ctx, file, profiles, env.WithEnv(vars...))
 			if err != nil {
 				return err
 			}
@@ -65,11 +70,12 @@ func newUp() *cobra.Command {
 	cmd.Flags().StringVar(&runID, "run-id", "", "run id (default: a fresh random id)")
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
 	cmd.Flags().StringSliceVar(&profiles, "profile", nil, "compose profiles to activate")
+	cmd.Flags().StringArrayVar(&vars, "env", nil, "KEY=VALUE for ${KEY} in the compose file, over its .env (repeatable; the process environment is never used)")
 	return cmd
 }
 
-func loadPlan(ctx context.Context, file string, profiles []string) (*env.Plan, error) {
-	return env.LoadPlan(ctx, file, env.WithProfiles(profiles...))
+func loadPlan(ctx context.Context, file string, profiles []string, opts ...env.LoadOption) (*env.Plan, error) {
+	return env.LoadPlan(ctx, file, append([]env.LoadOption{env.WithProfiles(profiles...)}, opts...)...)
 }
 
 type upJSON struct {

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rehearse/rehearse/internal/testpki"
 )
@@ -61,5 +65,29 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	if r := rehearse(t, "verify", dir, "--trust", p(testpki.NewRoot)); r.code != exitUsage || !strings.Contains(r.stderr, "directory") {
 		t.Errorf("a directory: exit %d %s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestVerifyFifo: verify on a fifo ends at once with an error; it used to
+// wait for a writer, deaf to SIGTERM.
+func TestVerifyFifo(t *testing.T) {
+	dir := t.TempDir()
+	if err := testpki.Generate(dir); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "pkg.zip")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "verify", fifo, "--trust", filepath.Join(dir, testpki.NewRoot))
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if ctx.Err() != nil {
+		t.Fatalf("verify on a fifo still running after 10 s: %s", out)
+	}
+	if !errors.As(err, &ee) || ee.ExitCode() != exitFailure || !strings.Contains(string(out), "not a regular file but a fifo") {
+		t.Errorf("verify on a fifo: %v\n%s", err, out)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 
 	"github.com/rehearse/rehearse/harness/image"
+	"github.com/rehearse/rehearse/harness/sandbox"
 )
 
 // ExtensionKey is the compose extension that carries rehearse's per-service settings.
@@ -53,8 +54,10 @@ func WithProfiles(profiles ...string) LoadOption {
 	}
 }
 
-// WithEnv adds KEY=VALUE pairs used for interpolation, on top of the process
-// environment and the project's .env file. Default: none.
+// WithEnv adds KEY=VALUE pairs used for interpolation; they win over the
+// project's .env file. The process environment is never used, so a host's
+// secrets cannot reach a container through ${VAR} or a bare environment
+// entry. Default: none.
 func WithEnv(kv ...string) LoadOption {
 	return func(o *loadOptions) error {
 		o.env = append(o.env, kv...)
@@ -71,7 +74,9 @@ func WithProjectName(name string) LoadOption {
 	}
 }
 
-// Load reads a compose file with the official compose-go loader.
+// Load reads a compose file with the official compose-go loader, after
+// sandbox.CheckReferences has made sure the loader reads nothing outside the
+// project. Interpolation uses the project's .env and WithEnv only.
 func Load(ctx context.Context, path string, opts ...LoadOption) (*types.Project, error) {
 	o := loadOptions{}
 	for _, opt := range opts {
@@ -89,13 +94,20 @@ func Load(ctx context.Context, path string, opts ...LoadOption) (*types.Project,
 		}
 		return nil, &FileError{File: path, Msg: err.Error()}
 	}
+	// Interpolation sees only what the project holds and what the caller
+	// passes: never this process's environment (a CI job's secrets).
 	popts := []cli.ProjectOptionsFn{
 		cli.WithWorkingDirectory(filepath.Dir(abs)),
-		cli.WithOsEnv,
-		cli.WithDotEnv,
 		cli.WithEnv(o.env),
-		cli.WithProfiles(o.profiles),
 	}
+	dotEnv, err := projectDotEnv(path, filepath.Dir(abs))
+	if err != nil {
+		return nil, err
+	}
+	if dotEnv != "" {
+		popts = append(popts, cli.WithEnvFiles(dotEnv), cli.WithDotEnv)
+	}
+	popts = append(popts, cli.WithProfiles(o.profiles))
 	if o.name != "" {
 		popts = append(popts, cli.WithName(o.name))
 	}
@@ -103,11 +115,32 @@ func Load(ctx context.Context, path string, opts ...LoadOption) (*types.Project,
 	if err != nil {
 		return nil, &FileError{File: path, Msg: err.Error()}
 	}
+	// compose-go reads env files, included and extended files as it loads
+	// and quotes them in its errors: nothing outside the project may reach it.
+	if err := sandbox.CheckReferences(path, po.Environment); err != nil {
+		return nil, err
+	}
 	project, err := po.LoadProject(ctx)
 	if err != nil {
-		return nil, composeError(path, err)
+		return nil, composeError(path, filepath.Dir(abs), err)
 	}
 	return project, nil
+}
+
+// projectDotEnv is the project's .env file, or "" when there is none. A .env
+// that is a link out of the project is refused: its content would be read.
+func projectDotEnv(file, dir string) (string, error) {
+	dotEnv := filepath.Join(dir, ".env")
+	if _, err := os.Lstat(dotEnv); err != nil {
+		return "", nil
+	}
+	if err := sandbox.CheckInside(file, dir, nil, "the project's .env file", dotEnv); err != nil {
+		return "", err
+	}
+	if st, err := os.Stat(dotEnv); err != nil || st.IsDir() {
+		return "", nil
+	}
+	return dotEnv, nil
 }
 
 // LoadPlan loads a compose file and plans its sandboxed run: Load, then

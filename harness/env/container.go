@@ -99,10 +99,14 @@ func (c *Container) Connect(ctx context.Context, net string) error {
 
 func (c *Container) plan() *ServicePlan { return c.svc.env.Plan.Service(c.svc.Name) }
 
-// network is the engine name of a compose network the service joins.
+// network is the engine id of a compose network the service joins (an id,
+// so that a network another party gave the same name is never picked).
 func (c *Container) network(net string) (string, error) {
 	if sp := c.plan(); sp != nil {
 		if _, ok := sp.Networks[net]; ok {
+			if id := c.svc.env.networks[net]; id != "" {
+				return id, nil
+			}
 			return c.svc.env.resourceName(net), nil
 		}
 	}

@@ -11,15 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/moby/moby/client"
-	"github.com/testcontainers/testcontainers-go"
-	tclog "github.com/testcontainers/testcontainers-go/log"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rehearse/rehearse/harness/engine"
@@ -40,6 +37,9 @@ type Environment struct {
 	wd       *runs.Watchdog
 	mu       sync.Mutex
 	services map[string]*Service
+	// networks: compose network name (and egress, ports) -> engine id;
+	// written before any service starts, read-only after.
+	networks map[string]string
 	// endpoints: service -> container port -> 127.0.0.1 endpoint
 	endpoints map[string]map[string]string
 	images    *image.Builder
@@ -152,11 +152,8 @@ func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, 
 	if o.runID == "" {
 		o.runID = runs.NewID()
 	}
-	if err := configureTestcontainers(); err != nil {
-		return nil, err
-	}
 	e := &Environment{RunID: o.runID, Plan: plan, cli: o.cli, owner: runs.Self(), opts: o,
-		services: map[string]*Service{}, timings: map[string]Timing{}}
+		services: map[string]*Service{}, timings: map[string]Timing{}, networks: map[string]string{}}
 	if e.cli == nil {
 		cli, err := engine.Connect(ctx)
 		if err != nil {
@@ -239,6 +236,11 @@ func (e *Environment) start(ctx context.Context) error {
 			return err
 		}
 	}
+	if e.Plan.hasPorts() {
+		if err := e.createNetwork(ctx, portsNetwork, false, labels); err != nil {
+			return err
+		}
+	}
 	for _, v := range e.Plan.Volumes {
 		if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: e.resourceName(v), Labels: labels}); err != nil {
 			return fmt.Errorf("create volume %s: %w", v, err)
@@ -278,7 +280,7 @@ func (e *Environment) start(ctx context.Context) error {
 }
 
 func (e *Environment) createNetwork(ctx context.Context, name string, internal bool, labels map[string]string) error {
-	_, err := e.cli.NetworkCreate(ctx, e.resourceName(name), client.NetworkCreateOptions{
+	created, err := e.cli.NetworkCreate(ctx, e.resourceName(name), client.NetworkCreateOptions{
 		Driver:   "bridge",
 		Internal: internal,
 		Labels:   labels,
@@ -286,6 +288,7 @@ func (e *Environment) createNetwork(ctx context.Context, name string, internal b
 	if err != nil {
 		return fmt.Errorf("create network %s: %w", name, err)
 	}
+	e.networks[name] = created.ID
 	return nil
 }
 
@@ -401,31 +404,5 @@ func (e *Environment) Keep(ctx context.Context) error {
 		return err
 	}
 	e.wd.Release()
-	return nil
-}
-
-// configureTestcontainers turns testcontainers-go's Ryuk reaper off (its
-// image cannot be pulled, and runs remove themselves) and quiets its log.
-//
-// testcontainers-go v0.45.0 reads its settings once per process, only from
-// the environment or ~/.testcontainers.properties (internal/config.Read
-// behind a sync.Once): no request field, provider option or exported
-// setter turns Ryuk off. Services are still created through it
-// (services.go), so this is the one place the harness sets a variable of its
-// own process, and only when the user did not; a user who turned Ryuk on
-// gets an error instead of a pull that cannot work. The gateway and every
-// container operation use the moby client and need none of this; once
-// services are created the same way, this goes.
-func configureTestcontainers() error {
-	const ryuk = "TESTCONTAINERS_RYUK_DISABLED"
-	if _, set := os.LookupEnv(ryuk); !set {
-		os.Setenv(ryuk, "true")
-	}
-	if !testcontainers.ReadConfig().RyukDisabled {
-		return fmt.Errorf("%s=%q: testcontainers-go's Ryuk reaper cannot run here (its image cannot be pulled); unset it or set it to true", ryuk, os.Getenv(ryuk))
-	}
-	if os.Getenv("REHEARSE_DEBUG") == "" {
-		tclog.SetDefault(tclog.NewNoopLogger())
-	}
 	return nil
 }

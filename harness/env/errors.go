@@ -1,6 +1,8 @@
 package env
 
 import (
+	"fmt"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -26,26 +28,46 @@ func keyError(file string, key []string, format string, args ...any) *FileError 
 
 var (
 	lineRE      = regexp.MustCompile(`line (\d+)`)
+	otherFileRE = regexp.MustCompile(`^failed to (?:read|parse) (/[^:]+): (.*)$`)
 	undefinedRE = regexp.MustCompile(`service "([^"]+)" depends on (?:undefined|unknown) service "([^"]+)"`)
 	cycleRE     = regexp.MustCompile(`dependency cycle detected: (([^ ]+) -> .*)$`)
 )
 
-// composeError turns a compose-go load error into a FileError with a line.
-func composeError(file string, err error) error {
+// composeError turns a compose-go load error into a FileError. A line is
+// attached only to the file the error is about: compose-go reports YAML
+// errors of the compose file bare ("yaml: ... line 4: ..."), and errors of
+// another file (an env file, an included file) after that file's path, which
+// then names the error instead of the compose file. projectDir is the
+// compose file's directory.
+func composeError(file, projectDir string, err error) error {
 	if fe := dependencyError(file, err); fe != nil {
 		return fe
 	}
 	msg := err.Error()
 	fe := &FileError{File: file, Msg: msg}
-	// The last line a YAML error names is where the parser gave up.
-	if ms := lineRE.FindAllStringSubmatch(msg, -1); ms != nil {
-		fe.Line, _ = strconv.Atoi(ms[len(ms)-1][1])
-		// compose-go prefixes the absolute path; the user's path is already in front.
-		if i := strings.Index(msg, "yaml: "); i >= 0 {
-			fe.Msg = msg[i:]
+	switch m := otherFileRE.FindStringSubmatch(msg); {
+	case strings.HasPrefix(msg, "yaml: "):
+		fe.Line = lastLine(msg)
+	case m != nil && sandbox.Inside(projectDir, m[1]):
+		rel, rerr := filepath.Rel(projectDir, m[1])
+		if rerr == nil {
+			fe.File, fe.Msg = filepath.Join(filepath.Dir(file), rel), m[2]
+			if fe.Line = lastLine(m[2]); fe.Line > 0 {
+				fe.Msg = strings.TrimPrefix(fe.Msg, fmt.Sprintf("line %d: ", fe.Line))
+			}
 		}
 	}
 	return fe
+}
+
+// lastLine is the last line number an error names, where a parser gave up.
+func lastLine(msg string) int {
+	ms := lineRE.FindAllStringSubmatch(msg, -1)
+	if ms == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(ms[len(ms)-1][1])
+	return n
 }
 
 // dependencyError places compose-go's depends_on errors (an unknown service,

@@ -14,9 +14,6 @@ const gatewayService = "rehearse-gateway"
 // gateway publishes ports from it.
 const portsNetwork = "ports"
 
-// loopbackBindings publishes each port ("5432/tcp") on 127.0.0.1 only.
-var loopbackBindings = gateway.LoopbackBindings
-
 // forward is a service port the run publishes.
 type forward struct {
 	service string
@@ -55,19 +52,17 @@ func (p *Plan) awaitsCompletion(name string) bool {
 }
 
 // startGateway starts the container that publishes every service port on
-// 127.0.0.1 and records the endpoints for the services.
+// 127.0.0.1 and records the endpoints for the services. The ports network
+// exists already (start creates every network before any container).
 func (e *Environment) startGateway(ctx context.Context, labels map[string]string) error {
-	if err := e.createNetwork(ctx, portsNetwork, false, labels); err != nil {
-		return err
-	}
 	spec := gateway.Spec{
 		Name:     e.resourceName(gatewayService),
 		Labels:   maps.Clone(labels),
-		Networks: []string{e.resourceName(portsNetwork)},
+		Networks: []string{e.networks[portsNetwork]},
 	}
 	spec.Labels[LabelService] = gatewayService
 	for _, n := range e.Plan.Networks {
-		spec.Networks = append(spec.Networks, e.resourceName(n))
+		spec.Networks = append(spec.Networks, e.networks[n])
 	}
 	fw := e.Plan.forwards()
 	for _, f := range fw {

@@ -2,10 +2,11 @@ package env
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -127,10 +128,10 @@ func NewPlan(file string, p *types.Project) (*Plan, error) {
 		}
 		plan.Services = append(plan.Services, sp)
 	}
-	plan.Networks = sortedKeys(nets)
-	plan.Volumes = sortedKeys(vols)
+	plan.Networks = slices.Sorted(maps.Keys(nets))
+	plan.Volumes = slices.Sorted(maps.Keys(vols))
 	for _, s := range plan.Services {
-		for _, dep := range sortedKeys(s.DependsOn) {
+		for _, dep := range slices.Sorted(maps.Keys(s.DependsOn)) {
 			if s.DependsOn[dep] == ConditionHealthy && plan.Service(dep).Health == nil {
 				return nil, keyError(file, []string{"services", s.Name, "depends_on", dep}, "condition service_healthy, but service %q has no healthcheck", dep)
 			}
@@ -421,7 +422,7 @@ func imageSpec(file string, p *types.Project, s types.ServiceConfig, ext Extensi
 		if !filepath.IsAbs(dir) {
 			dir = filepath.Join(p.WorkingDir, dir)
 		}
-		if err := sandbox.CheckInside(file, p.WorkingDir, k, "go main", dir); err != nil {
+		if err := sandbox.CheckSource(file, p, s.Name, k, "go main", dir); err != nil {
 			return spec, err
 		}
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
@@ -429,6 +430,15 @@ func imageSpec(file string, p *types.Project, s types.ServiceConfig, ext Extensi
 		}
 		g.Main = dir
 		spec.Go = append(spec.Go, g)
+	}
+	if spec.Build != nil || len(spec.Go) > 0 {
+		k := key("image")
+		if s.Image == "" {
+			k = key("build")
+		}
+		if err := sandbox.CheckBuiltImage(file, k, s.Name, spec.Ref); err != nil {
+			return spec, err
+		}
 	}
 	return spec, nil
 }
@@ -440,11 +450,7 @@ func lastSegment(ref string) string {
 	return ref
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+// sortedKeys is a map's keys in order (start.go uses it).
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	return slices.Sorted(maps.Keys(m))
 }

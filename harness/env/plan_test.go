@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -202,6 +204,268 @@ func TestContainerLabelsSandboxLast(t *testing.T) {
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("label %s = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// layout writes files under a temporary root: name -> content, or
+// "-> target" for a symbolic link, or "/" at the end of a name for a
+// directory. It returns the root.
+func layout(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		switch {
+		case strings.HasSuffix(name, "/"):
+			err = os.MkdirAll(p, 0o755)
+		case strings.HasPrefix(content, "-> "):
+			err = os.Symlink(strings.TrimPrefix(content, "-> "), p)
+		default:
+			err = os.WriteFile(p, []byte(content), 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// compose-go reads env files, label files, included and extended files while
+// it loads, and quotes them in its errors: a compose file naming one outside
+// its project is refused before the loader runs, and nothing of the outside
+// file reaches the error.
+func TestLoadReadsNothingOutsideTheProject(t *testing.T) {
+	const secret = "SECRETPW-7f3a9c"
+	outside := map[string]string{
+		"outside/envc":     "A=1\nB=\"" + secret + "\n", // an unterminated quote: the loader's error would quote it
+		"outside/labels":   "team=" + secret + "\n",
+		"outside/inc.yaml": "services:\n  leaked:\n    image: " + secret + "\n",
+		"outside/ext.yaml": "services:\n  base:\n    image: x\n    environment: [K=" + secret + "]\n    command: [" + secret + "\n",
+	}
+	tests := []struct {
+		name    string
+		compose string
+		files   map[string]string // inside proj/
+		opts    []LoadOption
+		want    []string // after "proj/compose.yaml"
+	}{
+		{"env_file", "services:\n  app:\n    image: x\n    env_file: ../outside/envc\n", nil, nil,
+			[]string{":4: services.app.env_file[0]:", `env file "../outside/envc" is outside the project directory`, `(service "app")`}},
+		{"env_file path", "services:\n  app:\n    image: x\n    env_file:\n      - path: ../outside/envc\n        required: false\n", nil, nil,
+			[]string{":5: services.app.env_file[0].path:"}},
+		{"label_file", "services:\n  app:\n    image: x\n    label_file: [../outside/labels]\n", nil, nil,
+			[]string{":4: services.app.label_file[0]:", "label file"}},
+		{"pre_start env_file", "services:\n  app:\n    image: x\n    pre_start:\n      - command: [true]\n        env_file: ../outside/envc\n", nil, nil,
+			[]string{":6: services.app.pre_start[0].env_file[0]:"}},
+		{"include", "include:\n  - ../outside/inc.yaml\nservices:\n  app:\n    image: x\n", nil, nil,
+			[]string{":2: include[0]:", `included file "../outside/inc.yaml"`}},
+		{"include path list", "include:\n  - path:\n      - inc.yaml\n      - ../outside/inc.yaml\n", map[string]string{"inc.yaml": "services:\n  a:\n    image: x\n"}, nil,
+			[]string{":4: include[0].path[1]:"}},
+		{"include env_file", "include:\n  - path: inc.yaml\n    env_file: ../outside/envc\n", map[string]string{"inc.yaml": "services:\n  a:\n    image: x\n"}, nil,
+			[]string{":3: include[0].env_file:", "env file"}},
+		{"include project_directory", "include:\n  - path: inc.yaml\n    project_directory: ../outside\n", map[string]string{"inc.yaml": "services:\n  a:\n    image: x\n"}, nil,
+			[]string{":3: include[0].project_directory:"}},
+		{"extends file", "services:\n  app:\n    extends:\n      file: ../outside/ext.yaml\n      service: base\n", nil, nil,
+			[]string{":4: services.app.extends.file:", "extended file"}},
+		{"anchor merged into a service", "x-common: &common\n  env_file: ../outside/envc\nservices:\n  app:\n    <<: *common\n    image: x\n", nil, nil,
+			[]string{":2: services.app.env_file[0]:"}},
+		{"interpolated path", "services:\n  app:\n    image: x\n    env_file: ${DIR}/envc\n", nil, []LoadOption{WithEnv("DIR=../outside")},
+			[]string{":4: services.app.env_file[0]:", "${DIR}/envc"}},
+		{"home directory", "services:\n  app:\n    image: x\n    env_file: ~/envc\n", nil, nil,
+			[]string{":4: services.app.env_file[0]:", "~/envc"}},
+		{"link inside pointing out", "services:\n  app:\n    image: x\n    env_file: app.env\n", map[string]string{"app.env": "-> ../outside/envc"}, nil,
+			[]string{":4: services.app.env_file[0]:", `"app.env"`}},
+		{"the project's .env links out", "services:\n  app:\n    image: x\n", map[string]string{".env": "-> ../outside/envc"}, nil,
+			[]string{": the project's .env file", "outside the project directory"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := maps.Clone(outside)
+			files["proj/compose.yaml"] = tt.compose
+			for k, v := range tt.files {
+				files["proj/"+k] = v
+			}
+			root := layout(t, files)
+			t.Setenv("HOME", filepath.Join(root, "outside"))
+			file := filepath.Join(root, "proj", "compose.yaml")
+			_, err := LoadPlan(context.Background(), file, tt.opts...)
+			if err == nil {
+				t.Fatal("planned")
+			}
+			if !errors.Is(err, ErrSandbox) {
+				t.Errorf("error %q is not a sandbox refusal", err)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error %q quotes the outside file", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), file+w) && !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if !strings.HasPrefix(err.Error(), file+tt.want[0]) {
+				t.Errorf("error %q does not start with %q", err, file+tt.want[0])
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+		})
+	}
+}
+
+// Files inside the project that the loader follows are checked the same way,
+// and an error is placed in the file it is about.
+func TestLoadFollowsIncludesAndExtendsInside(t *testing.T) {
+	const secret = "SECRETPW-b81d"
+	tests := []struct {
+		name  string
+		files map[string]string // compose.yaml is proj/compose.yaml
+		want  string            // the error's start, after root/proj/
+	}{
+		{"included file names an outside env file", map[string]string{
+			"proj/compose.yaml": "include: [sub/inc.yaml]\n",
+			"proj/sub/inc.yaml": "services:\n  s:\n    image: x\n    env_file: ../../outside/envc\n",
+			"outside/envc":      "B=\"" + secret + "\n",
+		}, "sub/inc.yaml:4: services.s.env_file[0]:"},
+		{"included project's .env links out", map[string]string{
+			"proj/compose.yaml": "include: [sub/inc.yaml]\n",
+			"proj/sub/inc.yaml": "services:\n  s:\n    image: x\n",
+			"proj/sub/.env":     "-> ../../outside/envc",
+			"outside/envc":      "B=\"" + secret + "\n",
+		}, "compose.yaml:1: include[0]:"},
+		{"extended file names an outside env file", map[string]string{
+			"proj/compose.yaml": "services:\n  app:\n    extends: {file: sub/ext.yaml, service: base}\n",
+			"proj/sub/ext.yaml": "services:\n  base:\n    image: x\n    env_file: [../../outside/envc]\n",
+			"outside/envc":      "B=\"" + secret + "\n",
+		}, "sub/ext.yaml:4: services.base.env_file[0]:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := layout(t, tt.files)
+			_, err := LoadPlan(context.Background(), filepath.Join(root, "proj", "compose.yaml"))
+			if !errors.Is(err, ErrSandbox) {
+				t.Fatalf("LoadPlan = %v, want a sandbox refusal", err)
+			}
+			if want := filepath.Join(root, "proj", tt.want); !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("error %q does not start with %q", err, want)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error %q quotes the outside file", err)
+			}
+		})
+	}
+}
+
+// An error in another file (an env file) names that file and its line, not
+// the compose file's line of the same number.
+func TestLoadErrorLineBelongsToItsFile(t *testing.T) {
+	root := layout(t, map[string]string{
+		"compose.yaml": "services:\n  app:\n    image: x\n    env_file: app.env\n",
+		"app.env":      "A=1\nB=2\nC=\"unterminated\n",
+	})
+	file := filepath.Join(root, "compose.yaml")
+	_, err := LoadPlan(context.Background(), file)
+	if err == nil {
+		t.Fatal("planned")
+	}
+	if strings.HasPrefix(err.Error(), file+":3") {
+		t.Errorf("error %q puts the env file's line on the compose file", err)
+	}
+	// The env file parser counts the line where it ran out of input.
+	if want := filepath.Join(root, "app.env") + ":4: unterminated quoted value"; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %q does not start with %q", err, want)
+	}
+}
+
+// Interpolation sees the project's .env and WithEnv, never the process
+// environment, where a CI job keeps its secrets.
+func TestLoadIgnoresProcessEnvironment(t *testing.T) {
+	t.Setenv("REHEARSE_TEST_HOST_SECRET", "host-secret-1b2c")
+	t.Setenv("FROM_DOTENV", "host-value")
+	root := layout(t, map[string]string{
+		"compose.yaml": `services:
+  app:
+    image: x
+    environment:
+      - REHEARSE_TEST_HOST_SECRET
+      - STOLEN=${REHEARSE_TEST_HOST_SECRET:-unset}
+      - DOTENV=${FROM_DOTENV}
+      - BOTH=${IN_BOTH}
+      - OPT=${FROM_OPTION}
+`,
+		".env": "FROM_DOTENV=dotenv-value\nIN_BOTH=dotenv\n",
+	})
+	p, err := LoadPlan(context.Background(), filepath.Join(root, "compose.yaml"), WithEnv("IN_BOTH=option", "FROM_OPTION=option-value"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := p.Service("app").Env
+	if v, ok := env["REHEARSE_TEST_HOST_SECRET"]; ok {
+		t.Errorf("the host's variable reached the container: %q", v)
+	}
+	want := map[string]string{"STOLEN": "unset", "DOTENV": "dotenv-value", "BOTH": "option", "OPT": "option-value"}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("%s = %q, want %q", k, env[k], v)
+		}
+	}
+}
+
+// A service may use the images the harness makes, not build into them: that
+// would retag an image every run shares. The bundled world's own
+// rehearse/... images are the project's to build (TestPlanBillingWorld).
+func TestPlanRefusesBuildingHarnessImages(t *testing.T) {
+	tests := []struct{ name, service, want string }{
+		{"build into the Debian base", "    image: debian:bookworm-slim\n    build: ctx\n", ":3: services.app.image:"},
+		{"Go programs packed into it, spelled in full", "    image: docker.io/library/debian:bookworm-slim\n    x-rehearse:\n      go: [{main: ./cmd, path: /app}]\n", ":3: services.app.image:"},
+		{"build into the gateway's image", "    image: rehearse/gateway:1\n    build: ctx\n", ":3: services.app.image:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := layout(t, map[string]string{
+				"compose.yaml":   "services:\n  app:\n" + tt.service,
+				"ctx/Dockerfile": "FROM scratch\n",
+				"cmd/main.go":    "package main\n\nfunc main() {}\n",
+			})
+			file := filepath.Join(root, "compose.yaml")
+			_, err := LoadPlan(context.Background(), file)
+			if !errors.Is(err, ErrSandbox) {
+				t.Fatalf("LoadPlan = %v, want a sandbox refusal", err)
+			}
+			if !strings.HasPrefix(err.Error(), file+tt.want) || !strings.Contains(err.Error(), `(service "app")`) {
+				t.Errorf("error %q does not start with %q or name the service", err, file+tt.want)
+			}
+		})
+	}
+	root := layout(t, map[string]string{
+		"compose.yaml":   "services:\n  app:\n    image: debian:bookworm-slim\n  gw:\n    image: rehearse/gateway:1\n  own:\n    image: rehearse/billing-db:15\n    build: ctx\n",
+		"ctx/Dockerfile": "FROM scratch\n",
+	})
+	if _, err := LoadPlan(context.Background(), filepath.Join(root, "compose.yaml")); err != nil {
+		t.Errorf("using the harness's images, or building a project image: %v", err)
+	}
+}
+
+// A Go main is read by go build after other services have started: one below
+// a writable bind mount could be swapped for a link out of the project.
+func TestPlanRefusesGoMainBelowWritableBind(t *testing.T) {
+	root := layout(t, map[string]string{
+		"compose.yaml":    "services:\n  dev:\n    image: x\n    volumes: [\"./src:/src\"]\n  app:\n    image: debian:bookworm-slim-app\n    x-rehearse:\n      go:\n        - main: ./src/cmd\n          path: /app\n",
+		"src/cmd/main.go": "package main\n\nfunc main() {}\n",
+	})
+	file := filepath.Join(root, "compose.yaml")
+	_, err := LoadPlan(context.Background(), file)
+	if !errors.Is(err, ErrSandbox) {
+		t.Fatalf("LoadPlan = %v, want a sandbox refusal", err)
+	}
+	for _, w := range []string{file + ":9: services.app.x-rehearse.go[0].main:", "services.dev.volumes[0]", `service "dev"`, ":ro"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not contain %q", err, w)
 		}
 	}
 }

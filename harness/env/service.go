@@ -226,6 +226,12 @@ func (st State) Healthy() bool {
 // CopyTree copies a host directory into the service as dest (replacing
 // nothing: remove dest first to start clean), keeping file modes; files
 // are owned by root and readable by every user.
+//
+// The tar is written here rather than by moby/go-archive: TarWithOptions
+// logs and skips a file it cannot read (archive.go, "Can't add file"), so a
+// copy missing a file would succeed, and it cannot make entries readable by
+// all (ChownOpts sets owners only), which needs a second pass over its
+// output anyway. A walk that fails on the first unreadable file is shorter.
 func (s *Service) CopyTree(ctx context.Context, hostDir, dest string) error {
 	pr, pw := io.Pipe()
 	go func() {

@@ -3,19 +3,23 @@ package env
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
-	"github.com/testcontainers/testcontainers-go"
-	tclog "github.com/testcontainers/testcontainers-go/log"
+
+	"github.com/rehearse/rehearse/harness/sandbox"
 )
 
 const egressNetwork = "egress"
@@ -69,19 +73,19 @@ func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states ma
 	me := states[sp.Name]
 	began := time.Now()
 	fmt.Fprintf(e.opts.log, "%s: starting\n", sp.Name)
-	req, err := e.request(ctx, sp)
+	id, nets, err := e.createService(ctx, sp)
 	if err != nil {
 		return err
 	}
-	c, err := testcontainers.GenericContainer(ctx, req)
-	if c != nil {
-		e.addService(sp.Name, c.GetContainerID())
-	}
-	if err != nil {
+	if _, err := e.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("service %s: start: %w", sp.Name, err)
 	}
+	// Once started, the engine records each network's id: check again.
+	if err := e.checkNetworks(ctx, sp, id, nets); err != nil {
+		return err
+	}
 	close(me.started)
-	if err := e.waitReady(ctx, sp, c.GetContainerID(), me); err != nil {
+	if err := e.waitReady(ctx, sp, id, me); err != nil {
 		return err
 	}
 	e.mu.Lock()
@@ -90,7 +94,7 @@ func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states ma
 	fmt.Fprintf(e.opts.log, "%s: ready\n", sp.Name)
 	close(me.ready)
 	if e.Plan.awaitsCompletion(sp.Name) {
-		return e.waitExit(ctx, sp, c.GetContainerID(), me)
+		return e.waitExit(ctx, sp, id, me)
 	}
 	return nil
 }
@@ -227,110 +231,238 @@ func mayRestart(sp *ServicePlan) bool { return sp.Restart != "" && sp.Restart !=
 // answers, few enough that a crash loop fails fast with its logs.
 const maxStartRestarts = 5
 
-// request turns a service plan into a testcontainers request.
-func (e *Environment) request(ctx context.Context, sp *ServicePlan) (testcontainers.GenericContainerRequest, error) {
-	labels := e.containerLabels(sp)
-	nets := sortedKeys(sp.Networks)
-	var netNames []string
-	aliases := map[string][]string{}
-	for _, n := range nets {
-		name := e.resourceName(n)
-		netNames = append(netNames, name)
-		aliases[name] = append([]string{sp.Name}, sp.Networks[n]...)
-	}
-	if sp.Ext.Egress && !sp.NoNetwork {
-		name := e.resourceName(egressNetwork)
-		netNames = append(netNames, name)
-		aliases[name] = []string{sp.Name}
-	}
-	// testcontainers publishes an image's exposed ports on every host
-	// address when a request names none; name them, bound to 127.0.0.1.
-	// (Services on internal networks, or on none, publish nothing anyway;
-	// the gateway does.)
-	ins, err := e.cli.ImageInspect(ctx, sp.Image.Ref)
+// createOptions turns a service plan into the engine's create request.
+// mounts are the service's mounts with every bind source already resolved
+// (resolveMounts). The container joins nets[0] at create; the caller
+// connects the others before the start.
+func (e *Environment) createOptions(sp *ServicePlan, mounts []mount.Mount, nets []attachment) (client.ContainerCreateOptions, error) {
+	restart, err := restartPolicy(sp.Restart)
 	if err != nil {
-		return testcontainers.GenericContainerRequest{}, fmt.Errorf("service %s: image %s: %w", sp.Name, sp.Image.Ref, err)
-	}
-	var exposed []string
-	if ins.Config != nil {
-		for p := range ins.Config.ExposedPorts {
-			exposed = append(exposed, p)
-		}
-	}
-	for _, p := range sp.Expose {
-		if !slices.Contains(exposed, p.Key()) {
-			exposed = append(exposed, p.Key())
-		}
+		return client.ContainerCreateOptions{}, fmt.Errorf("service %s: %w", sp.Name, err)
 	}
 	hostname := sp.Hostname
 	if hostname == "" {
 		hostname = sp.Name
 	}
-	restart, err := restartPolicy(sp.Restart)
-	if err != nil {
-		return testcontainers.GenericContainerRequest{}, fmt.Errorf("service %s: %w", sp.Name, err)
+	// Exposed, never published: a declared port is published by the
+	// gateway, on 127.0.0.1; nothing else is published at all.
+	exposed := network.PortSet{}
+	for _, p := range append(slices.Clone(sp.Ports), sp.Expose...) {
+		port, err := network.ParsePort(p.Key())
+		if err != nil {
+			return client.ContainerCreateOptions{}, fmt.Errorf("service %s: port %s: %w", sp.Name, p.Key(), err)
+		}
+		exposed[port] = struct{}{}
 	}
-	req := testcontainers.ContainerRequest{
-		Image:          sp.Image.Ref,
-		Name:           e.resourceName(sp.Name),
-		Env:            sp.Env,
-		Entrypoint:     sp.Entrypoint,
-		Cmd:            sp.Command,
-		Labels:         labels,
-		Networks:       netNames,
-		NetworkAliases: aliases,
-		ExposedPorts:   exposed,
+	env := make([]string, 0, len(sp.Env))
+	for _, k := range sortedKeys(sp.Env) {
+		env = append(env, k+"="+sp.Env[k])
+	}
+	cfg := &container.Config{
+		Image:        sp.Image.Ref,
+		Hostname:     hostname,
+		User:         sp.User,
+		WorkingDir:   sp.WorkingDir,
+		Env:          env,
+		Entrypoint:   sp.Entrypoint,
+		Cmd:          sp.Command,
+		Labels:       e.containerLabels(sp),
+		ExposedPorts: exposed,
+		Healthcheck:  sp.Health,
+		StopSignal:   sp.StopSignal,
+		OpenStdin:    sp.StdinOpen,
+		Tty:          sp.Tty,
+	}
+	if sp.NoHealth {
+		cfg.Healthcheck = &container.HealthConfig{Test: []string{"NONE"}}
+	}
+	if sp.StopTimeout != nil {
+		secs := int(sp.StopTimeout.Seconds())
+		cfg.StopTimeout = &secs
+	}
+	hc := &container.HostConfig{
+		CapAdd:         sp.CapAdd,
+		CapDrop:        sp.CapDrop,
+		SecurityOpt:    sp.SecurityOpt,
+		Sysctls:        sp.Sysctls,
+		RestartPolicy:  restart,
+		ReadonlyRootfs: sp.ReadOnly,
+		ShmSize:        sp.ShmSize,
 		Tmpfs:          sp.Tmpfs,
-		ConfigModifier: func(c *container.Config) {
-			c.Hostname = hostname
-			c.User = sp.User
-			c.WorkingDir = sp.WorkingDir
-			c.Healthcheck = sp.Health
-			if sp.NoHealth {
-				c.Healthcheck = &container.HealthConfig{Test: []string{"NONE"}}
-			}
-			c.StopSignal = sp.StopSignal
-			if sp.StopTimeout != nil {
-				secs := int(sp.StopTimeout.Seconds())
-				c.StopTimeout = &secs
-			}
-			c.OpenStdin = sp.StdinOpen
-			c.Tty = sp.Tty
-		},
-		HostConfigModifier: func(hc *container.HostConfig) {
-			hc.PortBindings = loopbackBindings(exposed)
-			if sp.NoNetwork {
-				hc.NetworkMode = "none"
-			}
-			hc.CapAdd = sp.CapAdd
-			hc.CapDrop = sp.CapDrop
-			hc.SecurityOpt = sp.SecurityOpt
-			hc.Sysctls = sp.Sysctls
-			hc.RestartPolicy = restart
-			hc.ReadonlyRootfs = sp.ReadOnly
-			hc.ShmSize = sp.ShmSize
-			if sp.Init {
-				init := true
-				hc.Init = &init
-			}
-			for _, m := range sp.Mounts {
-				switch m.Type {
-				case "volume":
-					mt := mount.Mount{Type: mount.TypeVolume, Source: e.resourceName(m.Source), Target: m.Target, ReadOnly: m.ReadOnly}
-					if m.NoCopy {
-						mt.VolumeOptions = &mount.VolumeOptions{NoCopy: true}
-					}
-					hc.Mounts = append(hc.Mounts, mt)
-				case "bind":
-					hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
-				}
-			}
-			if sp.Ext.Init == "systemd" {
-				hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: "/sys/fs/cgroup", Target: "/sys/fs/cgroup", ReadOnly: true})
-			}
-		},
+		Mounts:         mounts,
 	}
-	return testcontainers.GenericContainerRequest{ContainerRequest: req, Started: true, Logger: tclog.NewNoopLogger()}, nil
+	if sp.Init {
+		init := true
+		hc.Init = &init
+	}
+	opts := client.ContainerCreateOptions{Name: e.resourceName(sp.Name), Config: cfg, HostConfig: hc}
+	if sp.NoNetwork || len(nets) == 0 {
+		hc.NetworkMode = "none"
+		return opts, nil
+	}
+	// Engine 20.10 (API 1.41) takes one network at create. Networks are
+	// named by id: a name two networks share cannot pick the wrong one.
+	hc.NetworkMode = container.NetworkMode(nets[0].id)
+	opts.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+		nets[0].id: {Aliases: nets[0].aliases},
+	}}
+	return opts, nil
+}
+
+// attachment is one network a service joins: its engine id, and the names
+// the service answers to there.
+type attachment struct {
+	name    string // compose name, for errors
+	id      string
+	aliases []string
+}
+
+// attachments lists the networks of sp in the order they are joined.
+func (e *Environment) attachments(sp *ServicePlan) ([]attachment, error) {
+	if sp.NoNetwork {
+		return nil, nil
+	}
+	var out []attachment
+	add := func(n string, aliases []string) error {
+		id, ok := e.networks[n]
+		if !ok {
+			return fmt.Errorf("service %s: network %s was not created", sp.Name, n)
+		}
+		out = append(out, attachment{name: n, id: id, aliases: aliases})
+		return nil
+	}
+	for _, n := range sortedKeys(sp.Networks) {
+		if err := add(n, append([]string{sp.Name}, sp.Networks[n]...)); err != nil {
+			return nil, err
+		}
+	}
+	if sp.Ext.Egress {
+		if err := add(egressNetwork, []string{sp.Name}); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// resolveMounts turns the plan's mounts into the engine's. Every bind
+// source (bind mounts, secret and config files) is resolved right before the
+// create, checked again to be inside the project directory, and passed
+// resolved: what the plan checked may have been replaced by a symbolic link
+// since (by another service's writable bind, say), and the engine follows
+// links in a source when it mounts.
+func (e *Environment) resolveMounts(sp *ServicePlan) ([]mount.Mount, error) {
+	var out []mount.Mount
+	for _, m := range sp.Mounts {
+		switch m.Type {
+		case "volume":
+			mt := mount.Mount{Type: mount.TypeVolume, Source: e.resourceName(m.Source), Target: m.Target, ReadOnly: m.ReadOnly}
+			if m.NoCopy {
+				mt.VolumeOptions = &mount.VolumeOptions{NoCopy: true}
+			}
+			out = append(out, mt)
+		case "bind":
+			real, err := filepath.EvalSymlinks(m.Source)
+			if err != nil {
+				return nil, fmt.Errorf("service %s: bind mount %s (target %s): resolve the source: %w", sp.Name, m.Source, m.Target, err)
+			}
+			if !sandbox.Inside(e.Plan.Dir, real) {
+				return nil, fmt.Errorf("service %s: bind mount %s (target %s): the source now resolves to %s, outside the project directory %s: %w",
+					sp.Name, m.Source, m.Target, real, e.Plan.Dir, ErrSandbox)
+			}
+			out = append(out, mount.Mount{Type: mount.TypeBind, Source: real, Target: m.Target, ReadOnly: m.ReadOnly})
+		default:
+			return nil, fmt.Errorf("service %s: mount %s: type %q is %w", sp.Name, m.Target, m.Type, ErrNotHonoured)
+		}
+	}
+	if sp.Ext.Init == "systemd" {
+		out = append(out, mount.Mount{Type: mount.TypeBind, Source: "/sys/fs/cgroup", Target: "/sys/fs/cgroup", ReadOnly: true})
+	}
+	return out, nil
+}
+
+// createService creates the service's container, stopped, on exactly the
+// networks of its plan. Every engine error is returned (a network that cannot
+// be joined never falls back to another), and a container whose networks
+// are not the plan's is removed before anything runs in it. A container
+// that exists is recorded even on error, so the run's removal finds it.
+func (e *Environment) createService(ctx context.Context, sp *ServicePlan) (string, []attachment, error) {
+	mounts, err := e.resolveMounts(sp)
+	if err != nil {
+		return "", nil, err
+	}
+	nets, err := e.attachments(sp)
+	if err != nil {
+		return "", nil, err
+	}
+	opts, err := e.createOptions(sp, mounts, nets)
+	if err != nil {
+		return "", nil, err
+	}
+	created, err := e.cli.ContainerCreate(ctx, opts)
+	if created.ID != "" {
+		e.addService(sp.Name, created.ID)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("service %s: create: %w", sp.Name, err)
+	}
+	removeOnError := func(err error) (string, []attachment, error) {
+		if _, rerr := e.cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); rerr != nil && !cerrdefs.IsNotFound(rerr) {
+			err = errors.Join(err, fmt.Errorf("service %s: remove the container: %w", sp.Name, rerr))
+		}
+		return "", nil, err
+	}
+	for _, n := range nets[min(1, len(nets)):] {
+		if _, err := e.cli.NetworkConnect(ctx, n.id, client.NetworkConnectOptions{
+			Container: created.ID, EndpointConfig: &network.EndpointSettings{Aliases: n.aliases}}); err != nil {
+			return removeOnError(fmt.Errorf("service %s: connect network %s: %w", sp.Name, n.name, err))
+		}
+	}
+	if err := e.checkNetworks(ctx, sp, created.ID, nets); err != nil {
+		return removeOnError(err)
+	}
+	return created.ID, nets, nil
+}
+
+// checkNetworks fails unless the container joins exactly nets (none at
+// all for network_mode: none). Before the start the engine records joined
+// networks by name only: each is looked up, and a name two networks share
+// is an error, never a guess.
+func (e *Environment) checkNetworks(ctx context.Context, sp *ServicePlan, id string, nets []attachment) error {
+	ins, err := e.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return fmt.Errorf("service %s: inspect: %w", sp.Name, err)
+	}
+	want := map[string]bool{}
+	for _, n := range nets {
+		want[n.id] = true
+	}
+	joined := 0
+	if ns := ins.Container.NetworkSettings; ns != nil {
+		for name, ep := range ns.Networks {
+			if len(nets) == 0 && name == "none" {
+				continue
+			}
+			netID := ""
+			if ep != nil {
+				netID = ep.NetworkID
+			}
+			if netID == "" {
+				n, err := e.cli.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+				if err != nil {
+					return fmt.Errorf("service %s: check network %s: %w", sp.Name, name, err)
+				}
+				netID = n.Network.ID
+			}
+			if !want[netID] {
+				return fmt.Errorf("service %s: the container joined network %s, which is not one of the run's: %w", sp.Name, name, ErrSandbox)
+			}
+			joined++
+		}
+	}
+	if joined != len(want) {
+		return fmt.Errorf("service %s: the container joined %d networks, want %d", sp.Name, joined, len(want))
+	}
+	return nil
 }
 
 // containerLabels are the compose file's labels with the sandbox's on top:

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -171,5 +173,125 @@ func TestRestartUntilReady(t *testing.T) {
 	}
 	if n := ins.Container.RestartCount; n != 2 || !ins.Container.State.Running {
 		t.Errorf("restart count %d, running %v; want 2 restarts, then running", n, ins.Container.State.Running)
+	}
+}
+
+// A network that shares its name with one of the run's (Docker 20.10 allows
+// it) never makes a service land on another network: the start fails with
+// the engine's error, or every service joins exactly the run's networks.
+func TestNetworkNameTakenTwice(t *testing.T) {
+	ctx := context.Background()
+	cli := enginetest.Connect(t)
+	plan, err := loadPlan(t, "testdata/egress.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runID, since := runs.NewID(), time.Now()
+	decoy, err := cli.NetworkCreate(ctx, "rehearse-"+runID+"-default", client.NetworkCreateOptions{Driver: "bridge", Labels: map[string]string{"rehearse.test.decoy": runID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := cli.NetworkRemove(ctx, decoy.ID, client.NetworkRemoveOptions{}); err != nil {
+			t.Errorf("remove the decoy network: %v", err)
+		}
+	})
+	e, err := Start(ctx, plan, WithClient(cli), WithRunID(runID))
+	if err != nil {
+		t.Logf("Start refused: %v", err)
+		if !strings.Contains(err.Error(), "network") {
+			t.Errorf("Start failed without naming a network: %v", err)
+		}
+		enginetest.AssertCreatedThenGone(t, cli, runID, since, 0)
+		return
+	}
+	defer func() {
+		if err := e.Down(ctx); err != nil {
+			t.Error(err)
+		}
+		enginetest.AssertGone(t, cli, runID, 0)
+	}()
+	for _, s := range e.Services() {
+		for name, n := range networksOf(t, cli, s.ContainerID) {
+			if n.ID == decoy.ID || n.Labels[runs.LabelRun] != runID {
+				t.Errorf("%s joined network %s (%s), not one of the run's", s.Name, name, n.ID)
+			}
+		}
+	}
+}
+
+// A bind source that became a link out of the project after the plan was
+// made (a container planted it through another service's writable bind) is
+// refused when the container is created, and the run is removed.
+func TestBindSourceReplacedByLinkAfterPlan(t *testing.T) {
+	ctx := context.Background()
+	cli := enginetest.Connect(t)
+	dir := t.TempDir()
+	data, err := os.ReadFile("testdata/toctou.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "compose.yaml")
+	for _, d := range []string{"work", "x"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := loadPlan(t, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The race, won by the attacker: ./x is now a link into ./work, where
+	// service a plants x -> /.
+	if err := os.Remove(filepath.Join(dir, "x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("work", "x"), filepath.Join(dir, "x")); err != nil {
+		t.Fatal(err)
+	}
+	runID, since := runs.NewID(), time.Now()
+	e, err := Start(ctx, plan, WithClient(cli), WithRunID(runID), WithStartTimeout(time.Minute))
+	if err == nil {
+		defer e.Down(ctx)
+		res := exec1(t, e.Service("b"), "", "ls", "/host")
+		t.Fatalf("started: service b mounts the host's / (ls /host: %q)", res.Stdout)
+	}
+	for _, want := range []string{"service b", "bind mount " + filepath.Join(dir, "x"), "/host", "outside the project directory"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q: %v", want, err)
+		}
+	}
+	if !errors.Is(err, ErrSandbox) {
+		t.Errorf("error is not ErrSandbox: %v", err)
+	}
+	enginetest.AssertCreatedThenGone(t, cli, runID, since, 0)
+}
+
+// Only declared ports are published, and only by the gateway on 127.0.0.1:
+// an egress service's expose: ports (and the image's) are not published.
+func TestOnlyDeclaredPortsPublished(t *testing.T) {
+	ctx := context.Background()
+	e, cli := startPlan(t, "testdata/ports-egress.yaml")
+	open := e.Service("open")
+	ins, err := cli.ContainerInspect(ctx, open.ContainerID, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for port, bs := range ins.Container.NetworkSettings.Ports {
+		if len(bs) > 0 {
+			t.Errorf("the service itself publishes %s at %v", port, bs)
+		}
+	}
+	if len(ins.Container.HostConfig.PortBindings) > 0 {
+		t.Errorf("the service asks for port bindings %v", ins.Container.HostConfig.PortBindings)
+	}
+	if ep, err := open.Endpoint("7000"); err != nil || !strings.HasPrefix(ep, "127.0.0.1:") {
+		t.Errorf("declared port 7000: %q %v, want a 127.0.0.1 endpoint from the gateway", ep, err)
+	}
+	if ep, err := open.Endpoint("7001"); err == nil {
+		t.Errorf("exposed port 7001 has an endpoint %s", ep)
 	}
 }

@@ -2,13 +2,19 @@ package gateway_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net"
+	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
@@ -63,7 +69,8 @@ func TestEnsureImageRefusesEmptyRef(t *testing.T) {
 }
 
 // A service that only sits on an internal network answers on 127.0.0.1
-// through the gateway.
+// through the gateway, and the gateway's own traffic reaches nothing but
+// the run's internal networks: not the host behind either bridge.
 func TestStartPublishesOnLoopback(t *testing.T) {
 	cli := enginetest.Connect(t)
 	ctx := context.Background()
@@ -83,6 +90,7 @@ func TestStartPublishesOnLoopback(t *testing.T) {
 		enginetest.AssertCreatedThenGone(t, cli, runID, since, 0)
 	})
 	name := func(s string) string { return "rehearse-" + runID + "-" + s }
+	bridgeIPs := map[string]string{} // network -> the host's address on its bridge
 	for _, n := range []struct {
 		name     string
 		internal bool
@@ -90,22 +98,14 @@ func TestStartPublishesOnLoopback(t *testing.T) {
 		if _, err := cli.NetworkCreate(ctx, name(n.name), client.NetworkCreateOptions{Driver: "bridge", Internal: n.internal, Labels: labels}); err != nil {
 			t.Fatal(err)
 		}
+		ins, err := cli.NetworkInspect(ctx, name(n.name), client.NetworkInspectOptions{})
+		if err != nil || len(ins.Network.IPAM.Config) == 0 {
+			t.Fatalf("inspect network %s: %v %+v", n.name, err, ins.Network.IPAM)
+		}
+		bridgeIPs[n.name] = ins.Network.IPAM.Config[0].Gateway.String()
 	}
 	// The echo service: socat from the gateway's own image, nothing to pull.
-	echo, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name: name("echo"),
-		Config: &container.Config{Image: gateway.Image, Labels: labels,
-			Entrypoint: []string{"socat", "TCP-LISTEN:7000,fork,reuseaddr", "SYSTEM:echo hello"}},
-		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(name("default"))},
-		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			name("default"): {Aliases: []string{"echo"}}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cli.ContainerStart(ctx, echo.ID, client.ContainerStartOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	run(t, cli, name("echo"), labels, []string{"socat", "TCP-LISTEN:7000,fork,reuseaddr", "SYSTEM:echo hello"}, name("default"), "echo")
 	eps, err := gateway.Start(ctx, cli, gateway.Spec{
 		Name:     name("gateway"),
 		Labels:   labels,
@@ -115,8 +115,19 @@ func TestStartPublishesOnLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(eps) != 1 || eps[0].Addr() != gateway.Loopback {
-		t.Fatalf("endpoints %v, want one on 127.0.0.1", eps)
+	if len(eps) != 1 {
+		t.Fatalf("endpoints %v, want one", eps)
+	}
+	ins, err := cli.ContainerInspect(ctx, name("gateway"), client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for port, bs := range ins.Container.NetworkSettings.Ports {
+		for _, b := range bs {
+			if b.HostIP != gateway.Loopback {
+				t.Errorf("gateway publishes %s on %s, want 127.0.0.1 only", port, b.HostIP)
+			}
+		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -129,6 +140,51 @@ func TestStartPublishesOnLoopback(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+
+	t.Run("the gateway reaches nothing but the run's networks", func(t *testing.T) {
+		// A container on both networks without the gateway's confinement
+		// reaches the host's listeners: the control that makes the
+		// gateway's failure mean something.
+		control := run(t, cli, name("control"), labels, []string{"sleep", "infinity"}, name("ports"), "control")
+		if _, err := cli.NetworkConnect(ctx, name("default"), client.NetworkConnectOptions{Container: control}); err != nil {
+			t.Fatal(err)
+		}
+		for _, nw := range []string{"ports", "default"} {
+			ln, err := net.Listen("tcp", bridgeIPs[nw]+":0")
+			if err != nil {
+				t.Fatalf("listen on the %s bridge: %v", nw, err)
+			}
+			defer ln.Close()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+			addr := ln.Addr().(*net.TCPAddr)
+			connect := []string{"timeout", "5", "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%d && echo connected", addr.IP, addr.Port)}
+			if out := execIn(t, cli, control, connect); !strings.Contains(out, "connected") {
+				t.Fatalf("control cannot reach the host on the %s bridge (%s): %s", nw, addr, out)
+			}
+			began := time.Now()
+			if out := execIn(t, cli, name("gateway"), connect); strings.Contains(out, "connected") {
+				t.Errorf("the gateway reached the host on the %s bridge (%s)", nw, addr)
+			}
+			if d := time.Since(began); d > 3*time.Second {
+				t.Errorf("the refused connect took %s, want a quick failure", d)
+			}
+		}
+		if out := execIn(t, cli, name("gateway"), []string{"cat", "/etc/resolv.conf"}); strings.Contains(out, "search") {
+			t.Errorf("the gateway searches DNS domains:\n%s", out)
+		}
+		// The forward still works after all that.
+		if line, err := readLine(eps[0].String()); err != nil || line != "hello" {
+			t.Errorf("via %s: %q %v", eps[0], line, err)
+		}
+	})
 
 	// The gateway stops on Docker's stop signal, cleanly (exit 0), instead
 	// of ignoring it as a bash PID 1 does and being killed after the
@@ -146,6 +202,46 @@ func TestStartPublishesOnLoopback(t *testing.T) {
 	if code := inspect.Container.State.ExitCode; code != 0 || took >= 5*time.Second {
 		t.Errorf("gateway stopped after %s with exit %d, want a clean exit 0 well before the 10 s kill", took, code)
 	}
+}
+
+// run starts a container of the gateway image on one network, with an alias.
+func run(t *testing.T, cli *client.Client, name string, labels map[string]string, entrypoint []string, net, alias string) string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name:       name,
+		Config:     &container.Config{Image: gateway.Image, Labels: labels, Entrypoint: entrypoint},
+		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(net)},
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			net: {Aliases: []string{alias}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}
+
+// execIn runs a command in a container and returns its output.
+func execIn(t *testing.T, cli *client.Client, id string, cmd []string) string {
+	t.Helper()
+	ctx := context.Background()
+	ex, err := cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err := cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer att.Close()
+	var out bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &out, att.Reader); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
 }
 
 func readLine(addr string) (string, error) {
@@ -174,5 +270,47 @@ func TestDockerfileStartsFromDebianBase(t *testing.T) {
 	}
 	if !strings.Contains(string(data), "\nFROM "+image.DebianBase+"\n") {
 		t.Errorf("files/Dockerfile does not start FROM %s", image.DebianBase)
+	}
+}
+
+// fakeClient records the create request and stops there.
+type fakeClient struct {
+	gateway.Client
+	created client.ContainerCreateOptions
+}
+
+func (f *fakeClient) NetworkInspect(_ context.Context, n string, _ client.NetworkInspectOptions) (client.NetworkInspectResult, error) {
+	ins := network.Inspect{Network: network.Network{ID: n + "-id", Name: n}}
+	ins.IPAM.Config = []network.IPAMConfig{{Subnet: netip.MustParsePrefix("10.9.0.0/24"), Gateway: netip.MustParseAddr("10.9.0.1")}}
+	return client.NetworkInspectResult{Network: ins}, nil
+}
+
+var errStop = errors.New("stop after create")
+
+func (f *fakeClient) ContainerCreate(_ context.Context, o client.ContainerCreateOptions) (client.ContainerCreateResult, error) {
+	f.created = o
+	return client.ContainerCreateResult{}, errStop
+}
+
+// Start runs the image the spec names (the one EnsureImage built with
+// WithRef), Image by default, confined to the run's internal networks.
+func TestStartRunsTheSpecImage(t *testing.T) {
+	for _, tt := range []struct{ spec, want string }{{"", gateway.Image}, {"rehearse-test/gateway:x", "rehearse-test/gateway:x"}} {
+		f := &fakeClient{}
+		_, err := gateway.Start(context.Background(), f, gateway.Spec{Name: "gw", Image: tt.spec,
+			Networks: []string{"ports", "default"}, Targets: []gateway.Target{{Host: "echo", Port: 7000, Protocol: "tcp"}}})
+		if !errors.Is(err, errStop) {
+			t.Fatalf("Start = %v, want the fake's create error", err)
+		}
+		c, hc := f.created.Config, f.created.HostConfig
+		if c.Image != tt.want {
+			t.Errorf("Spec.Image %q: ran %q, want %q", tt.spec, c.Image, tt.want)
+		}
+		if !slices.Contains(c.Env, "REHEARSE_GATEWAY_ALLOW=10.9.0.0/24") || !slices.Contains(c.Env, "REHEARSE_GATEWAY_DENY=10.9.0.1") {
+			t.Errorf("env %v: want the default network's subnet allowed and its bridge gateway denied", c.Env)
+		}
+		if fmt.Sprint(hc.CapAdd) != "[NET_ADMIN]" || fmt.Sprint(hc.DNSSearch) != "[.]" {
+			t.Errorf("cap_add %v, dns search %v; want NET_ADMIN and no search domain", hc.CapAdd, hc.DNSSearch)
+		}
 	}
 }

@@ -46,7 +46,7 @@ type options struct {
 	log io.Writer
 }
 
-// WithRef tags the image ref instead. Default: Image.
+// WithRef tags the image ref instead (run it with Spec.Image). Default: Image.
 func WithRef(ref string) Option {
 	return func(o *options) error {
 		if ref == "" {

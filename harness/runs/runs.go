@@ -188,8 +188,9 @@ func gone(err error) bool {
 }
 
 // GC removes the runs whose owner process is gone (see Owner.Alive) and that
-// were not kept on purpose; with all, it removes every run. It returns the
-// runs it removed.
+// were not kept on purpose; with all, it removes every run. A run whose
+// owner label is missing or unreadable counts as alive, as Alive counts an
+// owner it cannot judge: only all removes it. It returns the runs it removed.
 func GC(ctx context.Context, cli Engine, all bool) ([]Info, error) {
 	return gc(ctx, cli, all, localProbe())
 }
@@ -202,7 +203,7 @@ func gc(ctx context.Context, cli Engine, all bool, p probe) ([]Info, error) {
 	var removed []Info
 	var errs []error
 	for _, r := range runs {
-		if !all && (r.Kept || (r.HasOwner && p.alive(r.Owner))) {
+		if !all && (r.Kept || !r.HasOwner || p.alive(r.Owner)) {
 			continue
 		}
 		if err := Remove(ctx, cli, r.ID); err != nil {

@@ -274,3 +274,31 @@ func TestNoWatchdogWithoutOptIn(t *testing.T) {
 	}
 	w.Release() // a nil watchdog releases nothing
 }
+
+// A run without an owner label (or with one that does not parse) cannot be
+// judged: gc leaves it, gc --all removes it.
+func TestGCLeavesRunsWithoutOwner(t *testing.T) {
+	f := &fakeEngine{}
+	for run, owner := range map[string]string{"no-owner": "", "bad-owner": "host/not-a-pid"} {
+		l := map[string]string{LabelRun: run}
+		if owner != "" {
+			l[LabelOwner] = owner
+		}
+		f.containers = append(f.containers, container.Summary{ID: run + "-c", Labels: l, Names: []string{"/" + run + "-c"}})
+		f.networks = append(f.networks, network.Summary{Network: network.Network{ID: run + "-net", Name: run + "-net", Labels: l}})
+	}
+	removed, err := GC(context.Background(), f, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 0 || len(f.removed) != 0 {
+		t.Errorf("gc removed %v (%v), want nothing: an owner it cannot read may be alive", ids(removed), f.removed)
+	}
+	removed, err = GC(context.Background(), f, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ids(removed), []string{"bad-owner", "no-owner"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("gc --all removed %v, want %v", got, want)
+	}
+}

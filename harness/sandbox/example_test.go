@@ -29,3 +29,15 @@ func ExampleCheck() {
 	// testdata/project/cap-sys-module.yaml:6: services.app.cap_add[1]: capability SYS_MODULE is not allowed in a rehearsal sandbox (service "app"): it loads kernel modules into the host
 	// true
 }
+
+// An env file that leads out of the project (here through a link) is refused
+// before compose-go would read it and quote it in an error.
+func ExampleCheckReferences() {
+	err := sandbox.CheckReferences("testdata/project/env-file-outside.yaml", nil)
+	var fe *sandbox.FileError
+	if errors.As(err, &fe) {
+		fmt.Println(fe.File, fe.Line, fe.Key, errors.Is(err, sandbox.ErrNotAllowed))
+	}
+	// Output:
+	// testdata/project/env-file-outside.yaml 4 services.app.env_file[0] true
+}

@@ -2,15 +2,18 @@
 // rehearsal runs it: nothing in it may reach the host, production or another
 // run, and nothing in it is silently dropped.
 //
-// Check is pure: it reads the project compose-go loaded (and the compose
-// file, for line numbers) and touches no engine. Each refusal is a FileError
-// naming the file, line, key and service, that unwraps to ErrNotAllowed (the
-// sandbox forbids it) or ErrNotHonoured (the harness would ignore it).
+// CheckReferences runs on the raw compose file before compose-go loads it,
+// so that the loader reads nothing outside the project; Check runs on the
+// project compose-go loaded. Neither touches an engine. Each refusal is a
+// FileError naming the file, line, key and service, that unwraps to
+// ErrNotAllowed (the sandbox forbids it) or ErrNotHonoured (the harness
+// would ignore it).
 package sandbox
 
 import (
 	"fmt"
-	"path/filepath"
+	"maps"
+	"path"
 	"reflect"
 	"runtime"
 	"slices"
@@ -28,6 +31,9 @@ const LabelPrefix = "rehearse."
 // the project directory is p.WorkingDir. Sandbox refusals come before keys
 // that are merely not honoured.
 func Check(file string, p *types.Project) error {
+	if err := checkNames(file, p.ServiceNames(), slices.Sorted(maps.Keys(p.Networks)), slices.Sorted(maps.Keys(p.Volumes))); err != nil {
+		return err
+	}
 	if err := checkProject(file, p); err != nil {
 		return err
 	}
@@ -35,6 +41,9 @@ func Check(file string, p *types.Project) error {
 		if err := checkService(file, p, p.Services[name]); err != nil {
 			return err
 		}
+	}
+	if err := checkSources(file, p); err != nil {
+		return err
 	}
 	return checkKeys(file, nil, reflect.ValueOf(p).Elem())
 }
@@ -47,15 +56,20 @@ func CheckInside(file, projectDir string, key []string, what, path string) error
 	if Inside(projectDir, path) {
 		return nil
 	}
+	return outside(file, keyLine(file, key...), key, what, path, projectDir)
+}
+
+// outside is the refusal of a path outside the project directory.
+func outside(file string, line int, key []string, what, path, projectDir string) *FileError {
 	msg := fmt.Sprintf("%s %q is outside the project directory %q: %v", what, path, projectDir, ErrNotAllowed)
 	if len(key) > 1 && key[0] == "services" {
 		msg += fmt.Sprintf(" (service %q)", key[1])
 	}
-	return refuse(file, key, "%s", msg)
+	return &FileError{File: file, Line: line, Key: JoinKey(key), Msg: msg, Err: ErrNotAllowed}
 }
 
 func checkProject(file string, p *types.Project) error {
-	for _, n := range sortedKeys(p.Networks) {
+	for _, n := range slices.Sorted(maps.Keys(p.Networks)) {
 		cfg, key := p.Networks[n], []string{"networks", n}
 		if cfg.External {
 			return refuse(file, append(key, "external"), "external networks are %v: a run creates its own", ErrNotAllowed)
@@ -70,7 +84,7 @@ func checkProject(file string, p *types.Project) error {
 			return unhonoured(file, append(key, "name"), "each run names its own networks")
 		}
 	}
-	for _, v := range sortedKeys(p.Volumes) {
+	for _, v := range slices.Sorted(maps.Keys(p.Volumes)) {
 		cfg, key := p.Volumes[v], []string{"volumes", v}
 		if cfg.External {
 			return refuse(file, append(key, "external"), "external volumes are %v: a run creates its own", ErrNotAllowed)
@@ -89,7 +103,7 @@ func checkProject(file string, p *types.Project) error {
 		}
 	}
 	files := func(kind string, objs map[string]types.FileObjectConfig) error {
-		for _, n := range sortedKeys(objs) {
+		for _, n := range slices.Sorted(maps.Keys(objs)) {
 			cfg, key := objs[n], []string{kind, n}
 			if cfg.External {
 				return refuse(file, append(key, "external"), "external %s are %v: a run has only what its project holds", kind, ErrNotAllowed)
@@ -144,10 +158,14 @@ func checkService(file string, p *types.Project, s types.ServiceConfig) error {
 	switch nm := s.NetworkMode; {
 	case nm == "host":
 		return refuse(file, key("network_mode"), "network_mode: host is %v (service %q)", ErrNotAllowed, s.Name)
-	case nm != "" && nm != "bridge" && nm != "default" && nm != "none":
+	case nm == "bridge" || nm == "default":
+		return refuse(file, key("network_mode"), "network_mode: %s is %v (service %q): it is Docker's default bridge, which reaches the outside; leave it out for the run's internal network", nm, ErrNotAllowed, s.Name)
+	case nm != "" && nm != "none":
 		return refuse(file, key("network_mode"), "network_mode %q is %v (service %q); use networks", nm, ErrNotAllowed, s.Name)
 	case nm == "none" && len(s.Ports) > 0:
 		return unhonoured(file, key("ports"), "a service with network_mode: none has no network to publish a port on")
+	case nm == "none" && len(s.Expose) > 0:
+		return unhonoured(file, key("expose"), "a service with network_mode: none has no network to expose a port on")
 	}
 	for _, ns := range namespaces {
 		if ns.value(s) == "host" {
@@ -186,6 +204,9 @@ func checkService(file string, p *types.Project, s types.ServiceConfig) error {
 		}
 	}
 	if err := checkVolumes(file, p.WorkingDir, s); err != nil {
+		return err
+	}
+	if err := checkTargets(file, s); err != nil {
 		return err
 	}
 	if err := checkBuild(file, p.WorkingDir, s); err != nil {
@@ -232,7 +253,7 @@ func checkFileRef(file string, key []string, kind, name, path string) error {
 }
 
 func checkLabels(file string, key []string, service string, labels map[string]string) error {
-	for _, k := range sortedKeys(labels) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		if strings.HasPrefix(strings.ToLower(k), LabelPrefix) {
 			msg := fmt.Sprintf("label %s is %v: the rehearse.* labels are the sandbox's own", k, ErrNotAllowed)
 			if service != "" {
@@ -273,22 +294,12 @@ func checkBuild(file, projectDir string, s types.ServiceConfig) error {
 		return nil
 	}
 	key := []string{"services", s.Name, "build"}
-	ctx := b.Context
-	if ctx == "" {
-		ctx = "."
-	}
-	if !filepath.IsAbs(ctx) {
-		ctx = filepath.Join(projectDir, ctx)
-	}
+	ctx, df := buildPaths(projectDir, b)
 	if err := CheckInside(file, projectDir, append(key, "context"), "build context", ctx); err != nil {
 		return err
 	}
-	if b.DockerfileInline != "" || b.Dockerfile == "" {
+	if df == "" {
 		return nil
-	}
-	df := b.Dockerfile
-	if !filepath.IsAbs(df) {
-		df = filepath.Join(ctx, df)
 	}
 	return CheckInside(file, projectDir, append(key, "dockerfile"), "Dockerfile", df)
 }
@@ -297,11 +308,34 @@ func isDockerSocket(p string) bool {
 	return strings.HasSuffix(p, "/docker.sock") || p == "docker.sock"
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// checkTargets refuses a mount over the kernel's interfaces: a tmpfs, volume
+// or bind over /proc or /sys (or below them) can hide the masks the engine
+// puts on /proc and /sys, and mounts there are how runc escapes have begun.
+func checkTargets(file string, s types.ServiceConfig) error {
+	bad := func(target string) bool {
+		t := path.Clean("/" + target)
+		return t == "/proc" || t == "/sys" || strings.HasPrefix(t, "/proc/") || strings.HasPrefix(t, "/sys/")
 	}
-	slices.Sort(keys)
-	return keys
+	for i, t := range s.Tmpfs {
+		target, _, _ := strings.Cut(t, ":")
+		if bad(target) {
+			return refuse(file, []string{"services", s.Name, "tmpfs", fmt.Sprintf("[%d]", i)}, "tmpfs on %s is %v (service %q): it would cover the kernel's /proc or /sys", target, ErrNotAllowed, s.Name)
+		}
+	}
+	for i, v := range s.Volumes {
+		if bad(v.Target) {
+			return refuse(file, []string{"services", s.Name, "volumes", fmt.Sprintf("[%d]", i)}, "a %s mount on %s is %v (service %q): it would cover the kernel's /proc or /sys", v.Type, v.Target, ErrNotAllowed, s.Name)
+		}
+	}
+	for i, ref := range s.Secrets {
+		if bad(ref.Target) {
+			return refuse(file, []string{"services", s.Name, "secrets", fmt.Sprintf("[%d]", i)}, "a secret mounted on %s is %v (service %q): it would cover the kernel's /proc or /sys", ref.Target, ErrNotAllowed, s.Name)
+		}
+	}
+	for i, ref := range s.Configs {
+		if bad(ref.Target) {
+			return refuse(file, []string{"services", s.Name, "configs", fmt.Sprintf("[%d]", i)}, "a config mounted on %s is %v (service %q): it would cover the kernel's /proc or /sys", ref.Target, ErrNotAllowed, s.Name)
+		}
+	}
+	return nil
 }

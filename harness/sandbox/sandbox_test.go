@@ -60,12 +60,31 @@ func TestCheckRefuses(t *testing.T) {
 		{"bind-propagation.yaml", notAllowed, []string{"bind-propagation.yaml:9: services.app.volumes[0].bind.propagation:", "rshared"}},
 		{"volume-driver-opts.yaml", notAllowed, []string{"volume-driver-opts.yaml:7: volumes.data.driver_opts:", "host path"}},
 		// Confinement and host kernel settings.
-		{"seccomp-unconfined.yaml", notAllowed, []string{"seccomp-unconfined.yaml:6: services.app.security_opt[1]:", "seccomp:unconfined", "unconfines"}},
+		{"seccomp-unconfined.yaml", notAllowed, []string{"seccomp-unconfined.yaml:6: services.app.security_opt[1]:", "seccomp:unconfined", "unconfine"}},
 		{"apparmor-unconfined.yaml", notAllowed, []string{"services.app.security_opt[0]", "apparmor=unconfined"}},
 		{"label-disable.yaml", notAllowed, []string{"services.app.security_opt[0]", "label:disable"}},
 		{"systempaths.yaml", notAllowed, []string{"services.app.security_opt[0]", "systempaths=unconfined"}},
 		{"seccomp-profile.yaml", notHonoured, []string{"services.app.security_opt[0]", "seccomp=profile.json"}},
 		{"sysctl-host.yaml", notAllowed, []string{"sysctl-host.yaml:6: services.app.sysctls.vm.swappiness:", "vm.swappiness"}},
+		// More confinement: only values that confine further are allowed.
+		{"selinux-spc.yaml", notAllowed, []string{"selinux-spc.yaml:5: services.app.security_opt[0]:", "label=type:spc_t", "unconfine"}},
+		{"selinux-unconfined.yaml", notAllowed, []string{"selinux-unconfined.yaml:4: services.app.security_opt[0]:", "label:type:unconfined_t"}},
+		{"selinux-role.yaml", notAllowed, []string{"services.app.security_opt[0]", "label=role:sysadm_r"}},
+		{"apparmor-profile.yaml", notAllowed, []string{"apparmor-profile.yaml:4: services.app.security_opt[0]:", "apparmor=my-loaded-profile", "apparmor=docker-default"}},
+		{"nnp-false.yaml", notAllowed, []string{"services.app.security_opt[0]", "no-new-privileges=false"}},
+		// Names the harness gives its own containers and networks.
+		{"name-gateway.yaml", notAllowed, []string{"name-gateway.yaml:4: services.rehearse-gateway:", `service name "rehearse-gateway"`}},
+		{"name-service-prefix.yaml", notAllowed, []string{"name-service-prefix.yaml:2: services.Rehearse-Helper:", `"rehearse"`}},
+		{"name-egress.yaml", notAllowed, []string{"name-egress.yaml:6: networks.egress:", `network name "egress"`, "x-rehearse egress"}},
+		{"name-ports.yaml", notAllowed, []string{"name-ports.yaml:7: networks.ports:", `network name "ports"`, "port gateway"}},
+		{"name-network-prefix.yaml", notAllowed, []string{"name-network-prefix.yaml:6: networks.rehearse-net:", `"rehearse"`}},
+		{"name-volume-prefix.yaml", notAllowed, []string{"name-volume-prefix.yaml:6: volumes.rehearse-data:", `volume name "rehearse-data"`}},
+		// Networks that are not the run's, and mounts over the kernel's.
+		{"network-mode-bridge.yaml", notAllowed, []string{"network-mode-bridge.yaml:4: services.app.network_mode:", "default bridge"}},
+		{"none-expose.yaml", notHonoured, []string{"none-expose.yaml:5: services.app.expose:", "network_mode: none"}},
+		{"tmpfs-proc.yaml", notAllowed, []string{"tmpfs-proc.yaml:6: services.app.tmpfs[1]:", "/proc/sys"}},
+		{"tmpfs-sys.yaml", notAllowed, []string{"tmpfs-sys.yaml:5: services.app.volumes[0]:", "tmpfs mount on /sys"}},
+		{"volume-proc.yaml", notAllowed, []string{"volume-proc.yaml:5: services.app.volumes[0]:", "/proc/sysrq-trigger"}},
 		// Keys the harness does not honour are refused by name.
 		{"ulimits.yaml", notHonoured, []string{"ulimits.yaml:4: services.app.ulimits:", "ulimits is not honoured", `"app"`}},
 		{"extra-hosts.yaml", notHonoured, []string{"extra-hosts.yaml:4: services.app.extra_hosts:", "extra_hosts"}},
@@ -76,6 +95,8 @@ func TestCheckRefuses(t *testing.T) {
 		{"none-ports.yaml", notHonoured, []string{"none-ports.yaml:5: services.app.ports:", "network_mode: none"}},
 		{"depends-restart.yaml", notHonoured, []string{"depends-restart.yaml:7: services.app.depends_on.db.restart:"}},
 		{"pull-always.yaml", notHonoured, []string{"pull-always.yaml:4: services.app.pull_policy:", "nothing is pulled"}},
+		// A missing bind source is an error of its own: neither forbidden nor unhonoured.
+		{"bind-missing.yaml", nil, []string{"bind-missing.yaml:5: services.app.volumes[0]:", "no-such-dir", "does not exist", "create it first"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -84,8 +105,11 @@ func TestCheckRefuses(t *testing.T) {
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			if !errors.Is(err, tt.want) {
+			if tt.want != nil && !errors.Is(err, tt.want) {
 				t.Errorf("error %q is not %v", err, tt.want)
+			}
+			if tt.want == nil && (errors.Is(err, notAllowed) || errors.Is(err, notHonoured)) {
+				t.Errorf("error %q is a sandbox refusal", err)
 			}
 			var fe *FileError
 			if !errors.As(err, &fe) {

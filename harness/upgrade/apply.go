@@ -123,10 +123,10 @@ func Apply(ctx context.Context, e *env.Environment, p *Package, o ApplyOptions) 
 		o.Timeout = DefaultStepTimeout
 	}
 	out := &Outcome{}
-	if p.Manifest == nil {
+	m := p.manifest
+	if m == nil {
 		return out, applyEntry(ctx, e, p, o, out)
 	}
-	steps := p.Manifest.Steps
 	copied := map[string]bool{}
 	run := func(spec StepSpec, cleanup bool) error {
 		if spec.Service == "" {
@@ -153,12 +153,12 @@ func Apply(ctx context.Context, e *env.Environment, p *Package, o ApplyOptions) 
 		return err
 	}
 	var err error
-	for _, s := range steps {
+	for _, s := range m.Steps {
 		if err = run(s, false); err != nil || out.FailedStep != "" {
 			break
 		}
 	}
-	for _, s := range p.Manifest.Cleanup {
+	for _, s := range m.Cleanup {
 		if cerr := run(s, true); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
@@ -171,7 +171,7 @@ func install(ctx context.Context, svc *env.Service, p *Package) error {
 	if res, err := svc.Exec(ctx, []string{"rm", "-rf", Workdir}, env.AsUser("root")); err != nil || res.ExitCode != 0 {
 		return fmt.Errorf("copy package to %s: clear %s: %v %s", svc.Name, Workdir, err, res.Stderr)
 	}
-	if err := svc.CopyTree(ctx, p.Dir, Workdir); err != nil {
+	if err := svc.CopyTree(ctx, p.dir, Workdir); err != nil {
 		return fmt.Errorf("copy package to %s: %w", svc.Name, err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"os"
 	"path/filepath"
@@ -33,6 +34,33 @@ func TestApplyRefusesUntrusted(t *testing.T) {
 	p.Verify([]byte("not a signature"), Trust{})
 	if _, err := Apply(ctx, nil, p, ApplyOptions{Service: "box"}); !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "signature is malformed") {
 		t.Errorf("malformed: %v", err)
+	}
+
+	// An archive, soundly signed, whose verdict is still not trusted.
+	a, sig, trust, zipPath := openSigned(t, filepath.Join("testdata", "entry-pkg"))
+	other := filepath.Join(t.TempDir(), "other")
+	writeFile(t, other, []byte("other content"))
+	dir := filepath.Dir(zipPath)
+	sign(t, other, filepath.Join(dir, testpki.Vendor), filepath.Join(dir, testpki.VendorKey), other+".p7s", "DER")
+	otherSig, err := os.ReadFile(other + ".p7s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		sig   []byte
+		trust Trust
+		want  Verdict
+	}{
+		{sig, Trust{Roots: x509.NewCertPool()}, UnknownAuthority},
+		{otherSig, trust, BadSignature},
+	} {
+		if res := a.Verify(c.sig, c.trust); res.Verdict != c.want {
+			t.Fatalf("verify: %+v, want %s", res, c.want)
+		}
+		out, err := Apply(ctx, nil, a, ApplyOptions{Service: "box"})
+		if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "signature is "+string(c.want)) || out != nil {
+			t.Errorf("%s: %v, %+v", c.want, err, out)
+		}
 	}
 }
 
@@ -76,6 +104,23 @@ func signedZip(t *testing.T, dir string) (string, Trust) {
 		t.Fatal(err)
 	}
 	return pkg, Trust{Roots: roots}
+}
+
+// openSigned opens signedZip's package (closed when the test ends) and
+// returns it with its signature, its trust store and its path.
+func openSigned(t *testing.T, dir string) (*Package, []byte, Trust, string) {
+	t.Helper()
+	zipPath, trust := signedZip(t, dir)
+	p, err := Open(zipPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	sig, err := os.ReadFile(zipPath + ".p7s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, sig, trust, zipPath
 }
 
 func startBox(t *testing.T) *env.Environment {
@@ -175,16 +220,7 @@ func TestApply(t *testing.T) {
 		}
 	})
 	t.Run("a package verified as trusted applies without a warning", func(t *testing.T) {
-		zipPath, trust := signedZip(t, filepath.Join("testdata", "entry-pkg"))
-		p, err := Open(zipPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Close()
-		sig, err := os.ReadFile(zipPath + ".p7s")
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, sig, trust, _ := openSigned(t, filepath.Join("testdata", "entry-pkg"))
 		if res := p.Verify(sig, trust); res.Verdict != Trusted {
 			t.Fatalf("verify: %+v", res)
 		}

@@ -14,7 +14,7 @@ func ExampleOpen() {
 		return
 	}
 	defer p.Close()
-	m := p.Manifest
+	m := p.Manifest()
 	fmt.Printf("%s %s from %v, promises %s of downtime\n", m.Name, m.Version, m.UpgradesFrom, m.Downtime)
 	for _, s := range m.Steps {
 		fmt.Printf("  %s on %s as %s\n", s.Name, s.Service, s.User)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +37,18 @@ type StepSpec struct {
 	Service     string        `yaml:"service"`
 	Timeout     time.Duration `yaml:"-"`
 	TimeoutText string        `yaml:"timeout"`
+}
+
+// clone copies the manifest, so a caller's changes do not reach the
+// package (nil stays nil).
+func (m *Manifest) clone() *Manifest {
+	if m == nil {
+		return nil
+	}
+	c := *m
+	c.UpgradesFrom = slices.Clone(m.UpgradesFrom)
+	c.Steps, c.Rollback, c.Cleanup = slices.Clone(m.Steps), slices.Clone(m.Rollback), slices.Clone(m.Cleanup)
+	return &c
 }
 
 // DefaultStepTimeout bounds a step that names no timeout.

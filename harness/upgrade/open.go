@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -24,7 +25,19 @@ type EntryError struct {
 }
 
 func (e *EntryError) Error() string {
-	return fmt.Sprintf("%s: entry %q: %s", e.Archive, e.Entry, e.Reason)
+	return fmt.Sprintf("%s: entry %s: %s", e.Archive, shown(e.Entry), e.Reason)
+}
+
+// maxShown bounds how much of a name a message shows: a hostile name may
+// be a megabyte long.
+const maxShown = 200
+
+// shown quotes a name for a message, its middle cut out when it is long.
+func shown(name string) string {
+	if len(name) <= maxShown {
+		return strconv.Quote(name)
+	}
+	return fmt.Sprintf("%q...%q (%d bytes)", name[:maxShown*3/4], name[len(name)-maxShown/4:], len(name))
 }
 
 func (e *EntryError) Unwrap() error { return ErrUnsafe }
@@ -32,14 +45,20 @@ func (e *EntryError) Unwrap() error { return ErrUnsafe }
 // Limits bound what an archive may unpack to (zip bombs). A zero field
 // given to WithLimits keeps its default from DefaultLimits.
 type Limits struct {
-	Entries      int   // at most this many entries
-	TotalBytes   int64 // at most this many bytes unpacked
-	Ratio        int64 // unpacked size at most Ratio times the archive's size (zip entries: each entry's own ratio)
+	Entries    int   // at most this many entries
+	TotalBytes int64 // at most this many bytes unpacked
+	// Ratio: unpacked size at most Ratio times the archive's size; a zip
+	// entry also at most Ratio times its own compressed size.
+	Ratio        int64
 	ArchiveBytes int64 // the archive file itself at most this many bytes (it is held in memory)
+	// NameBytes and Depth bound an entry's name and a link's target: each
+	// name is walked component by component, so a deep one costs time.
+	NameBytes int // at most this many bytes
+	Depth     int // at most this many components (a/b/c is 3)
 }
 
 // DefaultLimits are generous for real packages and stop bombs.
-var DefaultLimits = Limits{Entries: 20_000, TotalBytes: 2 << 30, Ratio: 200, ArchiveBytes: 1 << 30}
+var DefaultLimits = Limits{Entries: 20_000, TotalBytes: 2 << 30, Ratio: 200, ArchiveBytes: 1 << 30, NameBytes: 4096, Depth: 64}
 
 // OpenOption configures Open.
 type OpenOption func(*openOptions) error
@@ -56,7 +75,7 @@ func defaultOpenOptions() openOptions { return openOptions{limits: DefaultLimits
 // Default: DefaultLimits.
 func WithLimits(l Limits) OpenOption {
 	return func(o *openOptions) error {
-		if l.Entries < 0 || l.TotalBytes < 0 || l.Ratio < 0 || l.ArchiveBytes < 0 {
+		if l.Entries < 0 || l.TotalBytes < 0 || l.Ratio < 0 || l.ArchiveBytes < 0 || l.NameBytes < 0 || l.Depth < 0 {
 			return fmt.Errorf("limits %+v: a limit cannot be negative", l)
 		}
 		d := DefaultLimits
@@ -65,6 +84,8 @@ func WithLimits(l Limits) OpenOption {
 			TotalBytes:   cmpOr(l.TotalBytes, d.TotalBytes),
 			Ratio:        cmpOr(l.Ratio, d.Ratio),
 			ArchiveBytes: cmpOr(l.ArchiveBytes, d.ArchiveBytes),
+			NameBytes:    cmpOr(l.NameBytes, d.NameBytes),
+			Depth:        cmpOr(l.Depth, d.Depth),
 		}
 		return nil
 	}
@@ -72,8 +93,8 @@ func WithLimits(l Limits) OpenOption {
 
 // WithWorkspace unpacks into dir, which must be an empty directory or not
 // exist yet; Close (or a failed Open) removes only what Open created: dir
-// itself when Open made it, else only its contents. Package.Dir is its
-// absolute path. Default: a new temporary directory.
+// itself when Open made it, else only the names Open put in it (what others
+// add beside them stays). Package.Dir is its absolute path. Default: a new temporary directory.
 func WithWorkspace(dir string) OpenOption {
 	return func(o *openOptions) (err error) {
 		if dir == "" {
@@ -92,11 +113,13 @@ func cmpOr[T int | int64](v, def T) T {
 	return v
 }
 
-// Package is an opened upgrade package.
+// Package is an opened upgrade package. Its workspace and manifest are
+// read-only to callers: the verdict of Verify is about what Open unpacked,
+// and Apply copies and runs exactly that.
 type Package struct {
-	Source   string    // what was opened
-	Dir      string    // the private workspace holding its files
-	Manifest *Manifest // nil when the package has no upgrade.yaml
+	Source   string // what was opened
+	dir      string
+	manifest *Manifest
 
 	// archive is exactly the bytes that were unpacked, read once (nil for a
 	// directory package): the signature is checked over these bytes.
@@ -106,6 +129,13 @@ type Package struct {
 
 	ws *workspace // nil for a Package that Open did not make
 }
+
+// Dir is the private workspace holding the package's files.
+func (p *Package) Dir() string { return p.dir }
+
+// Manifest returns a copy of the package's manifest; nil when the package
+// has no upgrade.yaml.
+func (p *Package) Manifest() *Manifest { return p.manifest.clone() }
 
 // Close removes the workspace: the directory Open created, or only the
 // contents of the empty directory given to WithWorkspace. Closing twice is
@@ -140,17 +170,17 @@ func Open(source string, opts ...OpenOption) (_ *Package, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open package %s: %w", source, err)
 	}
-	p := &Package{Source: source, Dir: ws.dir, archive: src.data, ws: ws}
+	p := &Package{Source: source, dir: ws.dir, archive: src.data, ws: ws}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, p.Close())
 		}
 	}()
-	u := newUnpacker(source, ws.root, o.limits)
+	u := newUnpacker(source, ws, o.limits)
 	if err := u.unpack(src.entries); err != nil {
 		return nil, err
 	}
-	if p.Manifest, err = readManifest(ws.root); err != nil {
+	if p.manifest, err = readManifest(ws.root); err != nil {
 		return nil, fmt.Errorf("open package %s: %w", source, err)
 	}
 	return p, nil
@@ -174,9 +204,9 @@ func readSource(name string, l Limits) (*source, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &source{entries: dirEntries(name, root, l.Entries), close: func() { root.Close() }}, nil
+		return &source{entries: dirEntries(name, root, l), close: func() { root.Close() }}, nil
 	}
-	var unpack func(archive string, data []byte, ratio int64) entries
+	var unpack func(archive string, data []byte, l Limits) entries
 	switch lower := strings.ToLower(name); {
 	case strings.HasSuffix(lower, ".zip"):
 		unpack = zipEntries
@@ -185,15 +215,17 @@ func readSource(name string, l Limits) (*source, error) {
 	default:
 		return nil, errors.New("not a .zip, .tar.gz, .tgz or directory")
 	}
-	data, err := readArchive(name, l.ArchiveBytes)
+	data, err := readArchive(name, l.ArchiveBytes, "Limits.ArchiveBytes")
 	if err != nil {
 		return nil, err
 	}
-	return &source{data: data, entries: unpack(name, data, l.Ratio), close: func() {}}, nil
+	return &source{data: data, entries: unpack(name, data, l), close: func() {}}, nil
 }
 
-// readArchive reads the whole archive file, refusing one over limit bytes.
-func readArchive(name string, limit int64) ([]byte, error) {
+// readArchive reads a whole file once: an archive, or a signature. It
+// refuses anything but a regular file (a fifo would block) and one over
+// limit bytes, which limitName names.
+func readArchive(name string, limit int64, limitName string) ([]byte, error) {
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0) // a fifo must not block the open
 	if err != nil {
 		return nil, err
@@ -204,17 +236,17 @@ func readArchive(name string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file but a %s", describe(st.Mode()))
+		return nil, fmt.Errorf("%s is not a regular file but a %s", name, describe(st.Mode()))
 	}
 	if st.Size() > limit {
-		return nil, fmt.Errorf("archive is %d bytes, over the limit of %d (Limits.ArchiveBytes)", st.Size(), limit)
+		return nil, fmt.Errorf("%s is %d bytes, over the limit of %d (%s)", name, st.Size(), limit, limitName)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("read archive: %w", err)
+		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("archive grew past the limit of %d bytes (Limits.ArchiveBytes) while being read", limit)
+		return nil, fmt.Errorf("%s grew past the limit of %d bytes (%s) while being read", name, limit, limitName)
 	}
 	return data, nil
 }

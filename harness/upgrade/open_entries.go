@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -12,6 +13,9 @@ import (
 	"iter"
 	"math"
 	"os"
+	"path"
+	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -52,13 +56,13 @@ type entries = iter.Seq2[entry, error]
 // errExpanded: content expanded more than Limits.Ratio times its compressed size.
 var errExpanded = errors.New("expands past the ratio limit")
 
-// maxLinkTarget bounds a zip symlink's target, stored as its content.
-const maxLinkTarget = 4096
-
 // zipEntries reads a zip archive from memory. Each entry may expand to
-// ratio times its own compressed size.
-func zipEntries(archive string, data []byte, ratio int64) entries {
+// l.Ratio times its own compressed size, and all of them together to
+// l.Ratio times the archive's size: entries may share compressed bytes
+// (overlapping entries, David Fifield's zip bomb).
+func zipEntries(archive string, data []byte, l Limits) entries {
 	return func(yield func(entry, error) bool) {
+		total := mulSat(max(int64(len(data)), 1), l.Ratio)
 		zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 		if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // insecure names: our own policy refuses them by name
 			yield(entry{}, fmt.Errorf("open package %s: read zip: %w", archive, err))
@@ -72,8 +76,8 @@ func zipEntries(archive string, data []byte, ratio int64) entries {
 				e.kind = kindDir
 			case mode.Type() == fs.ModeSymlink:
 				e.kind = kindSymlink
-				if e.link, err = zipLinkTarget(f); err != nil {
-					yield(e, fmt.Errorf("open package %s: entry %q: read link target: %w", archive, f.Name, err))
+				if e.link, err = zipLinkTarget(f, l.NameBytes); err != nil {
+					yield(e, fmt.Errorf("open package %s: entry %s: read link target: %w", archive, shown(f.Name), err))
 					return
 				}
 			case mode.IsRegular():
@@ -84,7 +88,8 @@ func zipEntries(archive string, data []byte, ratio int64) entries {
 					if err != nil {
 						return nil, err
 					}
-					return readCloser{&capped{r: rc, n: mulSat(max(compressed, 1), ratio)}, rc}, nil
+					own := capTo(rc, mulSat(max(compressed, 1), l.Ratio))
+					return readCloser{&capped{own, &total}, rc}, nil
 				}
 			default:
 				e.kind, e.what = kindOther, describe(mode)
@@ -96,32 +101,30 @@ func zipEntries(archive string, data []byte, ratio int64) entries {
 	}
 }
 
-func zipLinkTarget(f *zip.File) (string, error) {
+// zipLinkTarget reads a zip symlink's target, stored as its content; the
+// unpacker refuses one over limit bytes, by name.
+func zipLinkTarget(f *zip.File, limit int) (string, error) {
 	rc, err := f.Open()
 	if err != nil {
 		return "", err
 	}
 	defer rc.Close()
-	target, err := io.ReadAll(io.LimitReader(rc, maxLinkTarget+1))
-	if err != nil {
-		return "", err
-	}
-	if len(target) > maxLinkTarget {
-		return "", fmt.Errorf("longer than %d bytes", maxLinkTarget)
-	}
-	return string(target), nil
+	target, err := io.ReadAll(io.LimitReader(rc, int64(limit)+1))
+	return string(target), err
 }
 
 // tgzEntries reads a gzip-compressed tar archive from memory. The stream is
-// compressed as a whole, so the ratio limit applies to all of it.
-func tgzEntries(archive string, data []byte, ratio int64) entries {
+// compressed as a whole, so the ratio limit applies to all of it. Global
+// pax headers (git archive writes one holding the commit) are skipped:
+// archive/tar does not apply them to later entries either.
+func tgzEntries(archive string, data []byte, l Limits) entries {
 	return func(yield func(entry, error) bool) {
 		gz, err := gzip.NewReader(bytes.NewReader(data))
 		if err != nil {
 			yield(entry{}, fmt.Errorf("open package %s: read gzip: %w", archive, err))
 			return
 		}
-		tr := tar.NewReader(&capped{r: gz, n: mulSat(max(int64(len(data)), 1), ratio)})
+		tr := tar.NewReader(capTo(gz, mulSat(max(int64(len(data)), 1), l.Ratio)))
 		last := "" // Next skips the rest of the previous entry: a bomb found there is that entry's
 		for {
 			h, err := tr.Next()
@@ -136,6 +139,9 @@ func tgzEntries(archive string, data []byte, ratio int64) entries {
 				return
 			}
 			last = h.Name
+			if h.Typeflag == tar.TypeXGlobalHeader {
+				continue
+			}
 			e := entry{name: h.Name, link: h.Linkname, mode: h.FileInfo().Mode().Perm()}
 			switch h.Typeflag {
 			case tar.TypeDir:
@@ -165,28 +171,28 @@ func tgzEntries(archive string, data []byte, ratio int64) entries {
 // dirEntries reads a package directory through its own root, so nothing
 // outside it is read even if the tree changes meanwhile. A file with hard
 // links is one file and hard links to it, or, when some of its links are
-// outside the directory, a hard link to outside (refused).
-func dirEntries(dir string, root *os.Root, maxEntries int) entries {
+// outside the directory, a hard link to outside (refused). The walk stops
+// after the first entry over l.Entries or l.Depth: the unpacker refuses it.
+func dirEntries(dir string, root *os.Root, l Limits) entries {
 	return func(yield func(entry, error) bool) {
 		type item struct {
-			rel  string
-			info fs.FileInfo
+			rel, link string
+			info      fs.FileInfo
 		}
 		var items []item
 		inside := map[fileID]uint64{} // links of each multiply-linked file found in the tree
-		err := fs.WalkDir(root.FS(), ".", func(p string, _ fs.DirEntry, err error) error {
-			if err != nil || p == "." {
-				return err
+		err := walkTree(root, l.Depth, func(p string, info fs.FileInfo, d *os.Root) (err error) {
+			it := item{rel: p, info: info}
+			if info.Mode().Type() == fs.ModeSymlink {
+				if it.link, err = d.Readlink(path.Base(p)); err != nil {
+					return err
+				}
 			}
-			info, err := root.Lstat(p)
-			if err != nil {
-				return err
-			}
-			items = append(items, item{p, info})
+			items = append(items, it)
 			if id, links := identify(info); links > 1 && info.Mode().IsRegular() {
 				inside[id]++
 			}
-			if len(items) > maxEntries { // the unpacker refuses the last one
+			if len(items) > l.Entries || depth(p) > l.Depth {
 				return fs.SkipAll
 			}
 			return nil
@@ -203,11 +209,7 @@ func dirEntries(dir string, root *os.Root, maxEntries int) entries {
 			case mode.IsDir():
 				e.kind = kindDir
 			case mode.Type() == fs.ModeSymlink:
-				e.kind = kindSymlink
-				if e.link, err = root.Readlink(it.rel); err != nil {
-					yield(e, fmt.Errorf("open package %s: %w", dir, err))
-					return
-				}
+				e.kind, e.link = kindSymlink, it.link
 			case mode.IsRegular() && links > inside[id] && links > 1:
 				e.kind = kindHardlink // to a file outside the directory: link ""
 			case mode.IsRegular() && first[id] != "":
@@ -226,6 +228,63 @@ func dirEntries(dir string, root *os.Root, maxEntries int) entries {
 		}
 	}
 }
+
+// walkTree calls fn for every name below root (slash-separated, parents
+// before children, sorted), with the directory holding it. Each directory
+// is opened once, through its parent's handle, so a walk costs time linear
+// in the tree, whatever its depth: fs.WalkDir over root.FS() opens every
+// path again component by component (quadratic in the depth). Directories
+// deeper than maxDepth are shown to fn but not entered (their names are the
+// first too deep). fn returning
+// fs.SkipAll ends the walk.
+func walkTree(root *os.Root, maxDepth int, fn func(name string, info fs.FileInfo, dir *os.Root) error) error {
+	var walk func(dir *os.Root, prefix string, depth int) error
+	walk = func(dir *os.Root, prefix string, depth int) error {
+		f, err := dir.Open(".")
+		if err != nil {
+			return err
+		}
+		names, err := f.Readdirnames(-1)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("read directory %s: %w", cmp.Or(prefix, "."), err)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			name := n
+			if prefix != "" {
+				name = prefix + "/" + n
+			}
+			info, err := dir.Lstat(n)
+			if err != nil {
+				return err
+			}
+			if err := fn(name, info, dir); err != nil {
+				return err
+			}
+			if !info.IsDir() || depth > maxDepth {
+				continue
+			}
+			sub, err := dir.OpenRoot(n)
+			if err != nil {
+				return err
+			}
+			err = walk(sub, name, depth+1)
+			sub.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(root, "", 1); err != fs.SkipAll {
+		return err
+	}
+	return nil
+}
+
+// depth is the number of components of a cleaned slash-separated name.
+func depth(name string) int { return strings.Count(name, "/") + 1 }
 
 // openSame opens name, refusing a file that is not the one walked (it was
 // swapped, maybe for a fifo or a link, since). O_NONBLOCK: a fifo swapped in
@@ -276,15 +335,19 @@ func describe(mode fs.FileMode) string {
 	}
 }
 
-// capped fails with errExpanded once more than n bytes were read through it.
+// capped fails with errExpanded once more than *left bytes were read
+// through it; several readers may draw on one budget.
 type capped struct {
-	r io.Reader
-	n int64
+	r    io.Reader
+	left *int64
 }
+
+// capTo caps r at n bytes of its own.
+func capTo(r io.Reader, n int64) *capped { return &capped{r, &n} }
 
 func (c *capped) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	if c.n -= int64(n); c.n < 0 {
+	if *c.left -= int64(n); *c.left < 0 {
 		return n, errExpanded
 	}
 	return n, err

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -206,19 +207,19 @@ func TestOpenGoodPackages(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer p.Close()
-			if p.Manifest == nil || p.Manifest.Version != "2.0" || p.Manifest.Downtime.Minutes() != 5 || p.Manifest.Steps[0].Service != "app" {
-				t.Errorf("manifest %+v", p.Manifest)
+			if m := p.Manifest(); m == nil || m.Version != "2.0" || m.Downtime.Minutes() != 5 || m.Steps[0].Service != "app" {
+				t.Errorf("manifest %+v", m)
 			}
 			for _, name := range []string{"current", "stable", "bin/run-again.sh"} {
 				if name == "bin/run-again.sh" && format == "zip" {
 					continue
 				}
-				data, err := os.ReadFile(filepath.Join(p.Dir, name))
+				data, err := os.ReadFile(filepath.Join(p.Dir(), name))
 				if err != nil || !strings.Contains(string(data), "echo hi") {
 					t.Errorf("%s inside the package: %q %v", name, data, err)
 				}
 			}
-			if target, err := os.Readlink(filepath.Join(p.Dir, "later")); err != nil || target != "not/made/yet" {
+			if target, err := os.Readlink(filepath.Join(p.Dir(), "later")); err != nil || target != "not/made/yet" {
 				t.Errorf("dangling link inside the package: %q %v", target, err)
 			}
 			want, _ := os.ReadFile(src) // a directory: nil
@@ -226,6 +227,51 @@ func TestOpenGoodPackages(t *testing.T) {
 				t.Errorf("archive bytes: %d held, want the %d bytes of %s", len(p.archive), len(want), src)
 			}
 		})
+	}
+}
+
+// TestOpenGitArchive: git archive writes a global pax header (the commit);
+// it is skipped, not refused as a special file.
+func TestOpenGitArchive(t *testing.T) {
+	repo := makeDir(t, filepath.Join(t.TempDir(), "repo"), file(ManifestFile, goodManifest), file("bin/run.sh", "echo hi\n"))
+	git := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.org"}, args...)...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("git %v: %v", args, err)
+		}
+		return out
+	}
+	git("init", "-q")
+	git("add", ".")
+	git("commit", "-q", "-m", "package")
+	src := writeArchive(t, t.TempDir(), "p.tar.gz", git("archive", "--format=tar.gz", "HEAD"))
+	p, err := Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if m := p.Manifest(); m == nil || m.Version != "2.0" {
+		t.Errorf("manifest %+v", m)
+	}
+	if _, err := os.Stat(filepath.Join(p.Dir(), "pax_global_header")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the global header was unpacked: %v", err)
+	}
+}
+
+// TestManifestIsACopy: what a caller does to the manifest it was given does
+// not change what Apply runs.
+func TestManifestIsACopy(t *testing.T) {
+	p, err := Open(makeSource(t, "dir", file(ManifestFile, goodManifest)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	m := p.Manifest()
+	m.Steps[0].Command, m.Name = "rm -rf /", "other"
+	if again := p.Manifest(); again.Steps[0].Command != "echo one" || again.Name != "demo" {
+		t.Errorf("manifest changed through a copy: %+v", again)
 	}
 }
 
@@ -324,6 +370,26 @@ func TestWithWorkspace(t *testing.T) {
 			}
 			assertEmpty(t, base)
 		})
+		t.Run("empty, "+name+": what others add meanwhile stays", func(t *testing.T) {
+			ws := t.TempDir()
+			p, err := Open(src, WithWorkspace(ws))
+			if (err == nil) != (src == good) {
+				t.Fatalf("Open = %v", err)
+			}
+			if err != nil {
+				return
+			}
+			theirs := filepath.Join(ws, "theirs.txt")
+			if err := os.WriteFile(theirs, []byte("mine"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if left, err := os.ReadDir(ws); err != nil || len(left) != 1 || left[0].Name() != "theirs.txt" {
+				t.Errorf("after Close the workspace holds %v (%v), want only theirs.txt", left, err)
+			}
+		})
 		t.Run("empty, "+name+": kept, emptied", func(t *testing.T) {
 			ws := t.TempDir()
 			p, err := Open(src, WithWorkspace(ws))
@@ -362,8 +428,8 @@ func TestOpenLeavesNothingBehind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if filepath.Dir(p.Dir) != tmp {
-		t.Fatalf("workspace %s, want one in %s", p.Dir, tmp)
+	if filepath.Dir(p.Dir()) != tmp {
+		t.Fatalf("workspace %s, want one in %s", p.Dir(), tmp)
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)

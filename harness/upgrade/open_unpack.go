@@ -21,16 +21,28 @@ const maxLinkHops = 8
 // place the opening policy lives: names, counts, sizes, links, refusals.
 type unpacker struct {
 	archive string
+	ws      *workspace
 	root    *os.Root
 	limits  Limits
 	entries int
 	total   int64
 	kinds   map[string]entryKind // what is at each cleaned name (directories made for parents too)
 	names   map[string]string    // cleaned name -> the name as the source spells it
+	links   map[string]string    // cleaned name of a symlink -> its target
 }
 
-func newUnpacker(archive string, root *os.Root, l Limits) *unpacker {
-	return &unpacker{archive: archive, root: root, limits: l, kinds: map[string]entryKind{}, names: map[string]string{}}
+func newUnpacker(archive string, ws *workspace, l Limits) *unpacker {
+	return &unpacker{archive: archive, ws: ws, root: ws.root, limits: l,
+		kinds: map[string]entryKind{}, names: map[string]string{}, links: map[string]string{}}
+}
+
+// record notes what the package puts at name; a new top-level name is the
+// workspace's to remove on Close.
+func (u *unpacker) record(name string, k entryKind, spelled string) {
+	if !strings.Contains(name, "/") {
+		u.ws.claim(name)
+	}
+	u.kinds[name], u.names[name] = k, spelled
 }
 
 func (u *unpacker) refuse(entry, format string, args ...any) error {
@@ -38,7 +50,7 @@ func (u *unpacker) refuse(entry, format string, args ...any) error {
 }
 
 func (u *unpacker) bomb(entry string) error {
-	return u.refuse(entry, "expands more than %d times its compressed size (zip bomb)", u.limits.Ratio)
+	return u.refuse(entry, "expands more than %d times its compressed size, or the archive's (zip bomb)", u.limits.Ratio)
 }
 
 // unpack writes every entry, then resolves every link of the result inside
@@ -59,7 +71,7 @@ func (u *unpacker) unpack(es entries) error {
 }
 
 func (u *unpacker) add(e entry) error {
-	name, reason := cleanName(e.name)
+	name, reason := u.cleanName(e.name)
 	if reason != "" {
 		return u.refuse(e.name, "%s", reason)
 	}
@@ -75,7 +87,7 @@ func (u *unpacker) add(e entry) error {
 	if err := u.place(e, name); err != nil {
 		return err
 	}
-	u.kinds[name], u.names[name] = e.kind, e.name
+	u.record(name, e.kind, e.name)
 	switch e.kind {
 	case kindDir:
 		return u.do(e, u.root.MkdirAll(name, 0o755))
@@ -92,9 +104,12 @@ func (u *unpacker) add(e entry) error {
 
 // cleanName checks an entry name and returns it relative to the workspace
 // ("." for the workspace itself), or why it is refused.
-func cleanName(name string) (string, string) {
+func (u *unpacker) cleanName(name string) (string, string) {
 	if name == "" {
 		return "", "empty name"
+	}
+	if reason := u.tooLong("name", name); reason != "" {
+		return "", reason
 	}
 	if strings.ContainsRune(name, 0) {
 		return "", "NUL in name"
@@ -109,6 +124,18 @@ func cleanName(name string) (string, string) {
 		}
 	}
 	return path.Clean(slashed), ""
+}
+
+// tooLong says why a name or link target is over Limits.NameBytes or
+// Limits.Depth ("" when it is not): each is walked component by component.
+func (u *unpacker) tooLong(what, name string) string {
+	if len(name) > u.limits.NameBytes {
+		return fmt.Sprintf("%s is %d bytes, over the limit of %d (Limits.NameBytes)", what, len(name), u.limits.NameBytes)
+	}
+	if n := strings.Count(strings.ReplaceAll(name, `\`, "/"), "/") + 1; n > u.limits.Depth {
+		return fmt.Sprintf("%s has %d components, over the limit of %d (Limits.Depth)", what, n, u.limits.Depth)
+	}
+	return ""
 }
 
 // place makes sure name is new and its parents are directories made by the
@@ -129,7 +156,7 @@ func (u *unpacker) place(e entry, name string) error {
 		}
 	}
 	for _, dir := range missing {
-		u.kinds[dir], u.names[dir] = kindDir, dir
+		u.record(dir, kindDir, dir)
 	}
 	if len(missing) > 0 {
 		return u.do(e, u.root.MkdirAll(path.Dir(name), 0o755))
@@ -151,7 +178,7 @@ func (u *unpacker) do(e entry, err error) error {
 func (u *unpacker) write(e entry, name string) (err error) {
 	r, err := e.open()
 	if err != nil {
-		return fmt.Errorf("%s: entry %q: %w", u.archive, e.name, err)
+		return fmt.Errorf("%s: entry %s: %w", u.archive, shown(e.name), err)
 	}
 	defer r.Close()
 	f, err := u.root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, e.mode.Perm()|0o600)
@@ -160,7 +187,7 @@ func (u *unpacker) write(e entry, name string) (err error) {
 	}
 	defer func() {
 		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("%s: entry %q: %w", u.archive, e.name, cerr)
+			err = fmt.Errorf("%s: entry %s: %w", u.archive, shown(e.name), cerr)
 		}
 	}()
 	left := u.limits.TotalBytes - u.total
@@ -170,7 +197,7 @@ func (u *unpacker) write(e entry, name string) (err error) {
 	case errors.Is(err, errExpanded):
 		return u.bomb(e.name)
 	case err != nil:
-		return fmt.Errorf("%s: entry %q: %w", u.archive, e.name, err)
+		return fmt.Errorf("%s: entry %s: %w", u.archive, shown(e.name), err)
 	case n > left:
 		return u.refuse(e.name, "unpacks past the limit of %d bytes", u.limits.TotalBytes)
 	}
@@ -184,13 +211,16 @@ func (u *unpacker) symlink(e entry, name string) error {
 	switch slashed := strings.ReplaceAll(t, `\`, "/"); {
 	case t == "":
 		return u.refuse(e.name, "link with an empty target")
+	case u.tooLong("link target", t) != "":
+		return u.refuse(e.name, "%s", u.tooLong("link target", t))
 	case strings.ContainsRune(t, 0):
 		return u.refuse(e.name, "NUL in link target")
 	case path.IsAbs(slashed):
-		return u.refuse(e.name, "link to an absolute path (%s)", t)
+		return u.refuse(e.name, "link to an absolute path (%s)", shown(t))
 	case escapes(path.Join(path.Dir(name), slashed)):
-		return u.refuse(e.name, "link points outside the workspace (%s)", t)
+		return u.refuse(e.name, "link points outside the workspace (%s)", shown(t))
 	}
+	u.links[name] = t
 	return u.do(e, u.root.Symlink(t, name))
 }
 
@@ -199,34 +229,41 @@ func (u *unpacker) hardlink(e entry, name string) error {
 	if e.link == "" {
 		return u.refuse(e.name, "hard link to a file outside the package")
 	}
-	target, reason := cleanName(e.link)
+	target, reason := u.cleanName(e.link)
 	if reason != "" {
-		return u.refuse(e.name, "hard link points outside the workspace (%s)", e.link)
+		return u.refuse(e.name, "hard link target %s: %s", shown(e.link), reason)
 	}
 	if k, ok := u.kinds[target]; !ok || k != kindRegular {
-		return u.refuse(e.name, "hard link to %s, which is not a file earlier in the package", e.link)
+		return u.refuse(e.name, "hard link to %s, which is not a file earlier in the package", shown(e.link))
 	}
 	return u.do(e, u.root.Link(target, name))
 }
 
 func escapes(p string) bool { return p == ".." || strings.HasPrefix(p, "../") }
 
-// checkTree walks the unpacked workspace: only directories, regular files
-// and links that resolve inside it may be there.
+// checkTree walks the unpacked workspace: only what the unpacker made may
+// be there (directories, regular files, links that resolve inside it).
 func (u *unpacker) checkTree() error {
-	return fs.WalkDir(u.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return fmt.Errorf("%s: check the unpacked package: %w", u.archive, err)
-		}
-		switch t := d.Type(); {
+	err := walkTree(u.root, u.limits.Depth, func(p string, info fs.FileInfo, dir *os.Root) error {
+		k, made := u.kinds[p]
+		switch t := info.Mode().Type(); {
+		case !made:
+			return u.refuse(p, "not made by the unpacker: the workspace changed while it was unpacked")
 		case t.IsDir(), t.IsRegular():
 			return nil
 		case t == fs.ModeSymlink:
+			if target, err := dir.Readlink(path.Base(p)); err != nil || k != kindSymlink || target != u.links[p] {
+				return u.refuse(u.entry(p), "link changed while the package was unpacked")
+			}
 			return u.checkLink(p)
 		default:
 			return u.refuse(u.entry(p), "special file (%s) not allowed", describe(t))
 		}
 	})
+	if err != nil && !errors.Is(err, ErrUnsafe) {
+		return fmt.Errorf("%s: check the unpacked package: %w", u.archive, err)
+	}
+	return err
 }
 
 func (u *unpacker) entry(p string) string {
@@ -253,7 +290,9 @@ func (u *unpacker) checkLink(name string) error {
 
 // resolve follows the link at name one component at a time, as the kernel
 // does, and says why it leaves the workspace ("" when it stays inside).
-// Past a missing component the rest is followed by its text.
+// Past a missing component the rest is followed by its text. It looks up
+// what the unpacker made (checkTree has matched it with the disk) rather
+// than the disk, so a link costs time linear in its components.
 func (u *unpacker) resolve(name string) string {
 	var at []string // where the walk is: names below the root, none of them a link
 	var followed []string
@@ -276,20 +315,17 @@ func (u *unpacker) resolve(name string) string {
 		if missing {
 			continue
 		}
-		p := path.Join(at...)
-		info, err := u.root.Lstat(p)
-		if err != nil {
+		p := strings.Join(at, "/")
+		k, ok := u.kinds[p]
+		if !ok {
 			missing = true // dangling from here on
 			continue
 		}
-		if info.Mode().Type() != fs.ModeSymlink {
+		if k != kindSymlink {
 			continue
 		}
-		target, err := u.root.Readlink(p)
-		if err != nil {
-			return fmt.Sprintf("read link %s: %v", p, err)
-		}
-		if followed = append(followed, u.entry(p)+" -> "+target); len(followed) > maxLinkHops {
+		target := u.links[p]
+		if followed = append(followed, shown(u.entry(p))+" -> "+shown(target)); len(followed) > maxLinkHops {
 			return fmt.Sprintf("links loop, or more than %d follow each other (%s)", maxLinkHops, chain(followed))
 		}
 		if strings.HasPrefix(target, "/") {

@@ -17,10 +17,19 @@ type workspace struct {
 	// created is what close removes whole: dir, or the topmost missing
 	// ancestor Open made for it. "" when dir already existed.
 	created string
-	// ours: dir already existed and was found empty, so its contents are
-	// ours to remove (and dir is not).
+	// ours: dir already existed and was found empty, so the names Open put
+	// in it (made) are ours to remove, and dir and anything else are not.
 	ours   bool
+	made   []string // top-level names the unpacker made
 	closed bool
+}
+
+// claim records a top-level name the unpacker is about to make, unless
+// something is there already (someone else's, put there after Open began).
+func (w *workspace) claim(name string) {
+	if _, err := w.root.Lstat(name); errors.Is(err, fs.ErrNotExist) {
+		w.made = append(w.made, name)
+	}
 }
 
 // newWorkspace makes a new temporary directory (dir "") or uses dir, which
@@ -92,7 +101,7 @@ func mkdirNew(dir string) (string, error) {
 	return created, nil
 }
 
-// names lists up to n names in the workspace (n <= 0: all).
+// names lists up to n names in the workspace.
 func (w *workspace) names(n int) ([]string, error) {
 	d, err := w.root.Open(".")
 	if err != nil {
@@ -115,9 +124,7 @@ func (w *workspace) close() error {
 	var errs []error
 	if w.root != nil {
 		if w.ours {
-			names, err := w.names(0)
-			errs = append(errs, err)
-			for _, n := range names {
+			for _, n := range w.made {
 				errs = append(errs, w.root.RemoveAll(n))
 			}
 		}

@@ -189,15 +189,26 @@ func (p *Package) Signature() (Result, bool) {
 	return *p.signature, true
 }
 
+// maxSignatureBytes bounds a detached signature: it is held in memory.
+const maxSignatureBytes = 1 << 20
+
+// ReadSignature reads a detached signature file as Open reads an archive:
+// once, a regular file only (a fifo is refused, not waited on), at most
+// 1 MiB.
+func ReadSignature(path string) ([]byte, error) {
+	return readArchive(path, maxSignatureBytes, "1 MiB for a signature")
+}
+
 // VerifyFile checks the detached CMS signature sigPath over the file at
-// path, read once. A missing or unreadable signature is malformed, not an
+// path, read once as Open reads an archive (a regular file within
+// DefaultLimits.ArchiveBytes). A missing or unreadable signature is malformed, not an
 // error.
 func VerifyFile(path, sigPath string, t Trust, opts ...VerifyOption) (Result, error) {
-	content, err := os.ReadFile(path)
+	content, err := readArchive(path, DefaultLimits.ArchiveBytes, "Limits.ArchiveBytes")
 	if err != nil {
-		return Result{}, err
+		return Result{}, fmt.Errorf("verify package: %w", err)
 	}
-	sig, err := os.ReadFile(sigPath)
+	sig, err := ReadSignature(sigPath)
 	if err != nil {
 		return Result{Verdict: Malformed, Reason: fmt.Sprintf("signature %s: %v", sigPath, err)}, nil
 	}

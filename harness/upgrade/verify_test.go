@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -408,5 +409,48 @@ func TestVerifyChainErrors(t *testing.T) {
 				t.Errorf("verdict %s: %s\nwant %s with %q", got.Verdict, got.Reason, tt.want, tt.reason)
 			}
 		})
+	}
+}
+
+// TestVerifyFileRefusesFifo: a fifo as the package or its signature is
+// refused at once, not waited on (rehearse verify hung, deaf to SIGTERM).
+func TestVerifyFileRefusesFifo(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pkg.zip")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pkg := filepath.Join(dir, "real.zip")
+	writeFile(t, pkg, []byte("package"))
+	promptly(t, fifo, func() {
+		if _, err := VerifyFile(fifo, pkg+".p7s", Trust{}); err == nil || !strings.Contains(err.Error(), "not a regular file but a fifo") {
+			t.Errorf("a fifo as the package: %v", err)
+		}
+	})
+	promptly(t, fifo, func() {
+		res, err := VerifyFile(pkg, fifo, Trust{})
+		if err != nil || res.Verdict != Malformed || !strings.Contains(res.Reason, "not a regular file but a fifo") {
+			t.Errorf("a fifo as the signature: %+v %v", res, err)
+		}
+	})
+}
+
+// promptly fails unless f returns within 5 s; a fifo it blocks on is then
+// opened for writing, so that f can return.
+func promptly(t *testing.T, fifo string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		if w, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			w.Close()
+		}
+		<-done
+		t.Fatal("blocked on a fifo")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -83,8 +84,16 @@ func signerTemplate(cn string, from, to time.Time, eku ...x509.ExtKeyUsage) *x50
 // Generate writes the PKI into dir.
 func Generate(dir string) error {
 	now := time.Now()
-	key := func() *ecdsa.PrivateKey { k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); return k }
-	oldKey, newKey := key(), key()
+	var made [11]*ecdsa.PrivateKey
+	for i := range made {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return fmt.Errorf("generate a key: %w", err)
+		}
+		made[i] = k
+	}
+	oldKey, newKey, vendorKey, expiredKey, wrongKey, strangerKey := made[0], made[1], made[2], made[3], made[4], made[5]
+	secondKey, tlsSignerKey, notCASignerKey, tlsCAKey, notCAKey := made[6], made[7], made[8], made[9], made[10]
 	oldRoot, err := newCert(caTemplate(OldRootName, now.AddDate(-7, 0, 0), now.AddDate(3, 0, 0)), nil, oldKey)
 	if err != nil {
 		return err
@@ -100,7 +109,6 @@ func Generate(dir string) error {
 		return err
 	}
 	newCA := &issuer{newRoot, newKey}
-	vendorKey, expiredKey, wrongKey, strangerKey := key(), key(), key(), key()
 	// What vendors are issued for signing software; openssl 3.0's cms
 	// -verify has no purpose for it (use -purpose any).
 	vendor, err := newCert(signerTemplate(VendorName, now.AddDate(0, -1, 0), now.AddDate(2, 0, 0), x509.ExtKeyUsageCodeSigning), newCA, vendorKey)
@@ -110,14 +118,12 @@ func Generate(dir string) error {
 	// The signers below carry emailProtection too, so that openssl's
 	// default purpose (smimesign) is a meaningful reference for them.
 	both := []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning, x509.ExtKeyUsageEmailProtection}
-	secondKey, tlsSignerKey, notCASignerKey := key(), key(), key()
 	second, err := newCert(signerTemplate("Billing Vendor Releases B", now.AddDate(0, -1, 0), now.AddDate(2, 0, 0), both...), newCA, secondKey)
 	if err != nil {
 		return err
 	}
 	tlsTmpl := caTemplate("Billing Vendor TLS CA", now.AddDate(0, -1, 0), now.AddDate(5, 0, 0))
 	tlsTmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	tlsCAKey := key()
 	tlsCA, err := newCert(tlsTmpl, newCA, tlsCAKey)
 	if err != nil {
 		return err
@@ -129,7 +135,6 @@ func Generate(dir string) error {
 	notCATmpl := signerTemplate("Billing Vendor Build Host", now.AddDate(0, -1, 0), now.AddDate(2, 0, 0), both...)
 	notCATmpl.BasicConstraintsValid = true // CA:FALSE, stated
 	notCATmpl.KeyUsage |= x509.KeyUsageCertSign
-	notCAKey := key()
 	notCA, err := newCert(notCATmpl, newCA, notCAKey)
 	if err != nil {
 		return err
