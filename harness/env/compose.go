@@ -76,7 +76,9 @@ func WithProjectName(name string) LoadOption {
 
 // Load reads a compose file with the official compose-go loader, after
 // sandbox.CheckReferences has made sure the loader reads nothing outside the
-// project. Interpolation uses the project's .env and WithEnv only.
+// project (sandbox.CheckLoaded confirms it afterwards for the services' env
+// and label files). Interpolation uses the project's .env and WithEnv only;
+// paths the loader reads may not use variables.
 func Load(ctx context.Context, path string, opts ...LoadOption) (*types.Project, error) {
 	o := loadOptions{}
 	for _, opt := range opts {
@@ -117,12 +119,16 @@ func Load(ctx context.Context, path string, opts ...LoadOption) (*types.Project,
 	}
 	// compose-go reads env files, included and extended files as it loads
 	// and quotes them in its errors: nothing outside the project may reach it.
-	if err := sandbox.CheckReferences(path, po.Environment); err != nil {
+	if err := sandbox.CheckReferences(path); err != nil {
 		return nil, err
 	}
 	project, err := po.LoadProject(ctx)
 	if err != nil {
 		return nil, composeError(path, filepath.Dir(abs), err)
+	}
+	// A second line: the env and label files the loader read are inside.
+	if err := sandbox.CheckLoaded(path, project); err != nil {
+		return nil, err
 	}
 	return project, nil
 }

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -134,8 +136,11 @@ func WithSweep(sweep bool) StartOption {
 // Start creates the run's networks and volumes, then starts every service:
 // each makes sure its image exists (building what is missing or stale) while
 // its dependencies start, so images build in parallel with the start of what
-// is ready. Independent services start in parallel, dependents once their
-// dependencies meet their condition. It returns when every service is ready.
+// is ready. When a build reads a directory that a service may write through
+// a bind mount, every image is made before the first service starts
+// instead (see imagesFirst). Independent services start in parallel,
+// dependents once their dependencies meet their condition. It returns when
+// every service is ready.
 //
 // On failure Start removes everything it created (unless WithKeepOnFailure)
 // and the error carries the failing service's log tail and health output.
@@ -242,8 +247,15 @@ func (e *Environment) start(ctx context.Context) error {
 		}
 	}
 	for _, v := range e.Plan.Volumes {
-		if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: e.resourceName(v), Labels: labels}); err != nil {
-			return fmt.Errorf("create volume %s: %w", v, err)
+		if err := e.createVolume(ctx, v, labels); err != nil {
+			return err
+		}
+	}
+	first, why := imagesFirst(e.Plan)
+	if first {
+		fmt.Fprintf(e.opts.log, "making every image before any service starts: %s\n", why)
+		if err := e.ensureImages(ctx, e.Plan.Images()); err != nil {
+			return err
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -252,7 +264,7 @@ func (e *Environment) start(ctx context.Context) error {
 		states[sp.Name] = newServiceState()
 	}
 	for _, sp := range e.Plan.Services {
-		g.Go(func() error { return e.runService(gctx, sp, states) })
+		g.Go(func() error { return e.runService(gctx, sp, states, !first) })
 	}
 	if e.Plan.hasPorts() {
 		g.Go(func() error {
@@ -292,14 +304,130 @@ func (e *Environment) createNetwork(ctx context.Context, name string, internal b
 	return nil
 }
 
-// ensureImage makes one image exist, saying so when it had to build it.
-func (e *Environment) ensureImage(ctx context.Context, spec image.Spec) error {
-	rs, err := e.images.Ensure(ctx, spec)
+// createVolume creates a volume of the run and fails unless the volume it
+// got is the run's own. The engine answers a create of an existing name
+// with the existing volume, and names can meet: run ids and compose volume
+// names both may contain '-', so volume x-data of run ci and volume data of
+// run ci-x are both rehearse-ci-x-data. Adopting it would share the other
+// run's data, and its removal would pull the volume from under this run.
+// The volume found is left as it was. (Networks need no such check: a
+// network create never adopts one, and services join networks by id.)
+func (e *Environment) createVolume(ctx context.Context, v string, labels map[string]string) error {
+	name := e.resourceName(v)
+	if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: labels}); err != nil {
+		return fmt.Errorf("create volume %s: %w", v, err)
+	}
+	ins, err := e.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
+	if err != nil {
+		return fmt.Errorf("create volume %s: inspect %s: %w", v, name, err)
+	}
+	got := ins.Volume.Labels
+	for k, want := range labels {
+		if got[k] == want {
+			continue
+		}
+		owner := "no run"
+		if id := got[runs.LabelRun]; id != "" {
+			owner = fmt.Sprintf("run %s (owner %s)", id, got[runs.LabelOwner])
+		}
+		return fmt.Errorf("create volume %s: engine volume %s already exists and belongs to %s, not to run %s (owner %s); it was left as it was: choose another run id or rename the volume",
+			v, name, owner, e.RunID, labels[runs.LabelOwner])
+	}
+	return nil
+}
+
+// imagesFirst reports whether every image must be made before the first
+// container starts, and why. A build reads its context, its Dockerfile and
+// (go build) its Go module by path while earlier services already run.
+// Where one of those holds, is, or lies under a writable bind source of any
+// service, a running container could swap a directory there for a symbolic
+// link between the reader's lstat and open, and a host file would land in
+// the image. Otherwise images are made while dependencies start: the
+// bundled world's start time depends on that overlap.
+func imagesFirst(p *Plan) (bool, string) {
+	type input struct{ service, what, path string }
+	var inputs []input
+	for _, sp := range p.Services {
+		if b := sp.Image.Build; b != nil {
+			inputs = append(inputs, input{sp.Name, "build context", b.Context})
+			if b.Inline == "" {
+				inputs = append(inputs, input{sp.Name, "Dockerfile", filepath.Join(b.Context, b.Dockerfile)})
+			}
+		}
+		for _, g := range sp.Image.Go {
+			inputs = append(inputs, input{sp.Name, "Go module", goModule(g.Main)})
+		}
+	}
+	for _, in := range inputs {
+		for _, sp := range p.Services {
+			for _, m := range sp.Mounts {
+				if m.Type == "bind" && !m.ReadOnly && overlap(in.path, m.Source) {
+					return true, fmt.Sprintf("the %s %s of service %s and the writable bind mount %s (target %s) of service %s overlap",
+						in.what, in.path, in.service, m.Source, m.Target, sp.Name)
+				}
+			}
+		}
+	}
+	return false, ""
+}
+
+// goModule is the root of the Go module that holds dir (where go.mod is),
+// or dir when none does: go build reads the whole module.
+func goModule(dir string) string {
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
+}
+
+// overlap reports whether one of two paths is the other or lies under it,
+// as written or with symbolic links resolved (a path that cannot be
+// resolved is compared as written).
+func overlap(a, b string) bool {
+	for _, x := range pathForms(a) {
+		for _, y := range pathForms(b) {
+			if under(x, y) || under(y, x) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func pathForms(p string) []string {
+	forms := []string{filepath.Clean(p)}
+	if real, err := filepath.EvalSymlinks(p); err == nil && real != forms[0] {
+		forms = append(forms, real)
+	}
+	return forms
+}
+
+// under reports whether path is dir or lies under it.
+func under(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// ensureImages makes images exist, saying which it had to build (each
+// once, however many services run it).
+func (e *Environment) ensureImages(ctx context.Context, specs []image.Spec) error {
+	rs, err := e.images.Ensure(ctx, specs...)
 	if err != nil {
 		return err
 	}
-	if rs[0].Action == image.Built {
-		fmt.Fprintf(e.opts.log, "image %s built\n", rs[0].Ref)
+	said := map[string]bool{}
+	for _, r := range rs {
+		if r.Action == image.Built && !said[r.Ref] {
+			said[r.Ref] = true
+			fmt.Fprintf(e.opts.log, "image %s built\n", r.Ref)
+		}
 	}
 	return nil
 }

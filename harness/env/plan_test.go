@@ -469,3 +469,90 @@ func TestPlanRefusesGoMainBelowWritableBind(t *testing.T) {
 		}
 	}
 }
+
+// What the pre-load check cannot judge as compose-go will is refused before
+// compose-go runs, and nothing of a file outside the project (here, in the
+// directory the process runs in, where compose-go v2.16.2 resolves an
+// included file's own include settings) reaches the plan or the error.
+func TestLoadRefusesWhatTheCheckCannotJudge(t *testing.T) {
+	const secret = "SECRETPW-c41e"
+	tests := []struct {
+		name  string
+		files map[string]string // proj/compose.yaml is the compose file; cwd/ is the process's directory
+		want  []string          // the error's start after root/proj/, then substrings
+	}{
+		{"nested include env_file", map[string]string{
+			"proj/compose.yaml":      "include: [.aws/compose.yaml]\nservices:\n  main:\n    image: x\n",
+			"proj/.aws/compose.yaml": "include:\n  - path: inner.yaml\n    env_file: credentials\n",
+			"proj/.aws/credentials":  "OTHER=decoy\n",
+			"proj/.aws/inner.yaml":   "services:\n  leak:\n    image: x\n    environment:\n      LEAK: ${SECRET:-none}\n",
+		}, []string{".aws/compose.yaml:3: include[0].env_file:", "relative env_file", "not the project"}},
+		{"nested include project_directory", map[string]string{
+			"proj/compose.yaml":     "include: [sub/compose.yaml]\n",
+			"proj/sub/compose.yaml": "include:\n  - path: inner.yaml\n    project_directory: ..\n",
+			"proj/sub/inner.yaml":   "services:\n  leak:\n    image: x\n    environment:\n      LEAK: ${SECRET:-none}\n",
+		}, []string{"sub/compose.yaml:3: include[0].project_directory:", "project_directory in an include of an included file"}},
+		{"project_directory that is not a directory", map[string]string{
+			"proj/compose.yaml":       "include:\n  - path: a/deep/er/inc.yaml\n    project_directory: b/c/none\n",
+			"proj/a/deep/er/inc.yaml": "services:\n  leak:\n    image: x\n    env_file: ../../../outside/envc\n",
+			"proj/b/c/":               "",
+		}, []string{"compose.yaml:3: include[0].project_directory:", `"b/c/none" is not a directory`}},
+		{"include entry without a path", map[string]string{
+			"proj/compose.yaml": "include:\n  - env_file: ../outside/envc\nservices:\n  main:\n    image: x\n",
+		}, []string{"compose.yaml:2: include[0]:", "no path"}},
+		{"variable the loader sets after the check", map[string]string{
+			"proj/compose.yaml": "name: q\nservices:\n  a:\n    image: x\n    env_file: ${COMPOSE_PROJECT_NAME:-a/b}/../../envx\n",
+			"proj/a/b/":         "", "proj/envx": "DECOY=1\n",
+		}, []string{"compose.yaml:5: services.a.env_file[0]:", "uses a variable", "paths may not use variables in a rehearsal: they are checked before loading", `(service "a")`}},
+		{"variable in an include env_file", map[string]string{
+			"proj/compose.yaml": "name: q\ninclude:\n  - path: inner.yaml\n    env_file: ${COMPOSE_PROJECT_NAME:-a/b}/../../envx\n",
+			"proj/inner.yaml":   "services:\n  leak:\n    image: x\n    environment:\n      LEAK: ${SECRET:-none}\n",
+			"proj/a/b/":         "", "proj/envx": "DECOY=1\n",
+		}, []string{"compose.yaml:4: include[0].env_file:", "uses a variable"}},
+		{"jobs extends a file outside", map[string]string{
+			"proj/compose.yaml": "services:\n  main:\n    image: x\njobs:\n  j:\n    extends: {file: ../outside/ext.yaml, service: base}\n",
+		}, []string{"compose.yaml:4: jobs:", `top-level key "jobs" is not honoured`}},
+		{"jobs merged into the top level", map[string]string{
+			"proj/compose.yaml": "x-j: &j\n  jobs:\n    j:\n      env_file: ../outside/envc\nservices:\n  main:\n    image: x\n<<: *j\n",
+		}, []string{"compose.yaml:2: jobs:", `top-level key "jobs"`}},
+		{"models", map[string]string{
+			"proj/compose.yaml": "services:\n  main:\n    image: x\nmodels:\n  m:\n    model: x\n",
+		}, []string{"compose.yaml:4: models:", `top-level key "models"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := map[string]string{
+				"outside/envc":         "SECRET=" + secret + "\nBAD=\"" + secret + "\n", // an unterminated quote: the loader's error would quote it
+				"envx":                 "SECRET=" + secret + "\nLEAK=" + secret + "\n",
+				"outside/ext.yaml":     "services:\n  base:\n    image: x\n    environment: [LEAK=" + secret + "]\n",
+				"cwd/.env":             "SECRET=" + secret + "\n",
+				"cwd/.aws/credentials": "SECRET=" + secret + "\n",
+			}
+			maps.Copy(files, tt.files)
+			root := layout(t, files)
+			t.Chdir(filepath.Join(root, "cwd"))
+			p, err := LoadPlan(context.Background(), filepath.Join(root, "proj", "compose.yaml"))
+			if err == nil {
+				var dump strings.Builder
+				for _, sp := range p.Services {
+					fmt.Fprintf(&dump, "%+v\n", *sp)
+				}
+				if strings.Contains(dump.String(), secret) {
+					t.Fatalf("the outside file reached the plan: %s", dump.String())
+				}
+				t.Fatal("planned")
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error %q quotes the outside file", err)
+			}
+			if want := filepath.Join(root, "proj", tt.want[0]); !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("error %q does not start with %q", err, want)
+			}
+			for _, w := range tt.want[1:] {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}

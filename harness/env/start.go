@@ -19,6 +19,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
+	"github.com/rehearse/rehearse/harness/image"
 	"github.com/rehearse/rehearse/harness/sandbox"
 )
 
@@ -44,11 +45,14 @@ func (s *serviceState) markExited(code int) {
 	})
 }
 
-// runService waits for the service's dependencies, starts it and waits until
-// it is ready.
-func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states map[string]*serviceState) error {
-	if err := e.ensureImage(ctx, sp.Image); err != nil {
-		return err
+// runService makes the service's image exist (unless makeImage is false:
+// every image was made before any service started), waits for its
+// dependencies, starts it and waits until it is ready.
+func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states map[string]*serviceState, makeImage bool) error {
+	if makeImage {
+		if err := e.ensureImages(ctx, []image.Spec{sp.Image}); err != nil {
+			return err
+		}
 	}
 	for _, dep := range sortedKeys(sp.DependsOn) {
 		st := states[dep]

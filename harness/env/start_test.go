@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
+	"github.com/rehearse/rehearse/harness/image"
 	"github.com/rehearse/rehearse/harness/runs"
 	"github.com/rehearse/rehearse/internal/enginetest"
 )
@@ -294,4 +296,216 @@ func TestOnlyDeclaredPortsPublished(t *testing.T) {
 	if ep, err := open.Endpoint("7001"); err == nil {
 		t.Errorf("exposed port 7001 has an endpoint %s", ep)
 	}
+}
+
+// Run ids and volume names both may contain '-': volume x-data of run R and
+// volume data of run R-x are both rehearse-R-x-data. A run never adopts a
+// volume of that name that is another run's: Start fails naming it, leaves
+// it as it was, and removes only what it made.
+func TestVolumeOfAnotherRunNotAdopted(t *testing.T) {
+	ctx := context.Background()
+	cli := enginetest.Connect(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "compose.yaml")
+	compose := `services:
+  app:
+    image: debian:bookworm-slim
+    command: ["sleep", "infinity"]
+    volumes: ["x-data:/data"]
+volumes:
+  x-data:
+`
+	if err := os.WriteFile(file, []byte(compose), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := loadPlan(t, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runID := fmt.Sprintf("vol%d", time.Now().UnixNano()%1e9)
+	other := runID + "-x"
+	taken := "rehearse-" + other + "-data"
+	// Owned by this (live) process, so Start's sweep leaves it alone.
+	theirs := runs.Self().Labels(other)
+	theirs["rehearse.test.decoy"] = runID
+	if _, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: taken, Labels: theirs}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := cli.VolumeRemove(ctx, taken, client.VolumeRemoveOptions{}); err != nil {
+			t.Errorf("remove the other run's volume %s: %v", taken, err)
+		}
+	})
+	since := time.Now()
+	e, err := Start(ctx, plan, WithClient(cli), WithRunID(runID), WithSweep(false))
+	if err == nil {
+		e.Down(ctx)
+		t.Fatalf("run %s started on volume %s of run %s", runID, taken, other)
+	}
+	for _, want := range []string{"volume x-data", taken, "run " + other, "not to run " + runID} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q: %v", want, err)
+		}
+	}
+	v, err := cli.VolumeInspect(ctx, taken, client.VolumeInspectOptions{})
+	if err != nil {
+		t.Fatalf("the other run's volume after the failed start: %v", err)
+	}
+	if fmt.Sprint(v.Volume.Labels) != fmt.Sprint(theirs) {
+		t.Errorf("the other run's volume labels = %v, want %v", v.Volume.Labels, theirs)
+	}
+	enginetest.AssertGone(t, cli, runID, 0)
+	if created := enginetest.Created(t, cli, runID, since); !slices.ContainsFunc(created, func(s string) bool { return strings.HasPrefix(s, "network ") }) {
+		t.Errorf("run %s created %v: no network, so its removal proved nothing", runID, created)
+	}
+}
+
+// Images are made before any container starts exactly when a build's
+// context, Dockerfile or Go module meets a writable bind source of any
+// service (either inside the other, as written or through links); the
+// bundled world, with no bind mounts, keeps building while it starts.
+func TestImagesFirst(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"app", "data", "ctx/data", "tool", "shared"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"tool/go.mod", "shared/Dockerfile"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, to := range map[string]string{"data-link": "ctx/data", "app/Dockerfile": "../shared/Dockerfile"} {
+		if err := os.Symlink(to, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := func(s string) string { return filepath.Join(dir, s) }
+	build := func(ctx string) *ServicePlan {
+		return &ServicePlan{Name: "app", Image: image.Spec{Ref: "app", Build: &image.Build{Context: p(ctx), Dockerfile: "Dockerfile"}}}
+	}
+	goMain := func(main string) *ServicePlan {
+		return &ServicePlan{Name: "app", Image: image.Spec{Ref: "app", Base: image.DebianBase, Go: []image.GoBinary{{Main: p(main), Path: "/app"}}}}
+	}
+	bind := func(service, src string, ro bool) *ServicePlan {
+		return &ServicePlan{Name: service, Image: image.Spec{Ref: "debian"}, Mounts: []Mount{{Type: "bind", Source: p(src), Target: "/data", ReadOnly: ro}}}
+	}
+	withBind := func(sp *ServicePlan, src string, ro bool) *ServicePlan {
+		sp.Mounts = append(sp.Mounts, Mount{Type: "bind", Source: p(src), Target: "/data", ReadOnly: ro})
+		return sp
+	}
+	for _, tt := range []struct {
+		name     string
+		services []*ServicePlan
+		want     bool
+	}{
+		{"context holds its own writable bind", []*ServicePlan{withBind(build("."), "data", false)}, true},
+		{"context holds another service's writable bind", []*ServicePlan{build("ctx"), bind("db", "ctx/data", false)}, true},
+		{"context is a writable bind", []*ServicePlan{build("app"), bind("db", "app", false)}, true},
+		{"context lies under a writable bind", []*ServicePlan{build("app"), bind("db", ".", false)}, true},
+		{"bind reaches into the context through a link", []*ServicePlan{build("ctx"), bind("db", "data-link", false)}, true},
+		{"Dockerfile is a link into a writable bind", []*ServicePlan{build("app"), bind("db", "shared", false)}, true},
+		{"Go module holds a writable bind", []*ServicePlan{goMain("tool"), bind("db", "tool", false)}, true},
+		{"read-only bind in the context", []*ServicePlan{withBind(build("."), "data", true)}, false},
+		{"writable bind beside the context", []*ServicePlan{build("app"), bind("db", "data", false)}, false},
+		{"Go module beside a writable bind", []*ServicePlan{goMain("tool"), bind("db", "data", false)}, false},
+		{"no build", []*ServicePlan{bind("db", ".", false)}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, why := imagesFirst(&Plan{Dir: dir, Services: tt.services})
+			if got != tt.want {
+				t.Errorf("imagesFirst = %v (%s), want %v", got, why, tt.want)
+			}
+			if got && !strings.Contains(why, "writable bind mount") {
+				t.Errorf("the reason does not name the bind: %s", why)
+			}
+		})
+	}
+	plan, err := loadPlan(t, billingCompose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, why := imagesFirst(plan); got {
+		t.Errorf("the bundled world makes its images first: %s", why)
+	}
+}
+
+// With a writable bind inside a build context, the image is built before
+// the first service starts, even one that does not wait for it.
+func TestImagesBeforeServicesWhenContextIsWritable(t *testing.T) {
+	ctx := context.Background()
+	cli := enginetest.Connect(t)
+	dir := t.TempDir()
+	runID := fmt.Sprintf("first%d", time.Now().UnixNano()%1e9)
+	ref := "rehearse-test/images-first:" + runID
+	files := map[string]string{
+		"compose.yaml": `services:
+  writer:
+    image: debian:bookworm-slim
+    command: ["sleep", "infinity"]
+    volumes: ["./data:/data"]
+  app:
+    image: ` + ref + `
+    build: .
+    command: ["sleep", "infinity"]
+    depends_on: [writer]
+`,
+		// The build takes a while, so that a start overlapping it shows.
+		"Dockerfile": "FROM debian:bookworm-slim\nCOPY marker /marker\nRUN sleep 2\n",
+		"marker":     runID,
+		"data/keep":  "",
+	}
+	for name, content := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan, err := loadPlan(t, filepath.Join(dir, "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress lockedBuffer
+	e, err := Start(ctx, plan, WithClient(cli), WithRunID(runID), WithProgress(&progress))
+	t.Cleanup(func() {
+		if _, err := cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true}); err != nil {
+			t.Errorf("remove test image %s: %v", ref, err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Down(ctx); err != nil {
+		t.Error(err)
+	}
+	enginetest.AssertGone(t, cli, runID, 0)
+	out := progress.String()
+	built, started := strings.Index(out, "image "+ref+" built"), strings.Index(out, "writer: starting")
+	if built < 0 || started < 0 || built > started {
+		t.Errorf("progress does not say the image was built before writer started:\n%s", out)
+	}
+	if n := strings.Count(out, "image "+ref+" built"); n != 1 {
+		t.Errorf("the build is reported %d times:\n%s", n, out)
+	}
+}
+
+// lockedBuffer is a progress writer the services' goroutines share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

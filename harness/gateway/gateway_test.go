@@ -204,14 +204,118 @@ func TestStartPublishesOnLoopback(t *testing.T) {
 	}
 }
 
-// run starts a container of the gateway image on one network, with an alias.
-func run(t *testing.T, cli *client.Client, name string, labels map[string]string, entrypoint []string, net, alias string) string {
+// The gateway joins the ports bridge and the run's networks, and a service
+// with NET_ADMIN (cap_add allows it) can point its routes at it: the gateway
+// must not route. A plain container on the same two networks routes the same
+// packets (the control that shows the routes work), the gateway routes none,
+// and its forwarding is off with FORWARD policies that drop. Both test
+// networks are non-internal bridges: an internal bridge's host rules drop
+// routed traffic already, and the gateway must not rely on the host.
+func TestGatewayRoutesNothing(t *testing.T) {
+	cli := enginetest.Connect(t)
+	ctx := context.Background()
+	b, err := image.NewBuilder(cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gateway.EnsureImage(ctx, cli, b); err != nil {
+		t.Fatal(err)
+	}
+	runID, since := runs.NewID(), time.Now()
+	labels := runs.Self().Labels(runID)
+	t.Cleanup(func() {
+		if err := runs.Remove(ctx, cli, runID); err != nil {
+			t.Error(err)
+		}
+		enginetest.AssertCreatedThenGone(t, cli, runID, since, 0)
+	})
+	name := func(s string) string { return "rehearse-" + runID + "-" + s }
+	for _, n := range []string{"ports", "inner"} {
+		if _, err := cli.NetworkCreate(ctx, name(n), client.NetworkCreateOptions{Driver: "bridge", Labels: labels}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := gateway.Start(ctx, cli, gateway.Spec{
+		Name:     name("gateway"),
+		Labels:   labels,
+		Networks: []string{name("ports"), name("inner")},
+		Targets:  []gateway.Target{{Host: "nothing", Port: 7000, Protocol: "tcp"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The listener sits on the ports bridge, where the run's services are not.
+	target := run(t, cli, name("target"), labels, []string{"socat", "TCP-LISTEN:7000,fork,reuseaddr", "SYSTEM:echo hello"}, name("ports"), "target", "NET_ADMIN")
+	control := run(t, cli, name("control"), labels, []string{"sleep", "infinity"}, name("ports"), "control")
+	if _, err := cli.NetworkConnect(ctx, name("inner"), client.NetworkConnectOptions{Container: control}); err != nil {
+		t.Fatal(err)
+	}
+	viaControl := run(t, cli, name("via-control"), labels, []string{"sleep", "infinity"}, name("inner"), "via-control", "NET_ADMIN")
+	viaGateway := run(t, cli, name("via-gateway"), labels, []string{"sleep", "infinity"}, name("inner"), "via-gateway", "NET_ADMIN")
+	ip := func(id, net string) string {
+		ins, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ep := ins.Container.NetworkSettings.Networks[name(net)]
+		if ep == nil || !ep.IPAddress.IsValid() {
+			t.Fatalf("container %s has no address on %s", id, net)
+		}
+		return ep.IPAddress.String()
+	}
+	targetIP := ip(target, "ports")
+	for _, r := range []struct{ client, router string }{{viaControl, control}, {viaGateway, name("gateway")}} {
+		addRoute(t, cli, r.client, targetIP, ip(r.router, "inner"))
+		addRoute(t, cli, target, ip(r.client, "inner"), ip(r.router, "ports"))
+	}
+	connect := []string{"timeout", "5", "bash", "-c", "exec 3<>/dev/tcp/" + targetIP + "/7000 && head -1 <&3"}
+	if out := execIn(t, cli, viaControl, connect); !strings.Contains(out, "hello") {
+		t.Fatalf("routed through the control container, the listener on the ports bridge did not answer: %q", out)
+	}
+	if out := execIn(t, cli, viaGateway, connect); strings.Contains(out, "hello") {
+		t.Errorf("routed through the gateway, a service on the run's network reached the ports bridge (%s)", targetIP)
+	}
+	for file, want := range map[string]string{"/proc/sys/net/ipv4/ip_forward": "0", "/proc/sys/net/ipv6/conf/all/forwarding": "0"} {
+		if out := strings.TrimSpace(execIn(t, cli, name("gateway"), []string{"cat", file})); out != want {
+			t.Errorf("gateway %s = %q, want %s", file, out, want)
+		}
+	}
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		if out := execIn(t, cli, name("gateway"), []string{tool, "-w", "-S", "FORWARD"}); !strings.HasPrefix(out, "-P FORWARD DROP\n") {
+			t.Errorf("gateway %s FORWARD chain:\n%s\nwant the policy DROP", tool, out)
+		}
+	}
+}
+
+// addRouteScript adds a host route (SIOCADDRT, struct rtentry of a 64-bit
+// kernel): the images have perl but no iproute2. Arguments: destination,
+// gateway.
+const addRouteScript = `
+my ($dst, $gw) = @ARGV;
+socket(my $s, 2, 2, 0) or die "socket: $!";
+sub sa { pack("S n C4 x8", 2, 0, split(/\./, $_[0])) }
+my $rt = pack("Q a16 a16 a16 S s x4 Q Q s x6 Q Q Q S x6", 0, sa($dst), sa($gw), sa("255.255.255.255"), 3, 0, 0, 0, 0, 0, 0, 0, 0);
+ioctl($s, 0x890B, $rt) or die "route $dst via $gw: $!";
+print "ok\n";
+`
+
+// addRoute routes one address through another in a container that has
+// NET_ADMIN.
+func addRoute(t *testing.T, cli *client.Client, id, dst, via string) {
+	t.Helper()
+	if out := execIn(t, cli, id, []string{"perl", "-e", addRouteScript, dst, via}); strings.TrimSpace(out) != "ok" {
+		t.Fatalf("route %s via %s in %s: %s", dst, via, id, out)
+	}
+}
+
+// run starts a container of the gateway image on one network, with an alias
+// and the given capabilities.
+func run(t *testing.T, cli *client.Client, name string, labels map[string]string, entrypoint []string, net, alias string, caps ...string) string {
 	t.Helper()
 	ctx := context.Background()
 	c, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name:       name,
 		Config:     &container.Config{Image: gateway.Image, Labels: labels, Entrypoint: entrypoint},
-		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(net)},
+		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(net), CapAdd: caps},
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 			net: {Aliases: []string{alias}}}},
 	})
@@ -311,6 +415,9 @@ func TestStartRunsTheSpecImage(t *testing.T) {
 		}
 		if fmt.Sprint(hc.CapAdd) != "[NET_ADMIN]" || fmt.Sprint(hc.DNSSearch) != "[.]" {
 			t.Errorf("cap_add %v, dns search %v; want NET_ADMIN and no search domain", hc.CapAdd, hc.DNSSearch)
+		}
+		if hc.Sysctls["net.ipv4.ip_forward"] != "0" || hc.Sysctls["net.ipv6.conf.all.forwarding"] != "0" {
+			t.Errorf("sysctls %v: want IPv4 and IPv6 forwarding off", hc.Sysctls)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -64,6 +65,18 @@ type Client interface {
 	ContainerLogs(ctx context.Context, container string, options client.ContainerLogsOptions) (client.ContainerLogsResult, error)
 }
 
+// noForwarding turns routing off in the gateway's network namespace: it
+// joins the ports bridge and the run's networks, and a service with
+// NET_ADMIN must not route through it to the ports bridge, the host or
+// beyond. Its socat forwards are proxies and need no routing; its entry
+// script also sets the FORWARD policies to DROP. Docker leaves a
+// container's namespace forwarding as the host has it (on, where Docker
+// runs), so it is set here rather than assumed.
+var noForwarding = map[string]string{
+	"net.ipv4.ip_forward":          "0",
+	"net.ipv6.conf.all.forwarding": "0",
+}
+
 // readyTimeout bounds the wait for the gateway's confinement and forwards.
 const readyTimeout = 30 * time.Second
 
@@ -72,9 +85,10 @@ const readyTimeout = 30 * time.Second
 // Before any forward starts, the gateway's own traffic is confined to the
 // subnets of s.Networks[1:] (their bridge gateways, the host, excluded), and
 // it searches no DNS domain: a target name that does not resolve on the
-// run's networks reaches nothing. It is given NET_ADMIN for that, and its
-// forwards run without it. A container made before an error carries
-// s.Labels: removing the run removes it.
+// run's networks reaches nothing. It routes nothing either: forwarding is
+// off (IPv4 and IPv6) and the FORWARD policies drop. It is given NET_ADMIN
+// for that, and its forwards run without it. A container made before an
+// error carries s.Labels: removing the run removes it.
 func Start(ctx context.Context, cli Client, s Spec) ([]netip.AddrPort, error) {
 	if len(s.Networks) < 2 || len(s.Targets) == 0 {
 		return nil, fmt.Errorf("port gateway %s: it needs the ports network, at least one network of the run and a target", s.Name)
@@ -128,6 +142,7 @@ func Start(ctx context.Context, cli Client, s Spec) ([]netip.AddrPort, error) {
 			PortBindings: LoopbackBindings(exposed),
 			CapAdd:       []string{"NET_ADMIN"},
 			DNSSearch:    []string{"."}, // no search domain: names resolve on the run's networks or not at all
+			Sysctls:      maps.Clone(noForwarding),
 		},
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{s.Networks[0]: {}}},
 	})

@@ -224,8 +224,16 @@ type VolumeCreator interface {
 func Keep(ctx context.Context, cli VolumeCreator, runID string, owner Owner) error {
 	labels := owner.Labels(runID)
 	labels[LabelKept] = "true"
-	if _, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: "rehearse-" + runID + ".kept", Labels: labels}); err != nil {
+	name := "rehearse-" + runID + ".kept"
+	res, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: labels})
+	if err != nil {
 		return fmt.Errorf("keep run %s: %w", runID, err)
+	}
+	// The engine hands back an existing volume of that name as it is: a
+	// marker that is not ours (another run's volume that happens to share
+	// the name) would keep nothing.
+	if got := res.Volume.Labels; got[LabelRun] != runID || got[LabelKept] != "true" {
+		return fmt.Errorf("keep run %s: volume %s already exists and belongs to run %q, not this one", runID, name, got[LabelRun])
 	}
 	return nil
 }

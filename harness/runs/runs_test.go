@@ -80,9 +80,17 @@ func (f *fakeEngine) VolumeRemove(_ context.Context, id string, _ client.VolumeR
 	return client.VolumeRemoveResult{}, nil
 }
 
+// VolumeCreate behaves as the engine does: a volume that exists already is
+// handed back as it is, labels and all.
 func (f *fakeEngine) VolumeCreate(_ context.Context, o client.VolumeCreateOptions) (client.VolumeCreateResult, error) {
-	f.volumes = append(f.volumes, volume.Volume{Name: o.Name, Labels: o.Labels})
-	return client.VolumeCreateResult{}, nil
+	for _, v := range f.volumes {
+		if v.Name == o.Name {
+			return client.VolumeCreateResult{Volume: v}, nil
+		}
+	}
+	v := volume.Volume{Name: o.Name, Labels: o.Labels}
+	f.volumes = append(f.volumes, v)
+	return client.VolumeCreateResult{Volume: v}, nil
 }
 
 func (f *fakeEngine) isRemoved(what string) bool {
@@ -300,5 +308,20 @@ func TestGCLeavesRunsWithoutOwner(t *testing.T) {
 	}
 	if got, want := ids(removed), []string{"bad-owner", "no-owner"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("gc --all removed %v, want %v", got, want)
+	}
+}
+
+// A run whose keep marker's name is already taken by another run's volume
+// (run "a" with a compose volume "b.kept" against run "a-b") is told so,
+// instead of believing itself kept.
+func TestKeepRefusesAnotherRunsVolume(t *testing.T) {
+	f := &fakeEngine{}
+	f.volumes = append(f.volumes, volume.Volume{Name: "rehearse-a-b.kept", Labels: map[string]string{LabelRun: "a"}})
+	err := Keep(context.Background(), f, "a-b", Self())
+	if err == nil || !strings.Contains(err.Error(), `belongs to run "a"`) {
+		t.Errorf("Keep over another run's volume: %v, want a refusal naming run a", err)
+	}
+	if err := Keep(context.Background(), f, "c", Self()); err != nil {
+		t.Errorf("Keep of a fresh run: %v", err)
 	}
 }

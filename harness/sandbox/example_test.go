@@ -33,7 +33,7 @@ func ExampleCheck() {
 // An env file that leads out of the project (here through a link) is refused
 // before compose-go would read it and quote it in an error.
 func ExampleCheckReferences() {
-	err := sandbox.CheckReferences("testdata/project/env-file-outside.yaml", nil)
+	err := sandbox.CheckReferences("testdata/project/env-file-outside.yaml")
 	var fe *sandbox.FileError
 	if errors.As(err, &fe) {
 		fmt.Println(fe.File, fe.Line, fe.Key, errors.Is(err, sandbox.ErrNotAllowed))

@@ -3,8 +3,9 @@
 // run, and nothing in it is silently dropped.
 //
 // CheckReferences runs on the raw compose file before compose-go loads it,
-// so that the loader reads nothing outside the project; Check runs on the
-// project compose-go loaded. Neither touches an engine. Each refusal is a
+// so that the loader reads nothing outside the project; CheckLoaded, right
+// after loading, confirms it for the env and label files the loader read;
+// Check runs on the project compose-go loaded. Neither touches an engine. Each refusal is a
 // FileError naming the file, line, key and service, that unwraps to
 // ErrNotAllowed (the sandbox forbids it) or ErrNotHonoured (the harness
 // would ignore it).
@@ -14,6 +15,7 @@ import (
 	"fmt"
 	"maps"
 	"path"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"slices"
@@ -287,7 +289,9 @@ func checkVolumes(file, projectDir string, s types.ServiceConfig) error {
 	return nil
 }
 
-// checkBuild keeps a build's context and Dockerfile inside the project.
+// checkBuild keeps a build's context, Dockerfile and the context's
+// .dockerignore (which the harness opens to hash the context) inside the
+// project, links resolved.
 func checkBuild(file, projectDir string, s types.ServiceConfig) error {
 	b := s.Build
 	if b == nil {
@@ -296,6 +300,9 @@ func checkBuild(file, projectDir string, s types.ServiceConfig) error {
 	key := []string{"services", s.Name, "build"}
 	ctx, df := buildPaths(projectDir, b)
 	if err := CheckInside(file, projectDir, append(key, "context"), "build context", ctx); err != nil {
+		return err
+	}
+	if err := CheckInside(file, projectDir, append(key, "context"), "the build context's .dockerignore", filepath.Join(ctx, ".dockerignore")); err != nil {
 		return err
 	}
 	if df == "" {

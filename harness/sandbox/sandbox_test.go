@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -230,4 +231,109 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// The harness opens a build context's .dockerignore and Dockerfile to hash
+// the context: a link out of the project, or one below a writable bind mount
+// (which a running container could swap for such a link), is refused.
+func TestCheckRefusesBuildFilesLeadingOut(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string // under proj/; "-> target" is a link
+		want  []string
+	}{
+		{".dockerignore links out", map[string]string{
+			"compose.yaml":   "services:\n  app:\n    image: x\n    build: ctx\n",
+			"ctx/Dockerfile": "FROM scratch\n", "ctx/.dockerignore": "-> ../../outside/ignore",
+		}, []string{":4: services.app.build.context:", `the build context's .dockerignore`, "outside the project"}},
+		{"default Dockerfile links out", map[string]string{
+			"compose.yaml":   "services:\n  app:\n    image: x\n    build: ctx\n",
+			"ctx/Dockerfile": "-> ../../outside/Dockerfile",
+		}, []string{":4: services.app.build.dockerfile:", "Dockerfile", "outside the project"}},
+		{".dockerignore below a writable bind", map[string]string{
+			"compose.yaml":      "services:\n  dev:\n    image: x\n    volumes: [\"./ctx:/src\"]\n  app:\n    image: x\n    build: {context: ctx, dockerfile_inline: \"FROM scratch\"}\n",
+			"ctx/.dockerignore": "*.tmp\n",
+		}, []string{":7: services.app.build.context:", ".dockerignore", "services.dev.volumes[0]", ":ro"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			files := map[string]string{"outside/ignore": "*\n", "outside/Dockerfile": "FROM scratch\n"}
+			for k, v := range tt.files {
+				files["proj/"+k] = v
+			}
+			for name, content := range files {
+				p := filepath.Join(root, name)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				var err error
+				if target, ok := strings.CutPrefix(content, "-> "); ok {
+					err = os.Symlink(target, p)
+				} else {
+					err = os.WriteFile(p, []byte(content), 0o644)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			file := filepath.Join(root, "proj", "compose.yaml")
+			err := Check(file, load(t, file))
+			if !errors.Is(err, ErrNotAllowed) {
+				t.Fatalf("Check = %v, want a sandbox refusal", err)
+			}
+			if !strings.HasPrefix(err.Error(), file+tt.want[0]) {
+				t.Errorf("error %q does not start with %q", err, file+tt.want[0])
+			}
+			for _, w := range tt.want[1:] {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// CheckLoaded, the second line behind CheckReferences, finds an env or label
+// file outside the project wherever the loaded project names one: a
+// service, a pre_start hook, a service a profile disabled.
+func TestCheckLoadedRefusesFilesOutside(t *testing.T) {
+	dir := t.TempDir()
+	inside := filepath.Join(dir, "app.env")
+	svc := func(mod func(*types.ServiceConfig)) types.ServiceConfig {
+		s := types.ServiceConfig{Name: "app"}
+		s.EnvFiles = []types.EnvFile{{Path: inside}}
+		mod(&s)
+		return s
+	}
+	tests := []struct {
+		name     string
+		services types.Services
+		disabled types.Services
+		key      string
+	}{
+		{"env file", types.Services{"app": svc(func(s *types.ServiceConfig) { s.EnvFiles = append(s.EnvFiles, types.EnvFile{Path: "/etc/passwd"}) })}, nil, "services.app.env_file[1]"},
+		{"label file", types.Services{"app": svc(func(s *types.ServiceConfig) { s.LabelFiles = []string{"/etc/passwd"} })}, nil, "services.app.label_file[0]"},
+		{"pre_start env file", types.Services{"app": svc(func(s *types.ServiceConfig) {
+			var h types.PreStartHook
+			h.EnvFiles = []types.EnvFile{{Path: "/etc/passwd"}}
+			s.PreStart = []types.PreStartHook{h}
+		})}, nil, "services.app.pre_start[0].env_file[0]"},
+		{"disabled service", types.Services{"app": svc(func(*types.ServiceConfig) {})},
+			types.Services{"off": {Name: "off", ContainerSpec: types.ContainerSpec{LabelFiles: []string{"/etc/passwd"}}}}, "services.off.label_file[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &types.Project{Name: "p", WorkingDir: dir, Services: tt.services, DisabledServices: tt.disabled}
+			err := CheckLoaded("compose.yaml", p)
+			var fe *FileError
+			if !errors.As(err, &fe) || !errors.Is(err, ErrNotAllowed) || fe.Key != tt.key {
+				t.Fatalf("CheckLoaded = %v, want a refusal at %s", err, tt.key)
+			}
+		})
+	}
+	ok := &types.Project{Name: "p", WorkingDir: dir, Services: types.Services{"app": svc(func(*types.ServiceConfig) {})}}
+	if err := CheckLoaded("compose.yaml", ok); err != nil {
+		t.Errorf("env file inside the project: %v", err)
+	}
 }

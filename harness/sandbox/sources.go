@@ -22,7 +22,7 @@ type source struct {
 }
 
 // sources lists every host path of p's services: bind mounts, secret and
-// config files, build contexts and Dockerfiles.
+// config files, build contexts, their .dockerignore files and Dockerfiles.
 func sources(p *types.Project) []source {
 	var out []source
 	for _, name := range p.ServiceNames() {
@@ -45,7 +45,8 @@ func sources(p *types.Project) []source {
 		}
 		if b := s.Build; b != nil {
 			ctx, df := buildPaths(p.WorkingDir, b)
-			out = append(out, source{name, key("build", "context"), "build context", ctx, false})
+			out = append(out, source{name, key("build", "context"), "build context", ctx, false},
+				source{name, key("build", "context"), ".dockerignore", filepath.Join(ctx, ".dockerignore"), false})
 			if df != "" {
 				out = append(out, source{name, key("build", "dockerfile"), "Dockerfile", df, false})
 			}
@@ -80,8 +81,8 @@ func buildPaths(projectDir string, b *types.BuildConfig) (ctx, dockerfile string
 func checkSources(file string, p *types.Project) error {
 	all := sources(p)
 	for _, s := range all {
-		if s.what == "build context" || s.what == "Dockerfile" {
-			continue // harness/env names a missing context or Dockerfile
+		if s.what == "build context" || s.what == "Dockerfile" || s.what == ".dockerignore" {
+			continue // harness/env names a missing context or Dockerfile; .dockerignore is optional
 		}
 		if _, err := os.Lstat(s.path); errors.Is(err, os.ErrNotExist) {
 			return At(file, s.key, "%s source %q does not exist (service %q): create it first; rehearse does not create host paths, which a run would leave behind (and one created below another service's writable bind could follow a link that service planted)", s.what, s.path, s.service)

@@ -8,7 +8,9 @@
 # let out; the addresses in REHEARSE_GATEWAY_DENY (those networks' bridge
 # gateways: the host) and everything else are refused. A name that does not
 # resolve on the run's networks cannot reach anything: not the host, not
-# production. The forwards then run without NET_ADMIN.
+# production. It routes nothing: forwarding is off (the container's sysctls)
+# and the FORWARD policies drop, so a service with NET_ADMIN cannot use it as
+# a router to the ports bridge. The forwards then run without NET_ADMIN.
 set -u
 # bash as PID 1 ignores SIGTERM unless it traps it: stop the forwards and
 # exit 0 at once, instead of waiting for Docker's kill after its timeout.
@@ -19,6 +21,8 @@ fail() {
 }
 [ -n "${REHEARSE_GATEWAY_ALLOW:-}" ] || fail "REHEARSE_GATEWAY_ALLOW names no network to forward to"
 for t in iptables ip6tables; do
+	"$t" -w -P FORWARD DROP && "$t" -w -F FORWARD ||
+		fail "$t: cannot stop the gateway from routing (it needs NET_ADMIN)"
 	"$t" -w -F OUTPUT &&
 		"$t" -w -A OUTPUT -o lo -j ACCEPT &&
 		"$t" -w -A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT ||
