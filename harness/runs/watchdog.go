@@ -113,10 +113,14 @@ func serveWatchdog(runID, owner string) int {
 		return 2
 	}
 	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
-	if err == nil && strings.TrimSpace(line) == releaseWord {
+	// Its log is worth keeping only when a removal failed.
+	removeLog := func() {
 		if l := os.Getenv(watchdogLog); strings.HasPrefix(filepath.Base(l), "rehearse-watchdog-"+runID+"-") {
 			os.Remove(l)
 		}
+	}
+	if err == nil && strings.TrimSpace(line) == releaseWord {
+		removeLog()
 		return 0
 	}
 	logger.Printf("owner %s gone (%v); removing the run", owner, err)
@@ -142,5 +146,6 @@ func serveWatchdog(runID, owner string) int {
 		return 1
 	}
 	logger.Print("removed")
+	removeLog()
 	return 0
 }
