@@ -185,8 +185,12 @@ func applyPackage(ctx context.Context, service, user string) error {
 			fmt.Fprintf(w.log, "upgrade step %s: exit %d after %s\n", s.Name, s.ExitCode, s.End.Sub(s.Start).Round(1e6))
 		},
 	}
-	w.up.outcome, err = upgrade.Apply(ctx, e, w.up.pkg, upgrade.ApplyOptions{Service: service, User: user, Entry: w.up.entry,
-		Timeline: w.Timeline, Hooks: hooks, AllowUnsigned: w.up.allowUnsigned})
+	opts := []upgrade.ApplyOption{upgrade.WithService(service), upgrade.WithUser(user), upgrade.WithEntry(w.up.entry),
+		upgrade.WithTimeline(w.Timeline), upgrade.WithHooks(hooks)}
+	if w.up.allowUnsigned {
+		opts = append(opts, upgrade.AllowUnsigned())
+	}
+	w.up.outcome, err = upgrade.Apply(ctx, e, w.up.pkg, opts...)
 	return err
 }
 

@@ -208,3 +208,9 @@ func TestDatasetFilesStayInside(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadOptionErrors(t *testing.T) {
+	if _, err := Load(context.Background(), nil, &Spec{Name: "d"}, 1, WithBatchSize(0)); err == nil || !strings.Contains(err.Error(), "batch size 0") {
+		t.Errorf("WithBatchSize(0): %v, want a batch size error", err)
+	}
+}

@@ -27,7 +27,7 @@ type Progress struct {
 }
 
 // Option configures Load.
-type Option func(*options)
+type Option func(*options) error
 
 type options struct {
 	progress  func(Progress)
@@ -37,18 +37,29 @@ type options struct {
 }
 
 // WithProgress calls fn after each batch. Default: no reports.
-func WithProgress(fn func(Progress)) Option { return func(o *options) { o.progress = fn } }
+func WithProgress(fn func(Progress)) Option {
+	return func(o *options) error { o.progress = fn; return nil }
+}
 
 // WithBatchSize sets the rows per COPY batch. Default: 50,000.
-func WithBatchSize(n int64) Option { return func(o *options) { o.batch = n } }
+func WithBatchSize(n int64) Option {
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("batch size %d: must be positive", n)
+		}
+		o.batch = n
+		return nil
+	}
+}
 
 // WithTables loads only the named generated tables. Default: all.
 func WithTables(names ...string) Option {
-	return func(o *options) {
+	return func(o *options) error {
 		o.tables = map[string]bool{}
 		for _, n := range names {
 			o.tables[n] = true
 		}
+		return nil
 	}
 }
 
@@ -64,7 +75,9 @@ type Result struct {
 func Load(ctx context.Context, e *env.Environment, s *Spec, scale int64, opts ...Option) (Result, error) {
 	o := options{batch: 50_000}
 	for _, opt := range opts {
-		opt(&o)
+		if err := opt(&o); err != nil {
+			return Result{}, fmt.Errorf("dataset %s: %w", s.Name, err)
+		}
 	}
 	start := time.Now()
 	res := Result{Rows: map[string]int64{}}

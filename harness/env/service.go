@@ -47,7 +47,7 @@ type ExecResult struct {
 }
 
 // ExecOption configures Exec.
-type ExecOption func(*execOptions)
+type ExecOption func(*execOptions) error
 
 type execOptions struct {
 	user    string
@@ -57,14 +57,26 @@ type execOptions struct {
 
 // AsUser runs the command as a user (name or uid[:gid]). Default: the
 // container's user.
-func AsUser(user string) ExecOption { return func(o *execOptions) { o.user = user } }
+func AsUser(user string) ExecOption {
+	return func(o *execOptions) error { o.user = user; return nil }
+}
 
 // InDir runs the command in a directory. Default: the container's working directory.
-func InDir(dir string) ExecOption { return func(o *execOptions) { o.workdir = dir } }
+func InDir(dir string) ExecOption {
+	return func(o *execOptions) error { o.workdir = dir; return nil }
+}
 
 // WithExecEnv adds KEY=VALUE pairs to the command's environment. Default: none.
 func WithExecEnv(kv ...string) ExecOption {
-	return func(o *execOptions) { o.env = append(o.env, kv...) }
+	return func(o *execOptions) error {
+		for _, e := range kv {
+			if !strings.Contains(e, "=") {
+				return fmt.Errorf("exec environment %q: want KEY=VALUE", e)
+			}
+		}
+		o.env = append(o.env, kv...)
+		return nil
+	}
 }
 
 // Exec runs a command in the service and waits for it. A command that runs
@@ -78,11 +90,13 @@ func (s *Service) Exec(ctx context.Context, cmd []string, opts ...ExecOption) (E
 // ExecStream runs a command in the service, copying its output to stdout
 // and stderr as it comes, and returns its exit code.
 func (s *Service) ExecStream(ctx context.Context, cmd []string, stdout, stderr io.Writer, opts ...ExecOption) (int, error) {
+	what := fmt.Sprintf("exec %q in %s", strings.Join(cmd, " "), s.Name)
 	o := execOptions{}
 	for _, opt := range opts {
-		opt(&o)
+		if err := opt(&o); err != nil {
+			return -1, fmt.Errorf("%s: %w", what, err)
+		}
 	}
-	what := fmt.Sprintf("exec %q in %s", strings.Join(cmd, " "), s.Name)
 	cli := s.env.cli
 	created, err := cli.ExecCreate(ctx, s.ContainerID, client.ExecCreateOptions{
 		User: o.user, WorkingDir: o.workdir, Env: o.env, Cmd: cmd, AttachStdout: true, AttachStderr: true,

@@ -65,19 +65,65 @@ type Hooks struct {
 	StepEnd   func(ctx context.Context, step StepResult)
 }
 
-// ApplyOptions says how to apply a package.
-type ApplyOptions struct {
-	Service  string // default target service
-	User     string // default user
-	Entry    string // entry script (packages without a manifest); default upgrade.sh
-	Timeout  time.Duration
-	Timeline *timeline.Timeline
-	Hooks    Hooks
-	// AllowUnsigned applies a package whose signature was not found
-	// trusted (never verified, or another verdict), marking a
-	// timeline.KindWarning event. Default false: such a package is refused
-	// with ErrUntrusted.
-	AllowUnsigned bool
+// ApplyOption configures Apply.
+type ApplyOption func(*applyOptions) error
+
+type applyOptions struct {
+	service       string
+	user          string
+	entry         string
+	timeout       time.Duration
+	timeline      *timeline.Timeline
+	hooks         Hooks
+	allowUnsigned bool
+}
+
+// WithService is the service for steps that name none. Default: the
+// manifest's service; required for a package without a manifest.
+func WithService(name string) ApplyOption {
+	return func(o *applyOptions) error { o.service = name; return nil }
+}
+
+// WithUser is the user for steps that name none. Default: the manifest's
+// user, else the image's.
+func WithUser(user string) ApplyOption {
+	return func(o *applyOptions) error { o.user = user; return nil }
+}
+
+// WithEntry is the entry script of a package without a manifest; it marks
+// its steps with "::step NAME" lines. Default: upgrade.sh.
+func WithEntry(script string) ApplyOption {
+	return func(o *applyOptions) error { o.entry = script; return nil }
+}
+
+// WithStepTimeout bounds each step that names no timeout of its own.
+// Default: DefaultStepTimeout.
+func WithStepTimeout(d time.Duration) ApplyOption {
+	return func(o *applyOptions) error {
+		if d <= 0 {
+			return fmt.Errorf("step timeout %s: must be positive", d)
+		}
+		o.timeout = d
+		return nil
+	}
+}
+
+// WithTimeline is where steps, their output and warnings are recorded.
+// Default: a fresh timeline of Apply's own.
+func WithTimeline(tl *timeline.Timeline) ApplyOption {
+	return func(o *applyOptions) error { o.timeline = tl; return nil }
+}
+
+// WithHooks are called at each step's start and end. Default: none.
+func WithHooks(h Hooks) ApplyOption {
+	return func(o *applyOptions) error { o.hooks = h; return nil }
+}
+
+// AllowUnsigned applies a package whose signature was not found trusted
+// (never verified, or another verdict), marking a timeline.KindWarning
+// event. Default: such a package is refused with ErrUntrusted.
+func AllowUnsigned() ApplyOption {
+	return func(o *applyOptions) error { o.allowUnsigned = true; return nil }
 }
 
 // ErrNoSteps means the package has neither a manifest nor the entry script.
@@ -89,7 +135,7 @@ var ErrUntrusted = errors.New("package signature not trusted")
 
 // checkSigned refuses a package without a trusted signature, or, when
 // unsigned packages are allowed, marks a warning on the timeline.
-func checkSigned(p *Package, o ApplyOptions) error {
+func checkSigned(p *Package, o applyOptions) error {
 	res, verified := p.Signature()
 	if verified && res.Verdict == Trusted {
 		return nil
@@ -98,10 +144,10 @@ func checkSigned(p *Package, o ApplyOptions) error {
 	if verified {
 		why = fmt.Sprintf("its signature is %s: %s", res.Verdict, res.Reason)
 	}
-	if !o.AllowUnsigned {
-		return fmt.Errorf("apply %s: %w: %s (verify it with Package.Verify, or set ApplyOptions.AllowUnsigned)", p.Source, ErrUntrusted, why)
+	if !o.allowUnsigned {
+		return fmt.Errorf("apply %s: %w: %s (verify it with Package.Verify, or apply it with AllowUnsigned)", p.Source, ErrUntrusted, why)
 	}
-	o.Timeline.Mark(timeline.KindWarning, "upgrade", "applying a package without a trusted signature",
+	o.timeline.Mark(timeline.KindWarning, "upgrade", "applying a package without a trusted signature",
 		map[string]string{"package": p.Source, "why": why})
 	return nil
 }
@@ -110,17 +156,20 @@ func checkSigned(p *Package, o ApplyOptions) error {
 // order as their users, stopping at the first failure; cleanup steps run
 // afterwards in every case. A package whose signature Package.Verify did
 // not find trusted is refused (ErrUntrusted) before anything is copied,
-// unless o.AllowUnsigned. A step that fails is an Outcome, not an error:
+// unless o.allowUnsigned. A step that fails is an Outcome, not an error:
 // errors are for what kept the steps from running.
-func Apply(ctx context.Context, e *env.Environment, p *Package, o ApplyOptions) (*Outcome, error) {
-	if o.Timeline == nil {
-		o.Timeline = timeline.New()
+func Apply(ctx context.Context, e *env.Environment, p *Package, opts ...ApplyOption) (*Outcome, error) {
+	o := applyOptions{timeout: DefaultStepTimeout}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, fmt.Errorf("apply %s: %w", p.Source, err)
+		}
+	}
+	if o.timeline == nil {
+		o.timeline = timeline.New()
 	}
 	if err := checkSigned(p, o); err != nil {
 		return nil, err
-	}
-	if o.Timeout == 0 {
-		o.Timeout = DefaultStepTimeout
 	}
 	out := &Outcome{}
 	m := p.manifest
@@ -130,10 +179,10 @@ func Apply(ctx context.Context, e *env.Environment, p *Package, o ApplyOptions) 
 	copied := map[string]bool{}
 	run := func(spec StepSpec, cleanup bool) error {
 		if spec.Service == "" {
-			spec.Service = o.Service
+			spec.Service = o.service
 		}
 		if spec.User == "" {
-			spec.User = o.User
+			spec.User = o.user
 		}
 		svc := e.Service(spec.Service)
 		if svc == nil {
@@ -188,17 +237,17 @@ func shellCommand(cmd string, d time.Duration) []string {
 // for manifest steps and for an entry script's marked steps.
 type stepRecord struct {
 	ctx  context.Context
-	o    ApplyOptions
+	o    applyOptions
 	res  StepResult
 	span *timeline.Span
 }
 
-func beginStep(ctx context.Context, o ApplyOptions, res StepResult) *stepRecord {
+func beginStep(ctx context.Context, o applyOptions, res StepResult) *stepRecord {
 	res.Start = time.Now()
-	if o.Hooks.StepStart != nil {
-		o.Hooks.StepStart(ctx, res)
+	if o.hooks.StepStart != nil {
+		o.hooks.StepStart(ctx, res)
 	}
-	return &stepRecord{ctx: ctx, o: o, res: res, span: o.Timeline.Begin(KindStep, res.Service, res.Name).Set("user", res.User)}
+	return &stepRecord{ctx: ctx, o: o, res: res, span: o.timeline.Begin(KindStep, res.Service, res.Name).Set("user", res.User)}
 }
 
 // end closes the step with its exit code and output; err is a failure to
@@ -211,18 +260,18 @@ func (r *stepRecord) end(code int, output string, err error) StepResult {
 		stepErr = fmt.Errorf("exit %d", code)
 	}
 	r.span.End(errors.Join(err, stepErr))
-	if r.o.Hooks.StepEnd != nil {
-		r.o.Hooks.StepEnd(r.ctx, r.res)
+	if r.o.hooks.StepEnd != nil {
+		r.o.hooks.StepEnd(r.ctx, r.res)
 	}
 	return r.res
 }
 
-func runStep(ctx context.Context, svc *env.Service, spec StepSpec, o ApplyOptions, cleanup bool) (StepResult, error) {
+func runStep(ctx context.Context, svc *env.Service, spec StepSpec, o applyOptions, cleanup bool) (StepResult, error) {
 	rec := beginStep(ctx, o, StepResult{Name: spec.Name, Service: svc.Name, User: spec.User, Cleanup: cleanup})
-	out := &lineWriter{emit: func(line string) { o.Timeline.Mark(KindStepOutput, spec.Name, line, nil) }}
+	out := &lineWriter{emit: func(line string) { o.timeline.Mark(KindStepOutput, spec.Name, line, nil) }}
 	timeout := spec.Timeout
 	if timeout == 0 {
-		timeout = o.Timeout
+		timeout = o.timeout
 	}
 	opts := []env.ExecOption{env.InDir(Workdir)}
 	if spec.User != "" {
@@ -242,17 +291,17 @@ func runStep(ctx context.Context, svc *env.Service, spec StepSpec, o ApplyOption
 
 // applyEntry runs an entry script whose output marks its steps with
 // "::step NAME"; output before the first marker belongs to step "start".
-func applyEntry(ctx context.Context, e *env.Environment, p *Package, o ApplyOptions, out *Outcome) error {
-	entry := o.Entry
+func applyEntry(ctx context.Context, e *env.Environment, p *Package, o applyOptions, out *Outcome) error {
+	entry := o.entry
 	if entry == "" {
 		entry = "upgrade.sh"
 	}
 	if !strings.HasPrefix(entry, "/") && !strings.HasPrefix(entry, "./") {
 		entry = "./" + entry
 	}
-	svc := e.Service(o.Service)
+	svc := e.Service(o.service)
 	if svc == nil {
-		return fmt.Errorf("apply: no service %q", o.Service)
+		return fmt.Errorf("apply: no service %q", o.service)
 	}
 	if err := install(ctx, svc, p); err != nil {
 		return err
@@ -263,7 +312,7 @@ func applyEntry(ctx context.Context, e *env.Environment, p *Package, o ApplyOpti
 		buf     bytes.Buffer
 	)
 	begin := func(name string) {
-		current = beginStep(ctx, o, StepResult{Name: name, Service: svc.Name, User: o.User})
+		current = beginStep(ctx, o, StepResult{Name: name, Service: svc.Name, User: o.user})
 		buf.Reset()
 	}
 	end := func(code int) {
@@ -283,13 +332,13 @@ func applyEntry(ctx context.Context, e *env.Environment, p *Package, o ApplyOpti
 			begin("start")
 		}
 		buf.WriteString(line + "\n")
-		o.Timeline.Mark(KindStepOutput, current.res.Name, line, nil)
+		o.timeline.Mark(KindStepOutput, current.res.Name, line, nil)
 	}}
 	opts := []env.ExecOption{env.InDir(Workdir)}
-	if o.User != "" {
-		opts = append(opts, env.AsUser(o.User))
+	if o.user != "" {
+		opts = append(opts, env.AsUser(o.user))
 	}
-	code, err := svc.ExecStream(ctx, shellCommand(entry, o.Timeout), w, w, opts...)
+	code, err := svc.ExecStream(ctx, shellCommand(entry, o.timeout), w, w, opts...)
 	w.Flush()
 	mu.Lock()
 	defer mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/harness/timeline"
@@ -27,12 +28,12 @@ func TestApplyRefusesUntrusted(t *testing.T) {
 	}
 	defer p.Close()
 	ctx := context.Background()
-	out, err := Apply(ctx, nil, p, ApplyOptions{Service: "box"})
+	out, err := Apply(ctx, nil, p, WithService("box"))
 	if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "never verified") || !strings.Contains(err.Error(), "AllowUnsigned") || out != nil {
 		t.Errorf("never verified: %v, %+v", err, out)
 	}
 	p.Verify([]byte("not a signature"), Trust{})
-	if _, err := Apply(ctx, nil, p, ApplyOptions{Service: "box"}); !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "signature is malformed") {
+	if _, err := Apply(ctx, nil, p, WithService("box")); !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "signature is malformed") {
 		t.Errorf("malformed: %v", err)
 	}
 
@@ -57,7 +58,7 @@ func TestApplyRefusesUntrusted(t *testing.T) {
 		if res := a.Verify(c.sig, c.trust); res.Verdict != c.want {
 			t.Fatalf("verify: %+v, want %s", res, c.want)
 		}
-		out, err := Apply(ctx, nil, a, ApplyOptions{Service: "box"})
+		out, err := Apply(ctx, nil, a, WithService("box"))
 		if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "signature is "+string(c.want)) || out != nil {
 			t.Errorf("%s: %v, %+v", c.want, err, out)
 		}
@@ -147,7 +148,7 @@ func TestApply(t *testing.T) {
 				mu.Unlock()
 			}
 		}
-		out, err := Apply(ctx, e, p, ApplyOptions{Timeline: tl, AllowUnsigned: true, Hooks: Hooks{StepStart: record("start"), StepEnd: record("end")}})
+		out, err := Apply(ctx, e, p, WithTimeline(tl), AllowUnsigned(), WithHooks(Hooks{StepStart: record("start"), StepEnd: record("end")}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,7 +194,7 @@ func TestApply(t *testing.T) {
 		}
 		defer p.Close()
 		tl := timeline.New()
-		out, err := Apply(ctx, e, p, ApplyOptions{Service: "box", User: "nobody", Timeline: tl, AllowUnsigned: true})
+		out, err := Apply(ctx, e, p, WithService("box"), WithUser("nobody"), WithTimeline(tl), AllowUnsigned())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +226,7 @@ func TestApply(t *testing.T) {
 			t.Fatalf("verify: %+v", res)
 		}
 		tl := timeline.New()
-		out, err := Apply(ctx, e, p, ApplyOptions{Service: "box", User: "nobody", Timeline: tl})
+		out, err := Apply(ctx, e, p, WithService("box"), WithUser("nobody"), WithTimeline(tl))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,4 +234,14 @@ func TestApply(t *testing.T) {
 			t.Errorf("failed at %q, warnings %+v", out.FailedStep, tl.Filter(timeline.KindWarning))
 		}
 	})
+}
+
+// A bad option is an error before anything is checked or copied.
+func TestApplyOptionErrors(t *testing.T) {
+	p := &Package{Source: "p.zip"}
+	for _, d := range []time.Duration{0, -time.Second} {
+		if _, err := Apply(context.Background(), nil, p, WithStepTimeout(d)); err == nil || !strings.Contains(err.Error(), "step timeout") {
+			t.Errorf("WithStepTimeout(%s): %v, want a step timeout error", d, err)
+		}
+	}
 }
