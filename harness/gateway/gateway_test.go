@@ -72,24 +72,8 @@ func TestEnsureImageRefusesEmptyRef(t *testing.T) {
 // through the gateway, and the gateway's own traffic reaches nothing but
 // the run's internal networks: not the host behind either bridge.
 func TestStartPublishesOnLoopback(t *testing.T) {
-	cli := enginetest.Connect(t)
+	cli, labels, name := newRun(t)
 	ctx := context.Background()
-	b, err := image.NewBuilder(cli)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := gateway.EnsureImage(ctx, cli, b); err != nil {
-		t.Fatal(err)
-	}
-	runID, since := runs.NewID(), time.Now()
-	labels := runs.Self().Labels(runID)
-	t.Cleanup(func() {
-		if err := runs.Remove(ctx, cli, runID); err != nil {
-			t.Error(err)
-		}
-		enginetest.AssertCreatedThenGone(t, cli, runID, since, 0)
-	})
-	name := func(s string) string { return "rehearse-" + runID + "-" + s }
 	bridgeIPs := map[string]string{} // network -> the host's address on its bridge
 	for _, n := range []struct {
 		name     string
@@ -212,24 +196,8 @@ func TestStartPublishesOnLoopback(t *testing.T) {
 // networks are non-internal bridges: an internal bridge's host rules drop
 // routed traffic already, and the gateway must not rely on the host.
 func TestGatewayRoutesNothing(t *testing.T) {
-	cli := enginetest.Connect(t)
+	cli, labels, name := newRun(t)
 	ctx := context.Background()
-	b, err := image.NewBuilder(cli)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := gateway.EnsureImage(ctx, cli, b); err != nil {
-		t.Fatal(err)
-	}
-	runID, since := runs.NewID(), time.Now()
-	labels := runs.Self().Labels(runID)
-	t.Cleanup(func() {
-		if err := runs.Remove(ctx, cli, runID); err != nil {
-			t.Error(err)
-		}
-		enginetest.AssertCreatedThenGone(t, cli, runID, since, 0)
-	})
-	name := func(s string) string { return "rehearse-" + runID + "-" + s }
 	for _, n := range []string{"ports", "inner"} {
 		if _, err := cli.NetworkCreate(ctx, name(n), client.NetworkCreateOptions{Driver: "bridge", Labels: labels}); err != nil {
 			t.Fatal(err)
@@ -420,4 +388,28 @@ func TestStartRunsTheSpecImage(t *testing.T) {
 			t.Errorf("sysctls %v: want IPv4 and IPv6 forwarding off", hc.Sysctls)
 		}
 	}
+}
+
+// newRun connects, makes sure the gateway image exists, and starts a run of
+// the test's own whose resources are removed (and checked gone) at the end.
+// It returns the run's labels and its resource naming.
+func newRun(t *testing.T) (*client.Client, map[string]string, func(string) string) {
+	t.Helper()
+	cli := enginetest.Connect(t)
+	ctx := context.Background()
+	b, err := image.NewBuilder(cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gateway.EnsureImage(ctx, cli, b); err != nil {
+		t.Fatal(err)
+	}
+	runID, since := runs.NewID(), time.Now()
+	t.Cleanup(func() {
+		if err := runs.Remove(ctx, cli, runID); err != nil {
+			t.Error(err)
+		}
+		enginetest.AssertCreatedThenGone(t, cli, runID, since, 0)
+	})
+	return cli, runs.Self().Labels(runID), func(s string) string { return "rehearse-" + runID + "-" + s }
 }
