@@ -518,6 +518,26 @@ func TestLoadRefusesWhatTheCheckCannotJudge(t *testing.T) {
 		{"models", map[string]string{
 			"proj/compose.yaml": "services:\n  main:\n    image: x\nmodels:\n  m:\n    model: x\n",
 		}, []string{"compose.yaml:4: models:", `top-level key "models"`}},
+		// Keys the scan reads as text but the loader decodes: a !!binary key
+		// that decodes to env_file, path or file; an alias key whose text is
+		// the anchor's name (x-...) but whose value is the anchored key.
+		{"binary env_file key in an include", map[string]string{
+			"proj/compose.yaml": "include:\n  - path: sub.yaml\n    ? !!binary ZW52X2ZpbGU=\n    : ../outside/envc\n",
+			"proj/sub.yaml":     "services:\n  leak:\n    image: x\n    environment:\n      GOT: ${SECRET:-none}\n",
+		}, []string{"compose.yaml:3:", `mapping key "ZW52X2ZpbGU=" is tagged !!binary`, "keys must be plain strings"}},
+		{"alias key naming include", map[string]string{
+			"proj/compose.yaml": "x-names: [&x-inc include]\n*x-inc : [../outside/ext.yaml]\n",
+		}, []string{"compose.yaml:2:", `mapping key "x-inc" is an alias`}},
+		{"binary path key beside path", map[string]string{
+			"proj/compose.yaml": "include:\n  - {path: sub.yaml, !!binary cGF0aA==: ../outside/ext.yaml}\n",
+			"proj/sub.yaml":     "services:\n  main:\n    image: x\n",
+		}, []string{"compose.yaml:2:", "is tagged !!binary"}},
+		{"alias key naming extends file", map[string]string{
+			"proj/compose.yaml": "x-f: &x-f file\nservices:\n  main:\n    extends: {service: base, *x-f : ../outside/ext.yaml}\n",
+		}, []string{"compose.yaml:4:", "is an alias"}},
+		{"aliases that expand without bound", map[string]string{
+			"proj/compose.yaml": laughs(40),
+		}, []string{"compose.yaml:", "expands past"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -555,4 +575,16 @@ func TestLoadRefusesWhatTheCheckCannotJudge(t *testing.T) {
 			}
 		})
 	}
+}
+
+// laughs is a compose file whose merges of aliases double at each of n
+// levels: a billion laughs in compose's clothes.
+func laughs(n int) string {
+	var b strings.Builder
+	b.WriteString("x-0: &a0 {image: x}\n")
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "x-%d: &a%d {<<: [*a%d, *a%d]}\n", i, i, i-1, i-1)
+	}
+	fmt.Fprintf(&b, "services:\n  s: {<<: *a%d}\n", n)
+	return b.String()
 }

@@ -110,6 +110,9 @@ func (r *references) scan(abs, workDir string, included bool) error {
 		if len(doc.Content) == 0 {
 			continue
 		}
+		if err := checkShape(name, &doc); err != nil {
+			return err
+		}
 		if err := w.document(deref(doc.Content[0])); err != nil {
 			return err
 		}

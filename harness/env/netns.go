@@ -1,0 +1,168 @@
+package env
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/rehearse/rehearse/harness/image"
+)
+
+// LabelHelper marks a short-lived helper container that runs in a
+// service's network namespace; its value is the service. Helpers carry the
+// run's labels too, so removing the run (Down, the watchdog, gc) removes a
+// helper that a killed process left behind.
+const LabelHelper = "rehearse.helper"
+
+// helperRemoveTimeout bounds removing a helper once it is done, even when
+// the caller's context is already cancelled.
+const helperRemoveTimeout = 30 * time.Second
+
+// RunInNetns runs cmd in a short-lived helper container of image that shares
+// the service's network namespace (network mode container:<id>), waits for
+// it to exit, and removes it. The helper has no capabilities but capAdd
+// (NET_ADMIN to change the namespace's packet filter) and cannot gain any;
+// the service's container keeps exactly the capabilities it had. A helper
+// that exits non-zero is not an error: read ExitCode. The service must be
+// running (or paused): the engine refuses to join the namespace of a
+// stopped container.
+func (c *Container) RunInNetns(ctx context.Context, image string, cmd []string, capAdd []string) (res ExecResult, err error) {
+	what := fmt.Sprintf("run %q in the network namespace of %s", strings.Join(cmd, " "), c.svc.Name)
+	if image == "" || len(cmd) == 0 {
+		return ExecResult{}, fmt.Errorf("%s: no image or no command", what)
+	}
+	e := c.svc.env
+	labels := e.owner.Labels(e.RunID)
+	labels[LabelHelper] = c.svc.Name
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	created, err := c.cli().ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: e.resourceName(c.svc.Name + "-netns-" + hex.EncodeToString(suffix)),
+		Config: &container.Config{
+			Image:      image,
+			Entrypoint: cmd,
+			Labels:     labels,
+		},
+		HostConfig: &container.HostConfig{
+			NetworkMode: container.NetworkMode("container:" + c.id()),
+			
+			CapAdd:      capAdd,
+			SecurityOpt: []string{"no-new-privileges"},
+		},
+	})
+	// Removal is registered before the error check: a create that failed
+	// half-way may still have left a container.
+	if created.ID != "" {
+		defer func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), helperRemoveTimeout)
+			defer cancel()
+			_, rerr := c.cli().ContainerRemove(rctx, created.ID, client.ContainerRemoveOptions{Force: true})
+			if rerr != nil && !cerrdefs.IsNotFound(rerr) {
+				err = errors.Join(err, fmt.Errorf("%s: remove helper: %w", what, rerr))
+			}
+		}()
+	}
+	if err != nil {
+		return ExecResult{}, fmt.Errorf("%s: create helper: %w", what, err)
+	}
+	// Wait is asked for before the start, so that a helper that exits at
+	// once cannot be missed.
+	waitCtx, stopWait := context.WithCancel(ctx)
+	defer stopWait()
+	wait := c.cli().ContainerWait(waitCtx, created.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	if _, err := c.cli().ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		return ExecResult{}, fmt.Errorf("%s: start helper: %w", what, err)
+	}
+	select {
+	case r := <-wait.Result:
+		res.ExitCode = int(r.StatusCode)
+		if r.Error != nil && r.Error.Message != "" {
+			return res, fmt.Errorf("%s: wait for helper: %s", what, r.Error.Message)
+		}
+	case err := <-wait.Error:
+		return ExecResult{}, fmt.Errorf("%s: wait for helper: %w", what, err)
+	case <-ctx.Done():
+		return ExecResult{}, fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+	var stdout, stderr bytes.Buffer
+	logs, err := c.cli().ContainerLogs(ctx, created.ID, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		return res, fmt.Errorf("%s: read helper output: %w", what, err)
+	}
+	defer logs.Close()
+	if _, err := stdcopy.StdCopy(&stdout, &stderr, logs); err != nil && !errors.Is(err, io.EOF) {
+		return res, fmt.Errorf("%s: read helper output: %w", what, err)
+	}
+	res.Stdout, res.Stderr = stdout.String(), stderr.String()
+	return res, nil
+}
+
+// Address is one of a service's addresses: the compose network it is on
+// and its IP there.
+type Address struct {
+	Network string // as in the compose file: "default", "backend"
+	IP      netip.Addr
+}
+
+// Addresses asks the engine for the service's addresses on the run's
+// networks (IPv4, and IPv6 where a network has it), by network name. The
+// engine may give a container a new address when it starts again: ask
+// again after a restart.
+func (s *Service) Addresses(ctx context.Context) ([]Address, error) {
+	ins, err := s.env.cli.ContainerInspect(ctx, s.ContainerID, client.ContainerInspectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %s: %w", s.Name, err)
+	}
+	if ins.Container.NetworkSettings == nil {
+		return nil, fmt.Errorf("addresses of %s: the engine reports no network settings", s.Name)
+	}
+	byID := map[string]string{}
+	for name, id := range s.env.networks {
+		byID[id] = name
+	}
+	var out []Address
+	for _, ep := range ins.Container.NetworkSettings.Networks {
+		name, ok := byID[ep.NetworkID]
+		if !ok || name == portsNetwork || name == egressNetwork {
+			continue // not one of the run's service networks
+		}
+		for _, ip := range []netip.Addr{ep.IPAddress, ep.GlobalIPv6Address} {
+			if ip.IsValid() && !ip.IsUnspecified() {
+				out = append(out, Address{Network: name, IP: ip})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Network != out[j].Network {
+			return out[i].Network < out[j].Network
+		}
+		return out[i].IP.Less(out[j].IP)
+	})
+	return out, nil
+}
+
+// ImageClient is the part of the engine's API that making a helper image
+// needs (see gateway.EnsureImage): nothing that reaches a container.
+type ImageClient interface {
+	ImageInspect(ctx context.Context, image string, opts ...client.ImageInspectOption) (client.ImageInspectResult, error)
+	ImageBuild(ctx context.Context, buildContext io.Reader, options client.ImageBuildOptions) (client.ImageBuildResult, error)
+}
+
+// Images returns what makes a helper image exist for this run (a fault's
+// packet filter helper, a proxy): the engine's image API and the run's
+// image builder, which makes base images exist the way it does for the
+// services.
+func (e *Environment) Images() (ImageClient, *image.Builder) { return e.cli, e.images }

@@ -1,0 +1,56 @@
+package probe
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// SQLChecker runs a query on PostgreSQL; it passes when the query returns
+// without an error. It keeps a few connections open between checks, as a
+// dependent service's pool would; one a timeout broke is replaced.
+type SQLChecker struct {
+	query string
+	pool  *pgxpool.Pool
+}
+
+// sqlConns is the most connections a checker holds: enough for the checks
+// that overlap when one hangs (timeout/interval+1 at the defaults).
+const sqlConns = 4
+
+// SQL returns a checker that runs query on the database at dsn (a
+// PostgreSQL URL or keyword/value string). It connects on the first check.
+func SQL(dsn, query string) (*SQLChecker, error) {
+	if query == "" {
+		return nil, fmt.Errorf("sql probe: no query")
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sql probe %q: %w", query, err)
+	}
+	cfg.MaxConns = sqlConns
+	cfg.MinConns = 0
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sql probe %q: %w", query, err)
+	}
+	return &SQLChecker{query: query, pool: pool}, nil
+}
+
+// String describes the check.
+func (c *SQLChecker) String() string { return "sql " + c.query }
+
+// Check runs the query once, reading and discarding its result.
+func (c *SQLChecker) Check(ctx context.Context) error {
+	if _, err := c.pool.Exec(ctx, c.query); err != nil {
+		return fmt.Errorf("sql %q: %w", c.query, err)
+	}
+	return nil
+}
+
+// Close closes the connections.
+func (c *SQLChecker) Close() error {
+	c.pool.Close()
+	return nil
+}
