@@ -222,7 +222,7 @@ func EnsureImages(ctx context.Context, plan *Plan, cli *client.Client, b *image.
 	if err != nil || !plan.hasPorts() {
 		return results, err
 	}
-	gw, err := gateway.EnsureImage(ctx, cli, b)
+	gw, err := gateway.EnsureImage(ctx, b)
 	if err != nil {
 		return results, err
 	}
@@ -268,7 +268,7 @@ func (e *Environment) start(ctx context.Context) error {
 	}
 	if e.Plan.hasPorts() {
 		g.Go(func() error {
-			gw, err := gateway.EnsureImage(gctx, e.cli, e.images)
+			gw, err := gateway.EnsureImage(gctx, e.images)
 			if err != nil {
 				return err
 			}

@@ -58,7 +58,7 @@ func (c *Container) RunInNetns(ctx context.Context, image string, cmd []string, 
 		},
 		HostConfig: &container.HostConfig{
 			NetworkMode: container.NetworkMode("container:" + c.id()),
-			
+			CapDrop:     []string{"ALL"},
 			CapAdd:      capAdd,
 			SecurityOpt: []string{"no-new-privileges"},
 		},
@@ -154,15 +154,7 @@ func (s *Service) Addresses(ctx context.Context) ([]Address, error) {
 	return out, nil
 }
 
-// ImageClient is the part of the engine's API that making a helper image
-// needs (see gateway.EnsureImage): nothing that reaches a container.
-type ImageClient interface {
-	ImageInspect(ctx context.Context, image string, opts ...client.ImageInspectOption) (client.ImageInspectResult, error)
-	ImageBuild(ctx context.Context, buildContext io.Reader, options client.ImageBuildOptions) (client.ImageBuildResult, error)
-}
-
-// Images returns what makes a helper image exist for this run (a fault's
-// packet filter helper, a proxy): the engine's image API and the run's
-// image builder, which makes base images exist the way it does for the
-// services.
-func (e *Environment) Images() (ImageClient, *image.Builder) { return e.cli, e.images }
+// ImageBuilder is the run's image builder, for the harness's helper images
+// (a fault's packet filter helper, a proxy): it makes base images exist the
+// way it does for the services, and reaches no container.
+func (e *Environment) ImageBuilder() *image.Builder { return e.images }

@@ -43,14 +43,14 @@ func TestEnsureImageWritesNothingToDisk(t *testing.T) {
 			t.Errorf("remove test image %s: %v", ref, err)
 		}
 	})
-	r, err := gateway.EnsureImage(ctx, cli, b, gateway.WithRef(ref))
+	r, err := gateway.EnsureImage(ctx, b, gateway.WithRef(ref))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.Ref != ref || r.Action != image.Built || r.ID == "" {
 		t.Errorf("first EnsureImage = %+v, want %s built", r, ref)
 	}
-	if r, err := gateway.EnsureImage(ctx, cli, b, gateway.WithRef(ref)); err != nil || r.Action != image.Cached {
+	if r, err := gateway.EnsureImage(ctx, b, gateway.WithRef(ref)); err != nil || r.Action != image.Cached {
 		t.Errorf("second EnsureImage = %+v, %v; want cached", r, err)
 	}
 	entries, err := os.ReadDir(tmp)
@@ -63,7 +63,7 @@ func TestEnsureImageWritesNothingToDisk(t *testing.T) {
 }
 
 func TestEnsureImageRefusesEmptyRef(t *testing.T) {
-	if _, err := gateway.EnsureImage(context.Background(), nil, nil, gateway.WithRef("")); err == nil || !strings.Contains(err.Error(), "empty ref") {
+	if _, err := gateway.EnsureImage(context.Background(), nil, gateway.WithRef("")); err == nil || !strings.Contains(err.Error(), "empty ref") {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -401,7 +401,7 @@ func newRun(t *testing.T) (*client.Client, map[string]string, func(string) strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := gateway.EnsureImage(ctx, cli, b); err != nil {
+	if _, err := gateway.EnsureImage(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	runID, since := runs.NewID(), time.Now()

@@ -28,6 +28,11 @@ type Outage struct {
 	Failed      int           // failed samples in the window
 	Open        bool          // still failing at the last sample: End is that sample's return
 	Uncertainty time.Duration // the most Duration can be off
+	// MaxGap is the largest time between two sample starts from the last
+	// ok sample before the outage to the first ok one after it. Well over
+	// the interval, the sampler itself was held up while it saw the
+	// outage: the machine was busy, and the outage may be its doing.
+	MaxGap time.Duration
 }
 
 // Duration is the estimated length of the outage.
@@ -68,6 +73,7 @@ func Outages(samples []Sample) []Outage {
 			o.End = o.Start
 		}
 		o.Uncertainty = (before + after) / 2
+		o.MaxGap = MaxGap(ss[max(i-1, 0):min(j+1, len(ss))])
 		out = append(out, o)
 		i = j
 	}
@@ -153,6 +159,7 @@ func MaxGap(samples []Sample) time.Duration {
 
 // Summary is everything the samples of one probe say.
 type Summary struct {
+	From         time.Time // the start of the first sample
 	Samples      int
 	Failed       int
 	Availability float64 // 0 to 1
@@ -166,9 +173,12 @@ type Summary struct {
 func Summarize(samples []Sample, interval time.Duration) Summary {
 	s := Summary{Samples: len(samples), Availability: Availability(samples), Outages: Outages(samples),
 		Latency: Latencies(samples), MaxGap: MaxGap(samples)}
-	for _, sm := range samples {
+	for i, sm := range samples {
 		if !sm.OK() {
 			s.Failed++
+		}
+		if i == 0 || sm.At.Before(s.From) {
+			s.From = sm.At
 		}
 	}
 	if interval > 0 {

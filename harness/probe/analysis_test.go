@@ -205,6 +205,11 @@ func TestGapsAndSummary(t *testing.T) {
 	if sum.Samples != 11 || sum.Failed != 1 || len(sum.Outages) != 1 {
 		t.Errorf("summary %+v", sum)
 	}
+	// an outage seen across a stall of the sampler says so
+	stalled := Outages([]Sample{at(0, 1, true), at(50, 1, false), at(400, 1, false), at(450, 1, true)})
+	if len(stalled) != 1 || stalled[0].MaxGap != 350*ms || sum.Outages[0].MaxGap != 50*ms {
+		t.Errorf("outage gaps: %+v and %v, want 350ms and 50ms", stalled, sum.Outages[0].MaxGap)
+	}
 	if g := MaxGap(nil); g != 0 {
 		t.Errorf("gap of no samples %v", g)
 	}

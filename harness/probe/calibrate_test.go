@@ -17,15 +17,24 @@ func TestMain(m *testing.M) { envtest.Main(m) }
 // Limits past which the machine, not the probe, is the problem: the test
 // fails saying so rather than reporting a number it cannot trust.
 const (
+	busyStall       = 1.5                    // an outage seen while the sampler ran this late (times the interval)
 	busyGapRatio    = 4.0                    // the sampler missed three slots in a row
 	busyUncertainty = 100 * time.Millisecond // the outage's edges were seen this loosely
-	busyAPICall     = 150 * time.Millisecond // a pause or unpause call took this long
+	busyAPICall     = 150 * time.Millisecond // the engine stretched a pause by this much
 )
 
-// pause freezes svc for d by the test's own clock and returns the window
-// between the two API calls' returns, which is the ground truth the probe
-// must measure, and how long the slower call took.
-func pause(t *testing.T, svc *env.Service, d time.Duration) (window, slowest time.Duration) {
+// pausedWindow is when a pause took effect and ended, by the test's own clock:
+// the returns of the pause and unpause calls.
+type pausedWindow struct {
+	paused, thawed time.Time
+	slowest        time.Duration // the slower of the two API calls
+}
+
+// window is the ground truth the probe must measure.
+func (f pausedWindow) window() time.Duration { return f.thawed.Sub(f.paused) }
+
+// pause freezes svc for d by the test's own clock.
+func pause(t *testing.T, svc *env.Service, d time.Duration) pausedWindow {
 	t.Helper()
 	ctx := context.Background()
 	c := svc.Container()
@@ -40,8 +49,19 @@ func pause(t *testing.T, svc *env.Service, d time.Duration) (window, slowest tim
 		t.Fatal(err)
 	}
 	thawed := time.Now()
-	return thawed.Sub(paused), max(paused.Sub(called), thawed.Sub(thawing))
+	return pausedWindow{paused: paused, thawed: thawed, slowest: max(paused.Sub(called), thawed.Sub(thawing))}
 }
+
+// The calibration probes every 50 ms with a 100 ms timeout. The timeout is
+// the tolerance for slowness: on a 2-core machine shared with other builds,
+// an answer through the port gateway (three processes to be scheduled) now
+// and then takes longer than 50 ms, which a 50 ms timeout would call an
+// outage. A 300 ms pause still leaves 200 ms in which every sample fails,
+// and the estimate of an outage does not depend on the timeout.
+const (
+	calInterval = 50 * time.Millisecond
+	calTimeout  = 100 * time.Millisecond
+)
 
 // sample probes url every 50 ms around fn and returns the samples.
 func sample(t *testing.T, url string, tl *timeline.Timeline, fn func()) ([]Sample, *Sampler) {
@@ -50,7 +70,7 @@ func sample(t *testing.T, url string, tl *timeline.Timeline, fn func()) ([]Sampl
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewSampler(c, WithInterval(50*time.Millisecond), WithTimeline(tl), WithName("web"))
+	s, err := NewSampler(c, WithInterval(calInterval), WithTimeout(calTimeout), WithTimeline(tl), WithName("web"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +87,8 @@ func describe(sum Summary) string {
 	s := fmt.Sprintf("%d samples, %d failed, latency p50 %v p90 %v p99 %v, largest gap %v (%.1fx the interval)",
 		sum.Samples, sum.Failed, sum.Latency.P50, sum.Latency.P90, sum.Latency.P99, sum.MaxGap, sum.GapRatio)
 	for _, o := range sum.Outages {
-		s += fmt.Sprintf("\n  outage %v ±%v (%d failed samples): %v", o.Duration(), o.Uncertainty, o.Failed, o.FirstErr)
+		s += fmt.Sprintf("\n  outage at +%v: %v ±%v (%d failed samples, sampler gap %v): %v",
+			o.Start.Sub(sum.From).Round(time.Millisecond), o.Duration(), o.Uncertainty, o.Failed, o.MaxGap, o.FirstErr)
 	}
 	return s
 }
@@ -81,6 +102,22 @@ func tooBusy(t *testing.T, sum Summary) {
 	}
 }
 
+// unexpected fails the test on outages a healthy service should not have
+// had, saying whether the machine was busy when they were seen.
+func unexpected(t *testing.T, sum Summary, outages []Outage, interval time.Duration) {
+	t.Helper()
+	if len(outages) == 0 {
+		return
+	}
+	for _, o := range outages {
+		if float64(o.MaxGap) <= busyStall*float64(interval) {
+			t.Fatalf("a healthy service had %d outages (not all while the sampler was held up):\n%s", len(outages), describe(sum))
+		}
+	}
+	t.Fatalf("machine too busy to calibrate: %d outages of a healthy service, each seen while the sampler itself ran late by more than %.1fx the interval:\n%s",
+		len(outages), busyStall, describe(sum))
+}
+
 func TestCalibration(t *testing.T) {
 	e := envtest.Start(t, filepath.Join("testdata", "compose.yaml"))
 	web := e.Service("web")
@@ -92,27 +129,46 @@ func TestCalibration(t *testing.T) {
 
 	for _, d := range []time.Duration{2 * time.Second, 300 * time.Millisecond} {
 		t.Run(fmt.Sprintf("pause %v", d), func(t *testing.T) {
-			tl := timeline.New()
-			var window, slowest time.Duration
-			samples, _ := sample(t, url, tl, func() { window, slowest = pause(t, web, d) })
-			sum := Summarize(samples, 50*time.Millisecond)
-			t.Logf("pause window %v (slowest API call %v)\n%s", window, slowest, describe(sum))
-			tooBusy(t, sum)
-			if slowest > busyAPICall {
-				t.Fatalf("machine too busy to calibrate: a pause API call took %v (limit %v), so the window is not known", slowest, busyAPICall)
+			// The engine sometimes takes long to pause or unpause on a busy
+			// machine; the pause then lasts longer than asked. That is
+			// measured all the same, but the calibration wants d: try again.
+			var tl *timeline.Timeline
+			var f pausedWindow
+			var sum Summary
+			for attempt := 1; ; attempt++ {
+				tl = timeline.New()
+				samples, _ := sample(t, url, tl, func() { f = pause(t, web, d) })
+				sum = Summarize(samples, calInterval)
+				t.Logf("attempt %d: pause window %v (slowest API call %v)\n%s", attempt, f.window(), f.slowest, describe(sum))
+				tooBusy(t, sum)
+				if f.window()-d <= busyAPICall {
+					break
+				}
+				if attempt == 3 {
+					t.Fatalf("machine too busy to calibrate: the engine stretched a %v pause to %v (slowest API call %v), %d times", d, f.window(), f.slowest, attempt)
+				}
 			}
-			if len(sum.Outages) != 1 {
-				t.Fatalf("%d outages, want 1\n%s", len(sum.Outages), describe(sum))
+			var during, others []Outage
+			for _, o := range sum.Outages {
+				if o.End.After(f.paused) && o.Start.Before(f.thawed) {
+					during = append(during, o)
+				} else {
+					others = append(others, o)
+				}
 			}
-			o := sum.Outages[0]
+			unexpected(t, sum, others, calInterval)
+			if len(during) != 1 {
+				t.Fatalf("%d outages during the pause, want 1\n%s", len(during), describe(sum))
+			}
+			o := during[0]
 			if o.Uncertainty > busyUncertainty {
 				t.Fatalf("machine too busy to calibrate: the outage's edges are uncertain by %v (limit %v)\n%s", o.Uncertainty, busyUncertainty, describe(sum))
 			}
 			if o.Open {
 				t.Errorf("outage still open after the unpause")
 			}
-			if diff := (o.Duration() - window).Abs(); diff > 150*time.Millisecond {
-				t.Errorf("outage %v, pause window %v: off by %v, want at most 150ms", o.Duration(), window, diff)
+			if diff := (o.Duration() - f.window()).Abs(); diff > 150*time.Millisecond {
+				t.Errorf("outage %v, pause window %v: off by %v, want at most 150ms", o.Duration(), f.window(), diff)
 			}
 			if spans := outageSpans(tl); len(spans) != 1 {
 				t.Errorf("timeline has %d outage spans, want 1:\n%v", len(spans), spans)
@@ -122,12 +178,10 @@ func TestCalibration(t *testing.T) {
 
 	t.Run("healthy for 30s", func(t *testing.T) {
 		samples, _ := sample(t, url, nil, func() { time.Sleep(29 * time.Second) })
-		sum := Summarize(samples, 50*time.Millisecond)
+		sum := Summarize(samples, calInterval)
 		t.Log(describe(sum))
 		tooBusy(t, sum)
-		if len(sum.Outages) > 0 {
-			t.Errorf("a healthy service had outages:\n%s", describe(sum))
-		}
+		unexpected(t, sum, sum.Outages, calInterval)
 		if sum.Samples < 500 {
 			t.Errorf("%d samples in 30s at 50ms, want about 600", sum.Samples)
 		}

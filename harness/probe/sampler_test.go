@@ -240,3 +240,35 @@ func TestSamplerLifecycle(t *testing.T) {
 		t.Errorf("Stop twice: %d then %d samples", len(first), len(s.Stop()))
 	}
 }
+
+// Checks that overlap finish out of order; the timeline still follows the
+// order in which they started, so one outage is one down and one up.
+func TestSamplerOutOfOrder(t *testing.T) {
+	boom := errors.New("boom")
+	f := &fake{answer: func(_ context.Context, n int) error {
+		if n%2 == 0 {
+			time.Sleep(70 * ms) // even checks answer after the next odd one
+		}
+		if n >= 8 && n < 14 {
+			return boom
+		}
+		return nil
+	}}
+	tl := timeline.New()
+	s, err := NewSampler(f, WithInterval(20*ms), WithTimeout(500*ms), WithTimeline(tl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "20 checks", func() bool { return f.n.Load() >= 20 })
+	s.Stop()
+	var names []string
+	for _, e := range tl.Filter(Kind) {
+		names = append(names, e.Name)
+	}
+	if got, want := strings.Join(names, " "), "start up down outage up stop"; got != want {
+		t.Errorf("timeline %q, want %q", got, want)
+	}
+}

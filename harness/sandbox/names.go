@@ -27,7 +27,10 @@ var reservedNetworks = map[string]string{
 // ReservedImages are the image references the harness itself makes; a
 // service may use them but not build into them (build: or x-rehearse go),
 // which would retag an image every run shares.
-var ReservedImages = []string{image.DebianBase, gateway.Image}
+// The fault helper image (fault.Image) is named as a literal: harness/fault
+// builds on harness/env, which imports this package; a test in harness/fault
+// keeps the two equal.
+var ReservedImages = []string{image.DebianBase, gateway.Image, "rehearse/netfilter:1"}
 
 // checkNames refuses compose service, network and volume names that the
 // harness uses for its own containers and networks (the port gateway is the

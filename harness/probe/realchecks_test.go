@@ -1,0 +1,139 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rehearse/rehearse/harness/env"
+	"github.com/rehearse/rehearse/harness/image"
+	"github.com/rehearse/rehearse/internal/enginetest"
+	"github.com/rehearse/rehearse/internal/envtest"
+)
+
+// probeDuring samples c every 50 ms (timeout 100 ms) around fn.
+func probeDuring(t *testing.T, c Checker, fn func()) Summary {
+	t.Helper()
+	s, err := NewSampler(c, WithInterval(50*time.Millisecond), WithTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	fn()
+	time.Sleep(500 * time.Millisecond)
+	sum := Summarize(s.Stop(), s.Interval())
+	t.Log(describe(sum))
+	tooBusy(t, sum)
+	return sum
+}
+
+// The exec probe runs the service's own healthcheck; a paused container
+// refuses execs, which the probe sees as an outage, and it recovers after.
+// An exec costs the engine a good part of a second on a busy machine, so
+// this probe samples slowly and only its effect is asserted: the HTTP
+// calibration measures.
+func TestExecProbeSeesPause(t *testing.T) {
+	e := envtest.Start(t, filepath.Join("testdata", "compose.yaml"))
+	web := e.Service("web")
+	c, err := Exec(web, "/usr/local/bin/web", "-check")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Check(context.Background()); err != nil {
+		t.Fatalf("healthy service: %v", err)
+	}
+	s, err := NewSampler(c, WithInterval(250*time.Millisecond), WithTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	f := pause(t, web, 1500*time.Millisecond)
+	time.Sleep(2 * time.Second)
+	samples := s.Stop()
+	sum := Summarize(samples, s.Interval())
+	t.Logf("pause window %v\n%s", f.window(), describe(sum))
+	seen := false
+	for _, o := range sum.Outages {
+		seen = seen || o.End.After(f.paused) && o.Start.Before(f.thawed)
+	}
+	if !seen {
+		t.Errorf("no outage during the pause\n%s", describe(sum))
+	}
+	if last := samples[len(samples)-1]; !last.OK() {
+		t.Errorf("still failing 2s after the unpause: %v", last.Err)
+	}
+}
+
+// startDB starts the bundled world's PostgreSQL alone, building its image
+// from the bundled compose file when it is missing or stale.
+func startDB(t *testing.T) *env.Environment {
+	t.Helper()
+	ctx := context.Background()
+	cli := enginetest.Connect(t)
+	plan, err := env.LoadPlan(ctx, filepath.Join("..", "..", "fixtures", "billing", "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := image.NewBuilder(cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Ensure(ctx, plan.Service("db").Image); err != nil {
+		t.Fatal(err)
+	}
+	return envtest.Start(t, filepath.Join("testdata", "pg", "compose.yaml"))
+}
+
+// A query that waits on a lock is an outage for the SQL probe, as it is
+// for the service that runs it; the probe recovers when the lock goes.
+func TestSQLProbeSeesLock(t *testing.T) {
+	e := startDB(t)
+	ep, err := e.Service("db").Endpoint("5432")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := "postgres://postgres:test@" + ep + "/billing?sslmode=disable"
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE TABLE probed (id int)"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := SQL(dsn, "SELECT count(*) FROM probed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := probeDuring(t, c, func() {
+		tx, err := admin.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		if _, err := tx.Exec(ctx, "LOCK TABLE probed IN ACCESS EXCLUSIVE MODE"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if len(sum.Outages) != 1 || sum.Outages[0].Open {
+		t.Fatalf("%d outages, want 1 closed one\n%s", len(sum.Outages), describe(sum))
+	}
+	if o := sum.Outages[0]; !errors.Is(o.FirstErr, ErrTimeout) || o.Duration() < 700*time.Millisecond || o.Duration() > 1300*time.Millisecond {
+		t.Errorf("outage %v (%v), want about 1s of timeouts", o.Duration(), o.FirstErr)
+	}
+}
