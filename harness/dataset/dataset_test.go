@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	"github.com/rehearse/rehearse/harness/env"
-	"github.com/rehearse/rehearse/harness/image"
-	"github.com/rehearse/rehearse/internal/enginetest"
 	"github.com/rehearse/rehearse/internal/envtest"
 )
 
@@ -91,19 +89,7 @@ func TestGeneratorsAreDeterministic(t *testing.T) {
 // from the bundled compose file when it is missing or stale.
 func startDB(t testing.TB) *env.Environment {
 	t.Helper()
-	cli := enginetest.Connect(t)
-	ctx := context.Background()
-	plan, err := env.LoadPlan(ctx, filepath.Join(billingDir, "compose.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := image.NewBuilder(cli)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Ensure(ctx, plan.Service("db").Image); err != nil {
-		t.Fatal(err)
-	}
+	envtest.EnsureImages(t, filepath.Join(billingDir, "compose.yaml"), "db")
 	return envtest.Start(t, filepath.Join("testdata", "pg", "compose.yaml"))
 }
 

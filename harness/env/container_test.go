@@ -6,23 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// eventually polls check until it returns "" or the time is up.
-func eventually(t *testing.T, within time.Duration, check func() string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		msg := check()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(msg)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
+	"github.com/rehearse/rehearse/internal/enginetest"
+)
 
 func TestContainer(t *testing.T) {
 	e, _ := startPlan(t, filepath.Join("testdata", "container.yaml"))
@@ -46,18 +32,18 @@ func TestContainer(t *testing.T) {
 		if err := c.Pause(ctx); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, status("paused"))
+		enginetest.Eventually(t, 5*time.Second, 100*time.Millisecond, status("paused"))
 		if err := c.Unpause(ctx); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, status("running"))
+		enginetest.Eventually(t, 5*time.Second, 100*time.Millisecond, status("running"))
 	})
 
 	t.Run("signal", func(t *testing.T) {
 		if err := c.Signal(ctx, "SIGUSR1"); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, func() string {
+		enginetest.Eventually(t, 5*time.Second, 100*time.Millisecond, func() string {
 			res := exec1(t, target, "", "cat", "/tmp/signals")
 			if strings.TrimSpace(res.Stdout) != "usr1" {
 				return "signals received: " + res.Stdout + res.Stderr
@@ -73,30 +59,30 @@ func TestContainer(t *testing.T) {
 		if err := c.Signal(ctx, "SIGKILL"); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, status("exited"))
+		enginetest.Eventually(t, 5*time.Second, 100*time.Millisecond, status("exited"))
 		if st, _ := target.State(ctx); st.ExitCode != 137 {
 			t.Errorf("exit code after SIGKILL = %d, want 137", st.ExitCode)
 		}
 		if err := c.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, status("running"))
+		enginetest.Eventually(t, 5*time.Second, 100*time.Millisecond, status("running"))
 	})
 
 	t.Run("stop, start and restart", func(t *testing.T) {
 		if err := c.Stop(ctx, time.Second); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, status("exited"))
+		enginetest.Eventually(t, 5*time.Second, 100*time.Millisecond, status("exited"))
 		if err := c.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, status("running"))
+		enginetest.Eventually(t, 5*time.Second, 100*time.Millisecond, status("running"))
 		exec1(t, target, "", "touch", "/tmp/before-restart")
 		if err := c.Restart(ctx, time.Second); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, status("running"))
+		enginetest.Eventually(t, 5*time.Second, 100*time.Millisecond, status("running"))
 		// The same container came back: its files are still there.
 		if res := exec1(t, target, "", "test", "-f", "/tmp/before-restart"); res.ExitCode != 0 {
 			t.Errorf("restart lost the container's files")

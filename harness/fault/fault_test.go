@@ -71,7 +71,7 @@ func (w *world) unreachable(t *testing.T, from, to string) {
 func (w *world) reaches(t *testing.T, from, to string) string {
 	t.Helper()
 	var body string
-	eventually(t, restored, func() string {
+	enginetest.Eventually(t, restored, 200*time.Millisecond, func() string {
 		var err error
 		body, err = w.get(t, from, to, 3*time.Second)
 		if err != nil {
@@ -85,7 +85,7 @@ func (w *world) reaches(t *testing.T, from, to string) string {
 // status waits until the service's state satisfies ok.
 func (w *world) status(t *testing.T, svc, want string, ok func(env.State) bool) {
 	t.Helper()
-	eventually(t, restored, func() string {
+	enginetest.Eventually(t, restored, 200*time.Millisecond, func() string {
 		st, err := w.e.Service(svc).State(context.Background())
 		if err != nil {
 			return err.Error()
@@ -104,21 +104,6 @@ func (w *world) healthy(t *testing.T, svc string) {
 
 func is(status string) func(env.State) bool {
 	return func(st env.State) bool { return st.Status == status }
-}
-
-func eventually(t *testing.T, within time.Duration, check func() string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		msg := check()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(msg)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // leftovers lists what faults of the run must not leave behind: paused

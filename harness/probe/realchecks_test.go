@@ -10,8 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rehearse/rehearse/harness/env"
-	"github.com/rehearse/rehearse/harness/image"
-	"github.com/rehearse/rehearse/internal/enginetest"
 	"github.com/rehearse/rehearse/internal/envtest"
 )
 
@@ -78,19 +76,7 @@ func TestExecProbeSeesPause(t *testing.T) {
 // from the bundled compose file when it is missing or stale.
 func startDB(t *testing.T) *env.Environment {
 	t.Helper()
-	ctx := context.Background()
-	cli := enginetest.Connect(t)
-	plan, err := env.LoadPlan(ctx, filepath.Join("..", "..", "fixtures", "billing", "compose.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := image.NewBuilder(cli)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Ensure(ctx, plan.Service("db").Image); err != nil {
-		t.Fatal(err)
-	}
+	envtest.EnsureImages(t, filepath.Join("..", "..", "fixtures", "billing", "compose.yaml"), "db")
 	return envtest.Start(t, filepath.Join("testdata", "pg", "compose.yaml"))
 }
 

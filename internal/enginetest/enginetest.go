@@ -130,3 +130,20 @@ func AssertCreatedThenGone(t testing.TB, cli *client.Client, runID string, since
 		t.Fatalf("run %s created nothing since %s: nothing was left behind because nothing was made", runID, since.Format(time.TimeOnly))
 	}
 }
+
+// Eventually polls check every interval until it returns "" (the condition
+// holds) and fails the test with check's last message when within is up.
+func Eventually(t testing.TB, within, interval time.Duration, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		msg := check()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(interval)
+	}
+}

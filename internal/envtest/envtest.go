@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/rehearse/rehearse/harness/env"
+	"github.com/rehearse/rehearse/harness/image"
 	"github.com/rehearse/rehearse/harness/runs"
 	"github.com/rehearse/rehearse/internal/enginetest"
 )
@@ -40,4 +41,31 @@ func Start(t testing.TB, file string) *env.Environment {
 		}
 	})
 	return e
+}
+
+// EnsureImages makes the images of the named services of another compose
+// file exist (built when missing or stale), for a test compose file that
+// names those images without building them.
+func EnsureImages(t testing.TB, file string, services ...string) {
+	t.Helper()
+	ctx := context.Background()
+	plan, err := env.LoadPlan(ctx, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var specs []image.Spec
+	for _, s := range services {
+		sp := plan.Service(s)
+		if sp == nil {
+			t.Fatalf("%s: no service %q", file, s)
+		}
+		specs = append(specs, sp.Image)
+	}
+	b, err := image.NewBuilder(enginetest.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Ensure(ctx, specs...); err != nil {
+		t.Fatal(err)
+	}
 }
