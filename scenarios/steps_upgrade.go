@@ -165,13 +165,9 @@ func applyPackage(ctx context.Context, service, user string) error {
 	}
 	// The scenario must have found the signature trusted; the step says
 	// what to add, before Apply refuses in its own words.
-	if res, ok := w.up.pkg.Signature(); !w.up.allowUnsigned && (!ok || res.Verdict != upgrade.Trusted) {
-		if !ok {
-			return errors.New(`the package signature was not checked in this scenario: add "Then the package signature is trusted" before applying ` +
-				`(after Given the trust store "PATH"), or "Given the package may be applied unsigned"`)
-		}
-		return fmt.Errorf(`the package signature is %s (%s): a package is applied only with a trusted signature, `+
-			`or after "Given the package may be applied unsigned"`, res.Verdict, res.Reason)
+	if err := w.up.pkg.CheckTrusted(); err != nil && !w.up.allowUnsigned {
+		return fmt.Errorf(`%w: add "Then the package signature is trusted" (after Given the trust store "PATH") before applying, `+
+			`or "Given the package may be applied unsigned"`, err)
 	}
 	e, err := w.environment()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rehearse/rehearse/harness/env"
@@ -198,5 +199,21 @@ func TestDatasetFilesStayInside(t *testing.T) {
 func TestLoadOptionErrors(t *testing.T) {
 	if _, err := Load(context.Background(), nil, &Spec{Name: "d"}, 1, WithBatchSize(0)); err == nil || !strings.Contains(err.Error(), "batch size 0") {
 		t.Errorf("WithBatchSize(0): %v, want a batch size error", err)
+	}
+}
+
+// A dump that is a fifo is refused when the dataset is read, instead of
+// hanging the load on a read nobody answers.
+func TestDatasetFifoRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dataset.yaml"), []byte("service: db\nfiles: [dump.sql]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "dump.sql"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Find(dir)
+	if err == nil || !strings.Contains(err.Error(), "dump.sql: not a regular file") {
+		t.Errorf("a fifo dump: %v, want it refused as not a regular file", err)
 	}
 }

@@ -91,7 +91,7 @@ func Load(ctx context.Context, e *env.Environment, s *Spec, scale int64, opts ..
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if s.Schema != "" {
-		sql, err := s.readFile(s.Schema, false)
+		sql, err := s.readFile(s.Schema, true)
 		if err != nil {
 			return res, err
 		}
@@ -227,7 +227,7 @@ func syncSequences(ctx context.Context, tx pgx.Tx, t *TableSpec) error {
 // gets its arguments as a list, never through a shell: a file name is data,
 // whatever characters it holds.
 func runDump(ctx context.Context, e *env.Environment, svc *env.Service, s *Spec, file string) error {
-	data, err := s.readFile(file, false)
+	data, err := s.readFile(file, true)
 	if err != nil {
 		return err
 	}

@@ -6,10 +6,12 @@ package dataset
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -142,27 +144,47 @@ func Parse(file, name string) (*Spec, error) {
 		if f == "" {
 			continue
 		}
-		if _, err := s.readFile(f, true); err != nil {
+		if err := s.statFile(f); err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", file, f, err)
 		}
 	}
 	return &s, nil
 }
 
+// statFile checks that a file the dataset names is a regular file inside
+// its directory.
+func (s *Spec) statFile(name string) error {
+	_, err := s.readFile(name, false)
+	return err
+}
+
 // readFile reads a file the dataset names (its schema, a dump) through an
 // os.Root on the dataset's directory, so that neither `..` nor a symbolic
-// link reaches a file outside it. statOnly checks that it exists.
-func (s *Spec) readFile(name string, statOnly bool) ([]byte, error) {
+// link reaches a file outside it. It opens without blocking and reads only
+// regular files, so a fifo cannot hang a load; with content false it only
+// checks.
+func (s *Spec) readFile(name string, content bool) ([]byte, error) {
 	root, err := os.OpenRoot(s.Dir)
 	if err != nil {
 		return nil, err
 	}
 	defer root.Close()
-	if statOnly {
-		_, err := root.Stat(filepath.FromSlash(name))
+	f, err := root.OpenFile(filepath.FromSlash(name), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
 		return nil, err
 	}
-	return root.ReadFile(filepath.FromSlash(name))
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", name, st.Mode().Type())
+	}
+	if !content {
+		return nil, nil
+	}
+	return io.ReadAll(f)
 }
 
 // rowCount evaluates a rows expression at a scale.

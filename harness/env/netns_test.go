@@ -3,6 +3,7 @@ package env
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,9 +20,9 @@ func capEff(t *testing.T, status string) uint64 {
 	t.Helper()
 	for _, line := range strings.Split(status, "\n") {
 		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
-			var n uint64
-			for _, c := range strings.TrimSpace(v) {
-				n = n<<4 | uint64(strings.IndexRune("0123456789abcdef", c))
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				t.Fatalf("CapEff %q: %v", v, err)
 			}
 			return n
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -473,13 +474,11 @@ func (e *Environment) checkNetworks(ctx context.Context, sp *ServicePlan, id str
 // the run, the owner and the service, which nothing in a compose file may
 // change (the sandbox also refuses rehearse.* labels outright).
 func (e *Environment) containerLabels(sp *ServicePlan) map[string]string {
-	labels := map[string]string{}
-	for k, v := range sp.Labels {
-		labels[k] = v
+	labels := maps.Clone(sp.Labels)
+	if labels == nil {
+		labels = map[string]string{}
 	}
-	for k, v := range e.owner.Labels(e.RunID) {
-		labels[k] = v
-	}
+	maps.Copy(labels, e.owner.Labels(e.RunID))
 	labels[LabelService] = sp.Name
 	labels["com.docker.compose.project"] = e.Plan.Project
 	labels["com.docker.compose.service"] = sp.Name
@@ -491,24 +490,18 @@ func (e *Environment) containerLabels(sp *ServicePlan) map[string]string {
 func restartPolicy(s string) (container.RestartPolicy, error) {
 	name, max, hasMax := strings.Cut(s, ":")
 	rp := container.RestartPolicy{Name: container.RestartPolicyMode(name)}
-	switch rp.Name {
-	case "":
+	if rp.Name == "" {
 		rp.Name = container.RestartPolicyDisabled
-	case container.RestartPolicyDisabled, container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
-	case container.RestartPolicyOnFailure:
-		if hasMax {
-			n, err := strconv.Atoi(max)
-			if err != nil || n < 0 {
-				return rp, fmt.Errorf("restart %q: the retry count is not a number", s)
-			}
-			rp.MaximumRetryCount = n
-		}
-		return rp, nil
-	default:
-		return rp, fmt.Errorf("restart %q: use no, always, unless-stopped or on-failure[:N]", s)
 	}
 	if hasMax {
-		return rp, fmt.Errorf("restart %q: only on-failure takes a retry count", s)
+		n, err := strconv.Atoi(max)
+		if err != nil {
+			return rp, fmt.Errorf("restart %q: the retry count is not a number", s)
+		}
+		rp.MaximumRetryCount = n
+	}
+	if err := container.ValidateRestartPolicy(rp); err != nil {
+		return rp, fmt.Errorf("restart %q: %w", s, err)
 	}
 	return rp, nil
 }

@@ -19,9 +19,9 @@ import (
 // Loopback is the only host address a rehearsal publishes on.
 var Loopback = netip.MustParseAddr("127.0.0.1")
 
-// LoopbackBindings publishes each port ("5432/tcp") on 127.0.0.1, at a port
+// loopbackBindings publishes each port ("5432/tcp") on 127.0.0.1, at a port
 // the engine picks.
-func LoopbackBindings(ports []string) network.PortMap {
+func loopbackBindings(ports []string) network.PortMap {
 	m := network.PortMap{}
 	for _, p := range ports {
 		if port, err := network.ParsePort(p); err == nil {
@@ -139,7 +139,7 @@ func Start(ctx context.Context, cli Client, s Spec) ([]netip.AddrPort, error) {
 			Env: []string{"REHEARSE_GATEWAY_ALLOW=" + strings.Join(allow, ","), "REHEARSE_GATEWAY_DENY=" + strings.Join(deny, ",")}},
 		HostConfig: &container.HostConfig{
 			NetworkMode:  container.NetworkMode(s.Networks[0]),
-			PortBindings: LoopbackBindings(exposed),
+			PortBindings: loopbackBindings(exposed),
 			CapAdd:       []string{"NET_ADMIN"},
 			DNSSearch:    []string{"."}, // no search domain: names resolve on the run's networks or not at all
 			Sysctls:      maps.Clone(noForwarding),

@@ -63,14 +63,22 @@ const (
 	calTimeout  = 100 * time.Millisecond
 )
 
-// sample probes url every 50 ms around fn and returns the samples.
-func sample(t *testing.T, url string, tl *timeline.Timeline, fn func()) ([]Sample, *Sampler) {
+// sample probes url every 50 ms (timeout 100 ms) around fn and returns the
+// samples.
+func sample(t *testing.T, url string, tl *timeline.Timeline, fn func()) []Sample {
 	t.Helper()
 	c, err := HTTP(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewSampler(c, WithInterval(calInterval), WithTimeout(calTimeout), WithTimeline(tl), WithName("web"))
+	return around(t, c, fn, WithTimeline(tl), WithName("web"))
+}
+
+// around samples c every calInterval (timeout calTimeout) from half a
+// second before fn until half a second after it.
+func around(t *testing.T, c Checker, fn func(), opts ...Option) []Sample {
+	t.Helper()
+	s, err := NewSampler(c, append([]Option{WithInterval(calInterval), WithTimeout(calTimeout)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +88,7 @@ func sample(t *testing.T, url string, tl *timeline.Timeline, fn func()) ([]Sampl
 	time.Sleep(500 * time.Millisecond)
 	fn()
 	time.Sleep(500 * time.Millisecond)
-	return s.Stop(), s
+	return s.Stop()
 }
 
 func describe(sum Summary) string {
@@ -137,7 +145,7 @@ func TestCalibration(t *testing.T) {
 			var sum Summary
 			for attempt := 1; ; attempt++ {
 				tl = timeline.New()
-				samples, _ := sample(t, url, tl, func() { f = pause(t, web, d) })
+				samples := sample(t, url, tl, func() { f = pause(t, web, d) })
 				sum = Summarize(samples, calInterval)
 				t.Logf("attempt %d: pause window %v (slowest API call %v)\n%s", attempt, f.window(), f.slowest, describe(sum))
 				tooBusy(t, sum)
@@ -177,7 +185,7 @@ func TestCalibration(t *testing.T) {
 	}
 
 	t.Run("healthy for 30s", func(t *testing.T) {
-		samples, _ := sample(t, url, nil, func() { time.Sleep(29 * time.Second) })
+		samples := sample(t, url, nil, func() { time.Sleep(29 * time.Second) })
 		sum := Summarize(samples, calInterval)
 		t.Log(describe(sum))
 		tooBusy(t, sum)

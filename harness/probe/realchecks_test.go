@@ -16,17 +16,7 @@ import (
 // probeDuring samples c every 50 ms (timeout 100 ms) around fn.
 func probeDuring(t *testing.T, c Checker, fn func()) Summary {
 	t.Helper()
-	s, err := NewSampler(c, WithInterval(50*time.Millisecond), WithTimeout(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(500 * time.Millisecond)
-	fn()
-	time.Sleep(500 * time.Millisecond)
-	sum := Summarize(s.Stop(), s.Interval())
+	sum := Summarize(around(t, c, fn), calInterval)
 	t.Log(describe(sum))
 	tooBusy(t, sum)
 	return sum

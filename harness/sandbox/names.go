@@ -10,9 +10,9 @@ import (
 	"github.com/rehearse/rehearse/harness/image"
 )
 
-// ReservedPrefix starts every name the harness gives its own resources: a
+// reservedPrefix starts every name the harness gives its own resources: a
 // compose service, network or volume may not start with it (any case).
-const ReservedPrefix = "rehearse"
+const reservedPrefix = "rehearse"
 
 // reservedNetworks are the networks a run makes beside the compose file's,
 // named rehearse-<run>-<name> like them (harness/env start.go egressNetwork
@@ -38,7 +38,7 @@ var ReservedImages = []string{image.DebianBase, gateway.Image, "rehearse/netfilt
 func checkNames(file string, serviceNames, networks, volumes []string) error {
 	for _, n := range serviceNames {
 		if hasReservedPrefix(n) {
-			return refuse(file, []string{"services", n}, "service name %q is %v: names starting with %q are the harness's own (its port gateway is the service %q)", n, ErrNotAllowed, ReservedPrefix, "rehearse-gateway")
+			return refuse(file, []string{"services", n}, "service name %q is %v: names starting with %q are the harness's own (its port gateway is the service %q)", n, ErrNotAllowed, reservedPrefix, "rehearse-gateway")
 		}
 	}
 	for _, n := range networks {
@@ -46,19 +46,19 @@ func checkNames(file string, serviceNames, networks, volumes []string) error {
 			return refuse(file, []string{"networks", n}, "network name %q is %v: the harness makes a network of that name in every run (%s); rename it", n, ErrNotAllowed, why)
 		}
 		if hasReservedPrefix(n) {
-			return refuse(file, []string{"networks", n}, "network name %q is %v: names starting with %q are the harness's own; rename it", n, ErrNotAllowed, ReservedPrefix)
+			return refuse(file, []string{"networks", n}, "network name %q is %v: names starting with %q are the harness's own; rename it", n, ErrNotAllowed, reservedPrefix)
 		}
 	}
 	for _, n := range volumes {
 		if hasReservedPrefix(n) {
-			return refuse(file, []string{"volumes", n}, "volume name %q is %v: names starting with %q are the harness's own; rename it", n, ErrNotAllowed, ReservedPrefix)
+			return refuse(file, []string{"volumes", n}, "volume name %q is %v: names starting with %q are the harness's own; rename it", n, ErrNotAllowed, reservedPrefix)
 		}
 	}
 	return nil
 }
 
 func hasReservedPrefix(n string) bool {
-	return strings.HasPrefix(strings.ToLower(n), ReservedPrefix)
+	return strings.HasPrefix(strings.ToLower(n), reservedPrefix)
 }
 
 // CheckBuiltImage refuses a service that builds (build:, or Go programs

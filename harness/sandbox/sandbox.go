@@ -24,9 +24,9 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
-// LabelPrefix starts every label the sandbox itself sets (run, owner,
+// labelPrefix starts every label the sandbox itself sets (run, owner,
 // service); a compose file may not set any of them.
-const LabelPrefix = "rehearse."
+const labelPrefix = "rehearse."
 
 // Check refuses a project that breaks a sandbox rule or uses a key the
 // harness does not honour. file is the compose file as the user named it;
@@ -256,7 +256,7 @@ func checkFileRef(file string, key []string, kind, name, path string) error {
 
 func checkLabels(file string, key []string, service string, labels map[string]string) error {
 	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		if strings.HasPrefix(strings.ToLower(k), LabelPrefix) {
+		if strings.HasPrefix(strings.ToLower(k), labelPrefix) {
 			msg := fmt.Sprintf("label %s is %v: the rehearse.* labels are the sandbox's own", k, ErrNotAllowed)
 			if service != "" {
 				msg += fmt.Sprintf(" (service %q)", service)

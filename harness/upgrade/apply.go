@@ -136,20 +136,29 @@ var ErrUntrusted = errors.New("package signature not trusted")
 // checkSigned refuses a package without a trusted signature, or, when
 // unsigned packages are allowed, marks a warning on the timeline.
 func checkSigned(p *Package, o applyOptions) error {
-	res, verified := p.Signature()
-	if verified && res.Verdict == Trusted {
+	err := p.CheckTrusted()
+	if err == nil {
 		return nil
 	}
-	why := "its signature was never verified"
-	if verified {
-		why = fmt.Sprintf("its signature is %s: %s", res.Verdict, res.Reason)
-	}
 	if !o.allowUnsigned {
-		return fmt.Errorf("apply %s: %w: %s (verify it with Package.Verify, or apply it with AllowUnsigned)", p.Source, ErrUntrusted, why)
+		return fmt.Errorf("apply %s: %w (verify it with Package.Verify, or apply it with AllowUnsigned)", p.Source, err)
 	}
 	o.timeline.Mark(timeline.KindWarning, "upgrade", "applying a package without a trusted signature",
-		map[string]string{"package": p.Source, "why": why})
+		map[string]string{"package": p.Source, "why": err.Error()})
 	return nil
+}
+
+// CheckTrusted says why the package may not be applied as signed (wrapping
+// ErrUntrusted), or nil when Verify found its signature trusted.
+func (p *Package) CheckTrusted() error {
+	res, verified := p.Signature()
+	switch {
+	case verified && res.Verdict == Trusted:
+		return nil
+	case verified:
+		return fmt.Errorf("%w: its signature is %s: %s", ErrUntrusted, res.Verdict, res.Reason)
+	}
+	return fmt.Errorf("%w: its signature was never verified", ErrUntrusted)
 }
 
 // Apply copies the package into each target service and runs its steps in

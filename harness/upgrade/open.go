@@ -4,6 +4,7 @@
 package upgrade
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -80,12 +81,12 @@ func WithLimits(l Limits) OpenOption {
 		}
 		d := DefaultLimits
 		o.limits = Limits{
-			Entries:      cmpOr(l.Entries, d.Entries),
-			TotalBytes:   cmpOr(l.TotalBytes, d.TotalBytes),
-			Ratio:        cmpOr(l.Ratio, d.Ratio),
-			ArchiveBytes: cmpOr(l.ArchiveBytes, d.ArchiveBytes),
-			NameBytes:    cmpOr(l.NameBytes, d.NameBytes),
-			Depth:        cmpOr(l.Depth, d.Depth),
+			Entries:      cmp.Or(l.Entries, d.Entries),
+			TotalBytes:   cmp.Or(l.TotalBytes, d.TotalBytes),
+			Ratio:        cmp.Or(l.Ratio, d.Ratio),
+			ArchiveBytes: cmp.Or(l.ArchiveBytes, d.ArchiveBytes),
+			NameBytes:    cmp.Or(l.NameBytes, d.NameBytes),
+			Depth:        cmp.Or(l.Depth, d.Depth),
 		}
 		return nil
 	}
@@ -104,13 +105,6 @@ func WithWorkspace(dir string) OpenOption {
 		}
 		return fmt.Errorf("workspace %q: %w", dir, err)
 	}
-}
-
-func cmpOr[T int | int64](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // Package is an opened upgrade package. Its workspace and manifest are

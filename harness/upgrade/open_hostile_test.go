@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 var updateSeeds = flag.Bool("update-seeds", false, "rewrite the fuzz corpus seeds of the hostile packages in testdata/fuzz")
@@ -139,20 +138,16 @@ func manyFiles(n int) []member {
 // hostileLimits are the limits the hostile cases are refused under.
 var hostileLimits = Limits{Entries: 20, TotalBytes: 1 << 30, Ratio: 100, NameBytes: 1024, Depth: 16}
 
-// TestOpenDeepNameIsQuick: the reported 151-byte tgz whose one entry is
-// 2,000 directories deep (9.7 s to open) is refused at once under the
-// default limits.
-func TestOpenDeepNameIsQuick(t *testing.T) {
+// TestOpenRefusesDeepName: the reported 151-byte tgz whose one entry is
+// 2,000 directories deep (9.7 s to open before the limits) is refused under the
+// default limits (Limits.Depth).
+func TestOpenRefusesDeepName(t *testing.T) {
 	name := strings.Repeat("a/", 2000) + "f"
 	src := makeSource(t, "tgz", file(name, "x"))
-	start := time.Now()
 	p, err := Open(src)
 	if err == nil {
 		p.Close()
-		t.Fatalf("opened after %s", time.Since(start))
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("refused after %s", d)
+		t.Fatal("opened")
 	}
 	assertRefused(t, err, src, name, "over the limit of 64 (Limits.Depth)")
 }

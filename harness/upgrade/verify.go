@@ -441,7 +441,7 @@ func chainUsage(path []*x509.Certificate, wanted []x509.ExtKeyUsage) string {
 func ekuNames(c *x509.Certificate) string {
 	var have []string
 	for _, u := range c.ExtKeyUsage {
-		have = append(have, extKeyUsageName(u))
+		have = append(have, u.String())
 	}
 	for _, u := range c.UnknownExtKeyUsage {
 		have = append(have, u.String())
@@ -452,29 +452,9 @@ func ekuNames(c *x509.Certificate) string {
 func usageNames(us []x509.ExtKeyUsage) string {
 	var s []string
 	for _, u := range us {
-		s = append(s, extKeyUsageName(u))
+		s = append(s, u.String())
 	}
 	return strings.Join(s, " or ")
-}
-
-func extKeyUsageName(u x509.ExtKeyUsage) string {
-	switch u {
-	case x509.ExtKeyUsageAny:
-		return "anyExtendedKeyUsage"
-	case x509.ExtKeyUsageServerAuth:
-		return "serverAuth"
-	case x509.ExtKeyUsageClientAuth:
-		return "clientAuth"
-	case x509.ExtKeyUsageCodeSigning:
-		return "codeSigning"
-	case x509.ExtKeyUsageEmailProtection:
-		return "emailProtection"
-	case x509.ExtKeyUsageTimeStamping:
-		return "timeStamping"
-	case x509.ExtKeyUsageOCSPSigning:
-		return "OCSPSigning"
-	}
-	return fmt.Sprintf("usage %d", u)
 }
 
 // weakOIDs are digest and signature algorithms of a SignerInfo that

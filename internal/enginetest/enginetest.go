@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/rehearse/rehearse/harness/engine"
+	"github.com/rehearse/rehearse/harness/runs"
 )
 
 // Connect returns an engine client. Without an engine the test fails when
@@ -36,7 +37,7 @@ func Connect(t testing.TB) *client.Client {
 func Resources(t testing.TB, cli *client.Client, runID string) (containers, networks, volumes int) {
 	t.Helper()
 	ctx := context.Background()
-	f := client.Filters{}.Add("label", "rehearse.run="+runID)
+	f := client.Filters{}.Add("label", runs.LabelRun+"="+runID)
 	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		t.Fatal(err)
@@ -56,32 +57,23 @@ func Resources(t testing.TB, cli *client.Client, runID string) (containers, netw
 // within the given time (0: right now).
 func AssertGone(t testing.TB, cli *client.Client, runID string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		c, n, v := Resources(t, cli, runID)
-		if c+n+v == 0 {
-			return
+	Eventually(t, within, 250*time.Millisecond, func() string {
+		if c, n, v := Resources(t, cli, runID); c+n+v > 0 {
+			return fmt.Sprintf("run %s left %d containers, %d networks, %d volumes after %s", runID, c, n, v, within)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s left %d containers, %d networks, %d volumes after %s", runID, c, n, v, within)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 // WaitForContainer waits until the run has at least one container.
 func WaitForContainer(t testing.TB, cli *client.Client, runID string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		if c, _, _ := Resources(t, cli, runID); c > 0 {
-			return
+	Eventually(t, within, 100*time.Millisecond, func() string {
+		if c, _, _ := Resources(t, cli, runID); c == 0 {
+			return fmt.Sprintf("run %s created no container within %s", runID, within)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s created no container within %s", runID, within)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 // Created lists the containers, networks and volumes of a run that the
@@ -108,7 +100,7 @@ func Created(t testing.TB, cli *client.Client, runID string, since time.Time) []
 			if m.Type == "volume" {
 				name = m.Actor.ID
 			}
-			if ours(name) || m.Actor.Attributes["rehearse.run"] == runID {
+			if ours(name) || m.Actor.Attributes[runs.LabelRun] == runID {
 				names = append(names, string(m.Type)+" "+name)
 			}
 		case err := <-res.Err:
@@ -142,7 +134,7 @@ func Eventually(t testing.TB, within, interval time.Duration, check func() strin
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal(msg)
+			t.Fatalf("%s", msg)
 		}
 		time.Sleep(interval)
 	}
