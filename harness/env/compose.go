@@ -34,6 +34,28 @@ type Extension struct {
 	// Base is the image Go programs are packed onto when the service has no
 	// build: section. Default: debian:bookworm-slim.
 	Base string `mapstructure:"base"`
+	// Probe is how rehearsals watch the service by default (Given "SVC"
+	// is probed every DURATION). Default: its healthcheck command.
+	Probe *ProbeSpec `mapstructure:"probe"`
+	// Disk is a size-limited mount whose filling is a fault (When the disk
+	// of "SVC" is full).
+	Disk *DiskSpec `mapstructure:"disk"`
+}
+
+// ProbeSpec is a service's declared probe: exactly one of HTTP (a path on
+// the service's first published port, such as /health), TCP (a container
+// port) or SQL (a query on a PostgreSQL service).
+type ProbeSpec struct {
+	HTTP string `mapstructure:"http"`
+	TCP  int    `mapstructure:"tcp"`
+	SQL  string `mapstructure:"sql"`
+}
+
+// DiskSpec is a size-limited mount: Path inside the container (absolute),
+// Size such as "64m" or "1g".
+type DiskSpec struct {
+	Path string `mapstructure:"path"`
+	Size string `mapstructure:"size"`
 }
 
 // LoadOption configures Load.
@@ -189,5 +211,37 @@ func ExtensionOf(svc types.ServiceConfig) (Extension, error) {
 			return ext, fmt.Errorf("go[%d]: both main and path are required", i)
 		}
 	}
+	if err := ext.Probe.check(); err != nil {
+		return ext, fmt.Errorf("probe: %w", err)
+	}
+	if ext.Disk != nil {
+		return ext, errors.New("disk: not honoured yet") // harness/env gives it a mount (issue 8)
+	}
 	return ext, nil
+}
+
+func (p *ProbeSpec) check() error {
+	if p == nil {
+		return nil
+	}
+	n := 0
+	if p.HTTP != "" {
+		n++
+		if !strings.HasPrefix(p.HTTP, "/") {
+			return fmt.Errorf("http: %q is not a path (it starts with /)", p.HTTP)
+		}
+	}
+	if p.TCP != 0 {
+		n++
+		if p.TCP < 1 || p.TCP > 65535 {
+			return fmt.Errorf("tcp: %d is not a port", p.TCP)
+		}
+	}
+	if p.SQL != "" {
+		n++
+	}
+	if n != 1 {
+		return errors.New("give exactly one of http, tcp and sql")
+	}
+	return nil
 }
