@@ -51,8 +51,9 @@ type ProbeSpec struct {
 	SQL  string `mapstructure:"sql"`
 }
 
-// DiskSpec is a size-limited mount: Path inside the container (absolute),
-// Size such as "64m" or "1g".
+// DiskSpec is a size-limited mount: Path inside the container (absolute
+// and clean, not /), Size such as "64m" or "1g" (at most MaxDiskSize). The
+// run gives the service a tmpfs volume of that size there (see Disk).
 type DiskSpec struct {
 	Path string `mapstructure:"path"`
 	Size string `mapstructure:"size"`
@@ -214,8 +215,8 @@ func ExtensionOf(svc types.ServiceConfig) (Extension, error) {
 	if err := ext.Probe.check(); err != nil {
 		return ext, fmt.Errorf("probe: %w", err)
 	}
-	if ext.Disk != nil {
-		return ext, errors.New("disk: not honoured yet") // harness/env gives it a mount (issue 8)
+	if err := ext.Disk.check(); err != nil {
+		return ext, fmt.Errorf("disk: %w", err)
 	}
 	return ext, nil
 }

@@ -314,7 +314,7 @@ func (e *Environment) createNetwork(ctx context.Context, name string, internal b
 // network create never adopts one, and services join networks by id.)
 func (e *Environment) createVolume(ctx context.Context, v string, labels map[string]string) error {
 	name := e.resourceName(v)
-	if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: labels}); err != nil {
+	if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: labels, DriverOpts: e.Plan.volumeOptions(v)}); err != nil {
 		return fmt.Errorf("create volume %s: %w", v, err)
 	}
 	ins, err := e.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{})

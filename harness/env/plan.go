@@ -65,6 +65,7 @@ type ServicePlan struct {
 	CapDrop     []string
 	SecurityOpt []string          // only values the sandbox allows
 	Sysctls     map[string]string // only the container's own namespaces
+	Disk        *Disk             // x-rehearse disk: a size-limited volume, also in Mounts; nil: none
 	Ext         Extension
 }
 
@@ -271,6 +272,9 @@ func planService(file string, p *types.Project, s types.ServiceConfig) (*Service
 		if sp.StopSignal == "" {
 			sp.StopSignal = "SIGRTMIN+3"
 		}
+	}
+	if err := planDisk(file, p, s, sp); err != nil {
+		return nil, err
 	}
 	return sp, nil
 }

@@ -189,8 +189,10 @@ func Rules(ctx context.Context, e *env.Environment, service string) ([]string, e
 
 // Sweep mends what faults of e's run may have left, without their Set: it
 // deletes every filter rule of the run from every running service's
-// namespace and unpauses every paused service. For a teardown that lost
-// track of its faults; a Set's HealAll is the ordinary way.
+// namespace, unpauses every paused service, deletes every proxy of the
+// run's toxiproxy server and every fill file from the services' disks. For
+// a teardown that lost track of its faults; a Set's HealAll is the
+// ordinary way.
 func Sweep(ctx context.Context, e *env.Environment) error {
 	if _, err := EnsureImage(ctx, e); err != nil {
 		return fmt.Errorf("sweep faults: %w", err)
@@ -210,6 +212,12 @@ func Sweep(ctx context.Context, e *env.Environment) error {
 		if err := unfilter(ctx, s, "sweep faults", "sweep", runTag(e)); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := sweepProxies(ctx, e); err != nil {
+		errs = append(errs, fmt.Errorf("sweep faults: %w", err))
+	}
+	if err := sweepDisks(ctx, e); err != nil {
+		errs = append(errs, fmt.Errorf("sweep faults: %w", err))
 	}
 	return errors.Join(errs...)
 }

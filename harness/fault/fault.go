@@ -43,6 +43,8 @@ type options struct {
 	signal  string
 	timeout time.Duration
 	both    bool
+	cpus    float64  // Squeeze: CPUs left; 0: unchanged (options_resources.go)
+	memory  int64    // Squeeze: memory limit in bytes; 0: unchanged
 	set     []string // the options given, for refusing ones that do not apply
 }
 

@@ -30,7 +30,7 @@ var reservedNetworks = map[string]string{
 // The fault helper image (fault.Image) is named as a literal: harness/fault
 // builds on harness/env, which imports this package; a test in harness/fault
 // keeps the two equal.
-var ReservedImages = []string{image.DebianBase, gateway.Image, "rehearse/netfilter:1"}
+var ReservedImages = []string{image.DebianBase, gateway.Image, "rehearse/netfilter:1", "rehearse/toxiproxy:2.12.0"}
 
 // checkNames refuses compose service, network and volume names that the
 // harness uses for its own containers and networks (the port gateway is the

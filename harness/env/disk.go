@@ -1,0 +1,248 @@
+package env
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/go-units"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+)
+
+// MaxDiskSize bounds a declared disk: it lives in the engine host's memory.
+const MaxDiskSize int64 = 4 << 30
+
+// HelperDiskPath is where a disk helper (Container.RunOnDisk) sees the
+// service's disk.
+const HelperDiskPath = "/disk"
+
+// Disk is a service's size-limited mount, declared as x-rehearse: {disk:
+// {path: /var/lib/app, size: 64m}}: a volume of the run (local driver,
+// type tmpfs, size=Size) mounted at Path, so that a helper container can
+// mount the same volume and fill it (a disk-full fault) without any tool
+// in the service's image.
+//
+// A tmpfs lives in the engine host's memory (hence MaxDiskSize) and only
+// while a container uses it: the disk starts empty each time the service
+// starts, and a service that stops (a kill, a restart) loses what it wrote
+// there. The run's removal (Down, the watchdog, gc) removes the volume
+// with the run's others.
+type Disk struct {
+	Path   string // inside the service's container
+	Size   int64  // bytes
+	Volume string // the plan's volume name: <service>.disk
+}
+
+// diskVolume is the plan's name of a service's disk volume.
+func diskVolume(service string) string { return service + ".disk" }
+
+// check validates a declared disk on its own: the path is absolute, clean
+// and not /; the size is a positive size of at most MaxDiskSize. planDisk
+// checks the rest.
+func (d *DiskSpec) check() error {
+	if d == nil {
+		return nil
+	}
+	if err := d.checkPath(); err != nil {
+		return err
+	}
+	_, err := d.bytes()
+	return err
+}
+
+func (d *DiskSpec) checkPath() error {
+	p := d.Path
+	switch {
+	case p == "":
+		return errors.New("path: missing (an absolute path in the container, such as /var/lib/app)")
+	case !path.IsAbs(p):
+		return fmt.Errorf("path: %q is not absolute", p)
+	case path.Clean(p) != p:
+		return fmt.Errorf("path: %q is not clean (write %q)", p, path.Clean(p))
+	case p == "/":
+		return errors.New("path: a disk cannot be mounted on / (name a directory)")
+	}
+	return nil
+}
+
+// bytes parses the size (go-units RAMInBytes: 64m, 1g, 512MiB; a bare
+// number is bytes).
+func (d *DiskSpec) bytes() (int64, error) {
+	if d.Size == "" {
+		return 0, errors.New("size: missing (such as 64m or 1g)")
+	}
+	n, err := units.RAMInBytes(d.Size)
+	if err != nil {
+		return 0, fmt.Errorf("size: %q is not a size (such as 64m or 1g)", d.Size)
+	}
+	if n <= 0 || n > MaxDiskSize {
+		return 0, fmt.Errorf("size: %q is out of range (more than 0, at most %s: the disk lives in memory)", d.Size, units.BytesSize(float64(MaxDiskSize)))
+	}
+	return n, nil
+}
+
+// planDisk gives a service with a declared disk its volume and mount. The
+// disk may not cover the kernel's /proc or /sys (the sandbox's rule for
+// every mount), nor overlap another mount of the service (a volume, bind,
+// secret, config or tmpfs target at, above or below its path). It runs
+// after every other mount is planned.
+func planDisk(file string, p *types.Project, s types.ServiceConfig, sp *ServicePlan) error {
+	spec := sp.Ext.Disk
+	if spec == nil {
+		return nil
+	}
+	key := []string{"services", s.Name, ExtensionKey, "disk", "path"}
+	size, err := spec.bytes()
+	if err != nil { // ExtensionOf checked it already
+		return keyError(file, key[:4], "%v", err)
+	}
+	if p := spec.Path; p == "/proc" || p == "/sys" || strings.HasPrefix(p, "/proc/") || strings.HasPrefix(p, "/sys/") {
+		fe := keyError(file, key, "a disk on %s is %v (service %q): it would cover the kernel's /proc or /sys", p, ErrSandbox, s.Name)
+		fe.Err = ErrSandbox
+		return fe
+	}
+	overlaps := func(target string) bool {
+		t := path.Clean("/" + target)
+		return t == spec.Path || t == "/" || strings.HasPrefix(t, spec.Path+"/") || strings.HasPrefix(spec.Path, t+"/")
+	}
+	for _, m := range sp.Mounts {
+		if overlaps(m.Target) {
+			return keyError(file, key, "the disk on %s overlaps the %s mount on %s of service %s: give the disk a path of its own", spec.Path, m.Type, m.Target, s.Name)
+		}
+	}
+	for _, t := range sortedKeys(sp.Tmpfs) {
+		if overlaps(t) {
+			return keyError(file, key, "the disk on %s overlaps the tmpfs on %s of service %s: give the disk a path of its own", spec.Path, t, s.Name)
+		}
+	}
+	vol := diskVolume(s.Name)
+	if _, taken := p.Volumes[vol]; taken {
+		return keyError(file, []string{"volumes", vol}, "volume name %q is the name a run gives the disk of service %s (x-rehearse disk); rename it", vol, s.Name)
+	}
+	sp.Disk = &Disk{Path: spec.Path, Size: size, Volume: vol}
+	sp.Mounts = append(sp.Mounts, Mount{Type: types.VolumeTypeVolume, Source: vol, Target: spec.Path, NoCopy: true})
+	return nil
+}
+
+// volumeOptions are the local driver's options for a volume of the plan:
+// a tmpfs of the disk's size for a disk volume, none for the others.
+func (p *Plan) volumeOptions(v string) map[string]string {
+	for _, s := range p.Services {
+		if s.Disk != nil && s.Disk.Volume == v {
+			return map[string]string{"type": "tmpfs", "device": "tmpfs", "o": fmt.Sprintf("size=%d,nosuid,nodev", s.Disk.Size)}
+		}
+	}
+	return nil
+}
+
+// Disk is the service's size-limited mount, and false when its compose
+// file declares none.
+func (s *Service) Disk() (Disk, bool) {
+	sp := s.env.Plan.Service(s.Name)
+	if sp == nil || sp.Disk == nil {
+		return Disk{}, false
+	}
+	return *sp.Disk, true
+}
+
+// RunOnDisk runs cmd in a short-lived helper container of image that
+// mounts the service's disk volume at HelperDiskPath, waits for it to exit,
+// and removes it. The helper joins no network, has no capabilities but
+// capAdd (DAC_OVERRIDE to write into a directory the service owns) and
+// cannot gain any; like every helper it carries the run's labels and
+// LabelHelper, so the run's removal removes one a killed process left
+// behind. A helper that exits non-zero is not an error: read ExitCode.
+//
+// The service should be running (or paused): a tmpfs volume that no
+// container uses is unmounted, and the helper would see a fresh, empty one.
+func (c *Container) RunOnDisk(ctx context.Context, image string, cmd []string, capAdd []string) (ExecResult, error) {
+	what := fmt.Sprintf("run %q on the disk of %s", strings.Join(cmd, " "), c.svc.Name)
+	d, ok := c.svc.Disk()
+	if !ok {
+		return ExecResult{}, fmt.Errorf("%s: service %s declares no disk (x-rehearse: {disk: {path: ..., size: ...}}) in %s", what, c.svc.Name, c.svc.env.Plan.File)
+	}
+	if image == "" || len(cmd) == 0 {
+		return ExecResult{}, fmt.Errorf("%s: no image or no command", what)
+	}
+	e := c.svc.env
+	hc := &container.HostConfig{
+		NetworkMode: "none",
+		CapDrop:     []string{"ALL"},
+		CapAdd:      capAdd,
+		SecurityOpt: []string{"no-new-privileges"},
+		Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: e.resourceName(d.Volume), Target: HelperDiskPath,
+			VolumeOptions: &mount.VolumeOptions{NoCopy: true}}},
+	}
+	return c.runHelper(ctx, what, "disk", image, cmd, hc)
+}
+
+// runHelper creates a helper container of the service (named
+// <run>-<service>-<kind>-<random>, labelled with the run and LabelHelper),
+// runs it to its exit, collects its output and removes it, even when ctx
+// is cancelled. It is RunInNetns's life cycle for other host configs.
+func (c *Container) runHelper(ctx context.Context, what, kind, image string, cmd []string, hc *container.HostConfig) (res ExecResult, err error) {
+	e := c.svc.env
+	labels := e.owner.Labels(e.RunID)
+	labels[LabelHelper] = c.svc.Name
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	created, err := c.cli().ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name:       e.resourceName(c.svc.Name + "-" + kind + "-" + hex.EncodeToString(suffix)),
+		Config:     &container.Config{Image: image, Entrypoint: cmd, Labels: labels},
+		HostConfig: hc,
+	})
+	// Removal is registered before the error check: a create that failed
+	// half-way may still have left a container.
+	if created.ID != "" {
+		defer func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), helperRemoveTimeout)
+			defer cancel()
+			_, rerr := c.cli().ContainerRemove(rctx, created.ID, client.ContainerRemoveOptions{Force: true})
+			if rerr != nil && !cerrdefs.IsNotFound(rerr) {
+				err = errors.Join(err, fmt.Errorf("%s: remove helper: %w", what, rerr))
+			}
+		}()
+	}
+	if err != nil {
+		return ExecResult{}, fmt.Errorf("%s: create helper: %w", what, err)
+	}
+	waitCtx, stopWait := context.WithCancel(ctx)
+	defer stopWait()
+	wait := c.cli().ContainerWait(waitCtx, created.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	if _, err := c.cli().ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		return ExecResult{}, fmt.Errorf("%s: start helper: %w", what, err)
+	}
+	select {
+	case r := <-wait.Result:
+		res.ExitCode = int(r.StatusCode)
+		if r.Error != nil && r.Error.Message != "" {
+			return res, fmt.Errorf("%s: wait for helper: %s", what, r.Error.Message)
+		}
+	case err := <-wait.Error:
+		return ExecResult{}, fmt.Errorf("%s: wait for helper: %w", what, err)
+	case <-ctx.Done():
+		return ExecResult{}, fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+	var stdout, stderr bytes.Buffer
+	logs, err := c.cli().ContainerLogs(ctx, created.ID, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		return res, fmt.Errorf("%s: read helper output: %w", what, err)
+	}
+	defer logs.Close()
+	if _, err := stdcopy.StdCopy(&stdout, &stderr, logs); err != nil && !errors.Is(err, io.EOF) {
+		return res, fmt.Errorf("%s: read helper output: %w", what, err)
+	}
+	res.Stdout, res.Stderr = stdout.String(), stderr.String()
+	return res, nil
+}
