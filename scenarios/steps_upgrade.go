@@ -163,6 +163,9 @@ func applyPackage(ctx context.Context, service, user string) error {
 	if w.up.pkg == nil {
 		return errors.New(`no upgrade package: use Given the upgrade package "PATH"`)
 	}
+	if err := w.checkArmed(); err != nil { // faults armed for steps it lacks
+		return err
+	}
 	// The scenario must have found the signature trusted; the step says
 	// what to add, before Apply refuses in its own words.
 	if err := w.up.pkg.CheckTrusted(); err != nil && !w.up.allowUnsigned {
@@ -174,8 +177,9 @@ func applyPackage(ctx context.Context, service, user string) error {
 		return err
 	}
 	hooks := upgrade.Hooks{
-		StepStart: func(_ context.Context, s upgrade.StepResult) {
+		StepStart: func(ctx context.Context, s upgrade.StepResult) {
 			fmt.Fprintf(w.log, "upgrade step %s: %s as %s\n", s.Name, s.Service, s.User)
+			w.fireArmed(ctx, s.Name) // faults armed "during step": before the step's command runs
 		},
 		StepEnd: func(_ context.Context, s upgrade.StepResult) {
 			fmt.Fprintf(w.log, "upgrade step %s: exit %d after %s\n", s.Name, s.ExitCode, s.End.Sub(s.Start).Round(1e6))
@@ -187,7 +191,7 @@ func applyPackage(ctx context.Context, service, user string) error {
 		opts = append(opts, upgrade.AllowUnsigned())
 	}
 	w.up.outcome, err = upgrade.Apply(ctx, e, w.up.pkg, opts...)
-	return err
+	return errors.Join(err, w.takePending())
 }
 
 func (w *World) outcome() (*upgrade.Outcome, error) {

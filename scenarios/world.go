@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cucumber/godog"
 
@@ -85,6 +86,9 @@ type World struct {
 	failedStep  *godog.Step
 	last        *commandResult
 	up          upgradeState
+	start       time.Time // the scenario's start: outages are located from it
+	probes      probeState
+	faults      faultState
 }
 
 type commandResult struct {
@@ -105,12 +109,12 @@ func Initializer(cfg *Config) func(*godog.ScenarioContext) {
 	return func(sc *godog.ScenarioContext) {
 		sc.Before(func(ctx context.Context, s *godog.Scenario) (context.Context, error) {
 			w := &World{Config: cfg, Scenario: s, Timeline: timeline.New(), RunID: runs.NewID(),
-				featureDir: filepath.Dir(s.Uri)}
+				featureDir: filepath.Dir(s.Uri), start: time.Now()}
 			if cfg.Live != nil {
-				w.log = cfg.Live
+				w.log = &syncWriter{w: cfg.Live}
 			} else {
 				w.buf = &bytes.Buffer{}
-				w.log = w.buf
+				w.log = &syncWriter{w: w.buf}
 			}
 			return context.WithValue(ctx, worldKey{}, w), nil
 		})
@@ -141,6 +145,10 @@ func Initializer(cfg *Config) func(*godog.ScenarioContext) {
 func (w *World) finish(ctx context.Context, scenarioErr error) error {
 	ctx = context.WithoutCancel(ctx)
 	failed := scenarioErr != nil && !errors.Is(scenarioErr, godog.ErrSkip)
+	// Probes stop and faults heal first: before the environment goes down
+	// or is kept, whatever ended the scenario (a failure, a panic, an
+	// interrupt), and before the scenario's output is read.
+	healErr := w.endProbesAndFaults(ctx)
 	var report strings.Builder
 	if failed {
 		msg := scenarioErr.Error()
@@ -153,6 +161,13 @@ func (w *World) finish(ctx context.Context, scenarioErr error) error {
 		}
 		if w.buf != nil && w.buf.Len() > 0 {
 			fmt.Fprintf(&report, "\n--- scenario output ---\n%s", term.Tail(w.buf.String(), 30))
+		}
+	}
+	if healErr != nil {
+		fmt.Fprintf(&report, "\n--- faults not healed ---\n%v", healErr)
+		if !failed {
+			failed = true
+			w.Config.addFailure(Failure{File: w.Scenario.Uri, Line: w.Config.lines.locate(w.Scenario, nil), Scenario: w.Scenario.Name, Err: "heal: " + firstLine(healErr.Error())})
 		}
 	}
 	var err error
@@ -280,4 +295,16 @@ func (w *World) service(name string) (*env.Service, error) {
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	return l
+}
+
+// endProbesAndFaults stops every probe, then heals every fault; a panic
+// here is an error, so that the environment still goes down.
+func (w *World) endProbesAndFaults(ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errors.Join(err, fmt.Errorf("panic: %v", r))
+		}
+	}()
+	w.stopProbes()
+	return w.healFaults(ctx)
 }
