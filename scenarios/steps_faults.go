@@ -51,9 +51,9 @@ func init() {
 		Step{`When "SVC" is stopped`, `^"([^"]*)" is stopped$`, `When "billing" is stopped`,
 			"stop the service as docker stop does (its stop signal, then a kill after 10s); it stays down until started", stopped},
 		Step{`When "SVC" is started`, `^"([^"]*)" is started$`, `When "billing" is started`,
-			"start a service that a step killed or stopped (or that exited on its own)", started},
+			"start a service that a step killed or stopped (or that exited on its own), and wait until it is healthy again", started},
 		Step{`When "SVC" is restarted`, `^"([^"]*)" is restarted$`, `When "billing" is restarted`,
-			"stop the service and start it again at once", restarted},
+			"stop the service, start it again at once, and wait until it is healthy again", restarted},
 		Step{`When "SVC" is killed during step "STEP"`, `^"([^"]*)" is killed during step "([^"]*)"$`, `When "db" is killed during step "migrate"`,
 			"kill the service when the upgrade step starts (before its command runs); it stays down", killedDuring},
 		Step{`When "SVC" is paused for DURATION during step "STEP"`, `^"([^"]*)" is paused for (\S+) during step "([^"]*)"$`, `When "db" is paused for 5s during step "migrate"`,
@@ -407,11 +407,29 @@ func started(ctx context.Context, svc string) error {
 		}
 		return false
 	})
-	if n > 0 || err != nil {
+	if err != nil {
 		return err
 	}
-	span := w.Timeline.Begin(timeline.KindEnvironment, svc, "start")
-	err = s.Container().Start(ctx)
+	if n == 0 {
+		span := w.Timeline.Begin(timeline.KindEnvironment, svc, "start")
+		err = s.Container().Start(ctx)
+		span.End(err)
+		if err != nil {
+			return err
+		}
+	}
+	return w.waitReady(ctx, svc)
+}
+
+// waitReady waits until a service that a step started answers its
+// healthcheck again (or runs, without one), so the next step meets it up.
+func (w *World) waitReady(ctx context.Context, svc string) error {
+	s, err := w.service(svc)
+	if err != nil {
+		return err
+	}
+	span := w.Timeline.Begin(timeline.KindEnvironment, svc, "ready")
+	err = s.WaitReady(ctx)
 	span.End(err)
 	return err
 }
@@ -432,7 +450,10 @@ func restarted(ctx context.Context, svc string) error {
 	if err := w.inject(ctx, f, 0); err != nil {
 		return err
 	}
-	return w.heal(ctx, f) // closes the interval: the restart is over
+	if err := w.heal(ctx, f); err != nil { // closes the interval: the restart is over
+		return err
+	}
+	return w.waitReady(ctx, svc)
 }
 
 func killedDuring(ctx context.Context, svc, step string) error {

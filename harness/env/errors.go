@@ -1,6 +1,7 @@
 package env
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -21,6 +22,12 @@ var ErrSandbox = sandbox.ErrNotAllowed
 // ErrNotHonoured marks a compose key the harness would ignore, refused so
 // that nothing is silently dropped.
 var ErrNotHonoured = sandbox.ErrNotHonoured
+
+// ErrNotRunning is wrapped by Exec and ExecStream when the service's
+// container is not running (killed or stopped by a fault, or exited): the
+// command could not start, which is the command's failure rather than the
+// harness's.
+var ErrNotRunning = errors.New("the service is not running")
 
 func keyError(file string, key []string, format string, args ...any) *FileError {
 	return sandbox.At(file, key, format, args...)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
 )
@@ -101,6 +102,9 @@ func (s *Service) ExecStream(ctx context.Context, cmd []string, stdout, stderr i
 	created, err := cli.ExecCreate(ctx, s.ContainerID, client.ExecCreateOptions{
 		User: o.user, WorkingDir: o.workdir, Env: o.env, Cmd: cmd, AttachStdout: true, AttachStderr: true,
 	})
+	if cerrdefs.IsConflict(err) { // the engine's 409: the container is not running (or is paused)
+		return -1, fmt.Errorf("%s: %w: %w", what, ErrNotRunning, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}

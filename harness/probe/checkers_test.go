@@ -62,6 +62,13 @@ func TestHTTP(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a failing status carries the body's reason", func(t *testing.T) {
+		c, _ := HTTP(srv.URL + "/broken")
+		defer c.Close()
+		if err := c.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "503: db down") {
+			t.Errorf("check: %v, want the status and the body's reason", err)
+		}
+	})
 	t.Run("timeout", func(t *testing.T) {
 		c, _ := HTTP(srv.URL + "/slow")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*ms)

@@ -119,6 +119,10 @@ func (c *HTTPChecker) Check(ctx context.Context) error {
 	}
 	latency := time.Since(start)
 	if !c.statusOK(resp.StatusCode) {
+		// The body says why (a health endpoint's reason), when it has one.
+		if why := excerpt(string(body)); why != "" {
+			return fmt.Errorf("get %s: %w %d: %s", c.url, ErrStatus, resp.StatusCode, why)
+		}
 		return fmt.Errorf("get %s: %w %d", c.url, ErrStatus, resp.StatusCode)
 	}
 	if c.o.body != "" && !strings.Contains(string(body), c.o.body) {

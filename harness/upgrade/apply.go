@@ -291,6 +291,13 @@ func runStep(ctx context.Context, svc *env.Service, spec StepSpec, o applyOption
 	if code == 124 {
 		rec.span.Set("timeout", timeout)
 	}
+	if errors.Is(err, env.ErrNotRunning) {
+		// The step's service is down (a fault killed it, or it died): the
+		// step fails, as it would have in production, and the upgrade stops.
+		fmt.Fprintf(out, "rehearse: step %s could not run: %s is not running\n", spec.Name, svc.Name)
+		out.Flush()
+		return rec.end(code, out.String(), err), nil
+	}
 	res := rec.end(code, out.String(), err)
 	if err != nil {
 		return res, fmt.Errorf("step %s: %w", spec.Name, err)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/harness/timeline"
+	"github.com/rehearse/rehearse/internal/enginetest"
 	"github.com/rehearse/rehearse/internal/envtest"
 	"github.com/rehearse/rehearse/internal/testpki"
 )
@@ -232,6 +234,38 @@ func TestApply(t *testing.T) {
 		}
 		if out.FailedStep != "restart" || len(tl.Filter(timeline.KindWarning)) != 0 {
 			t.Errorf("failed at %q, warnings %+v", out.FailedStep, tl.Filter(timeline.KindWarning))
+		}
+	})
+	// Last: it leaves "other" killed.
+	t.Run("a step whose service is killed as it starts fails, and the upgrade stops there", func(t *testing.T) {
+		p, err := Open(filepath.Join("testdata", "manifest-pkg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		kill := func(ctx context.Context, s StepResult) {
+			if s.Name == "elsewhere" {
+				if err := e.Service("other").Container().Signal(ctx, "SIGKILL"); err != nil {
+					t.Error(err)
+				}
+				enginetest.Eventually(t, 10*time.Second, 50*time.Millisecond, func() string {
+					if st, err := e.Service("other").State(ctx); err != nil || st.Status == "running" {
+						return fmt.Sprintf("other still running (%v)", err)
+					}
+					return ""
+				})
+			}
+		}
+		out, err := Apply(ctx, e, p, AllowUnsigned(), WithHooks(Hooks{StepStart: kill}))
+		if err != nil {
+			t.Fatalf("apply: %v, want the step's failure in the outcome", err)
+		}
+		s, _ := out.Step("elsewhere")
+		if out.FailedStep != "elsewhere" || !strings.Contains(s.Output, "other is not running") {
+			t.Errorf("failed at %q, elsewhere %+v", out.FailedStep, s)
+		}
+		if _, ran := out.Step("hang"); ran {
+			t.Error("a step after the failure ran")
 		}
 	})
 }
