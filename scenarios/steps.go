@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,9 +23,13 @@ type Step struct {
 	Func    any // godog step function
 }
 
-// Steps is the step vocabulary. The phrases are a public contract: feature
+// Steps is the step vocabulary, in the order rehearse steps and the README
+// list it: the environment and commands, upgrade packages, probes, faults,
+// degraded networks and disks. The phrases are a public contract: feature
 // files depend on them.
-var Steps = []Step{
+var Steps = slices.Concat(baseSteps, upgradeSteps, probeSteps, faultSteps, degradeSteps)
+
+var baseSteps = []Step{
 	{`Given the environment "PATH"`, `^the environment "([^"]*)"$`, `Given the environment "fixtures/billing/compose.yaml"`,
 		"start the compose file's services in a sandbox (path relative to the feature file or the working directory)", theEnvironment},
 	{`Given the dataset "NAME" is loaded at scale N`, `^the dataset "([^"]*)" is loaded at scale (\d[\d,_]*)$`, `Given the dataset "billing" is loaded at scale 10000`,

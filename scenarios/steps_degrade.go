@@ -12,19 +12,17 @@ import (
 // The faults that degrade a service rather than stop it: latency and
 // bandwidth between two services (Toxiproxy, only the first service's
 // traffic to the second), and a full disk.
-func init() {
-	Steps = append(Steps,
-		Step{`When DURATION latency is added between "A" and "B"`, `^(\S+) latency is added between "([^"]*)" and "([^"]*)"$`, `When 500ms latency is added between "invoicing" and "db"`,
-			"A's requests to B's ports wait DURATION longer for each answer (through a proxy; a third service is not slowed); until the network between them is restored", latencyAdded},
-		Step{`When DURATION latency with DURATION jitter is added between "A" and "B"`, `^(\S+) latency with (\S+) jitter is added between "([^"]*)" and "([^"]*)"$`, `When 200ms latency with 50ms jitter is added between "invoicing" and "db"`,
-			"the same, each delay give or take up to the jitter", latencyJitterAdded},
-		Step{`When the bandwidth between "A" and "B" is limited to RATE`, `^the bandwidth between "([^"]*)" and "([^"]*)" is limited to (\S+)$`, `When the bandwidth between "invoicing" and "db" is limited to 100KB/s`,
-			"A's traffic with B's ports flows at RATE each way (KB/s, MB/s, MiB/s, kbit/s, Mbit/s); until the network between them is restored", bandwidthLimited},
-		Step{`When the disk of "SVC" is full`, `^the disk of "([^"]*)" is full$`, `When the disk of "db" is full`,
-			"fill the service's x-rehearse disk to the last block: its writes there fail with \"No space left on device\"", diskFull},
-		Step{`When the disk of "SVC" has room again`, `^the disk of "([^"]*)" has room again$`, `When the disk of "db" has room again`,
-			"delete what filled the disk; what the service wrote stays", diskHasRoom},
-	)
+var degradeSteps = []Step{
+	{`When DURATION latency is added between "A" and "B"`, `^(\S+) latency is added between "([^"]*)" and "([^"]*)"$`, `When 500ms latency is added between "invoicing" and "db"`,
+		"A's requests to B's ports wait DURATION longer for each answer (through a proxy; a third service is not slowed); until the network between them is restored", latencyAdded},
+	{`When DURATION latency with DURATION jitter is added between "A" and "B"`, `^(\S+) latency with (\S+) jitter is added between "([^"]*)" and "([^"]*)"$`, `When 200ms latency with 50ms jitter is added between "invoicing" and "db"`,
+		"the same, each delay give or take up to the jitter", latencyJitterAdded},
+	{`When the bandwidth between "A" and "B" is limited to RATE`, `^the bandwidth between "([^"]*)" and "([^"]*)" is limited to (\S+)$`, `When the bandwidth between "invoicing" and "db" is limited to 100KB/s`,
+		"A's traffic with B's ports flows at RATE each way (KB/s, MB/s, MiB/s, kbit/s, Mbit/s); until the network between them is restored", bandwidthLimited},
+	{`When the disk of "SVC" is full`, `^the disk of "([^"]*)" is full$`, `When the disk of "db" is full`,
+		"fill the service's x-rehearse disk to the last block: its writes there fail with \"No space left on device\"", diskFull},
+	{`When the disk of "SVC" has room again`, `^the disk of "([^"]*)" has room again$`, `When the disk of "db" has room again`,
+		"delete what filled the disk; what the service wrote stays", diskHasRoom},
 }
 
 // pair checks that a and b are two services of the running environment.

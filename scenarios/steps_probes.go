@@ -39,29 +39,27 @@ const firstAnswer = 10 * time.Second
 // measures the service rather than the engine (probe.ExecChecker).
 const execProbeInterval = 500 * time.Millisecond
 
-func init() {
-	Steps = append(Steps,
-		Step{`Given "SVC" is probed every DURATION`, `^"([^"]*)" is probed every (\S+)$`, `Given "invoicing" is probed every 100ms`,
-			"sample the service's declared probe (x-rehearse probe: http PATH, tcp PORT or sql QUERY; else its healthcheck command) every DURATION (at least 20ms) until the scenario ends; a sample's timeout is the interval, at most 1s (1s for a healthcheck command)", probedDeclared},
-		Step{`Given "SVC" is probed with HTTP "PATH" every DURATION`, `^"([^"]*)" is probed with HTTP "([^"]*)" every (\S+)$`, `Given "invoicing" is probed with HTTP "/health" every 100ms`,
-			"sample GET PATH on the service's first published port (a 2xx or 3xx answer is up)", probedHTTP},
-		Step{`Given "SVC" is probed with SQL "QUERY" every DURATION`, `^"([^"]*)" is probed with SQL "((?:[^"\\]|\\.)*)" every (\S+)$`, `Given "db" is probed with SQL "SELECT 1" every 200ms`,
-			"sample a query on the PostgreSQL service (no error is up)", probedSQL},
-		Step{`Then "SVC" stays available`, `^"([^"]*)" stays available$`, `Then "invoicing" stays available`,
-			"the service's probe saw no outage so far (the probe keeps sampling)", staysAvailable},
-		Step{`Then "SVC" had an outage`, `^"([^"]*)" had an outage$`, `Then "invoicing" had an outage`,
-			"the service's probe saw at least one outage so far", hadOutage},
-		Step{`Then the availability of "SVC" is at least P%`, `^the availability of "([^"]*)" is at least (\d+(?:\.\d+)?)%$`, `Then the availability of "invoicing" is at least 99.5%`,
-			"the share of the probe's samples that passed", availabilityAtLeast},
-		Step{`Then no outage of "SVC" lasts longer than DURATION`, `^no outage of "([^"]*)" lasts longer than (\S+)$`, `Then no outage of "invoicing" lasts longer than 2s`,
-			"every outage the probe saw is at most DURATION long", noOutageLongerThan},
-		Step{`Then the downtime of "SVC" is within the promised window`, `^the downtime of "([^"]*)" is within the promised window$`, `Then the downtime of "billing" is within the promised window`,
-			"the outages add up to at most the upgrade package's promised downtime (downtime: in its upgrade.yaml)", downtimeWithinPromise},
-		Step{`Then the downtime of "SVC" is within DURATION`, `^the downtime of "([^"]*)" is within (\S+)$`, `Then the downtime of "billing" is within 30s`,
-			"the outages add up to at most DURATION", downtimeWithin},
-		Step{`Then the error budget of "SVC" (SLO P%) is intact`, `^the error budget of "([^"]*)" \(SLO (\d+(?:\.\d+)?)%\) is intact$`, `Then the error budget of "invoicing" (SLO 99.9%) is intact`,
-			"the share of failed samples is at most 100-P% of the probed time", errorBudgetIntact},
-	)
+var probeSteps = []Step{
+	{`Given "SVC" is probed every DURATION`, `^"([^"]*)" is probed every (\S+)$`, `Given "invoicing" is probed every 100ms`,
+		"sample the service's declared probe (x-rehearse probe: http PATH, tcp PORT or sql QUERY; else its healthcheck command) every DURATION (at least 20ms) until the scenario ends; a sample's timeout is the interval, at most 1s (1s for a healthcheck command)", probedDeclared},
+	{`Given "SVC" is probed with HTTP "PATH" every DURATION`, `^"([^"]*)" is probed with HTTP "([^"]*)" every (\S+)$`, `Given "invoicing" is probed with HTTP "/health" every 100ms`,
+		"sample GET PATH on the service's first published port (a 2xx or 3xx answer is up)", probedHTTP},
+	{`Given "SVC" is probed with SQL "QUERY" every DURATION`, `^"([^"]*)" is probed with SQL "((?:[^"\\]|\\.)*)" every (\S+)$`, `Given "db" is probed with SQL "SELECT 1" every 200ms`,
+		"sample a query on the PostgreSQL service (no error is up)", probedSQL},
+	{`Then "SVC" stays available`, `^"([^"]*)" stays available$`, `Then "invoicing" stays available`,
+		"the service's probe saw no outage so far (the probe keeps sampling)", staysAvailable},
+	{`Then "SVC" had an outage`, `^"([^"]*)" had an outage$`, `Then "invoicing" had an outage`,
+		"the service's probe saw at least one outage so far", hadOutage},
+	{`Then the availability of "SVC" is at least P%`, `^the availability of "([^"]*)" is at least (\d+(?:\.\d+)?)%$`, `Then the availability of "invoicing" is at least 99.5%`,
+		"the share of the probe's samples that passed", availabilityAtLeast},
+	{`Then no outage of "SVC" lasts longer than DURATION`, `^no outage of "([^"]*)" lasts longer than (\S+)$`, `Then no outage of "invoicing" lasts longer than 2s`,
+		"every outage the probe saw is at most DURATION long", noOutageLongerThan},
+	{`Then the downtime of "SVC" is within the promised window`, `^the downtime of "([^"]*)" is within the promised window$`, `Then the downtime of "billing" is within the promised window`,
+		"the outages add up to at most the upgrade package's promised downtime (downtime: in its upgrade.yaml)", downtimeWithinPromise},
+	{`Then the downtime of "SVC" is within DURATION`, `^the downtime of "([^"]*)" is within (\S+)$`, `Then the downtime of "billing" is within 30s`,
+		"the outages add up to at most DURATION", downtimeWithin},
+	{`Then the error budget of "SVC" (SLO P%) is intact`, `^the error budget of "([^"]*)" \(SLO (\d+(?:\.\d+)?)%\) is intact$`, `Then the error budget of "invoicing" (SLO 99.9%) is intact`,
+		"the share of failed samples is at most 100-P% of the probed time", errorBudgetIntact},
 }
 
 func probedDeclared(ctx context.Context, svc, every string) error {
