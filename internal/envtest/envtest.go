@@ -22,12 +22,13 @@ func Main(m *testing.M) {
 }
 
 // Start brings a compose file up (failing under CI without an engine,
-// skipping elsewhere) and registers its teardown. A test binary that calls
-// it should have Main as its TestMain.
-func Start(t testing.TB, file string) *env.Environment {
+// skipping elsewhere) and registers its teardown; opts load the file (its
+// variables: env.WithEnv). A test binary that calls it should have Main as
+// its TestMain.
+func Start(t testing.TB, file string, opts ...env.LoadOption) *env.Environment {
 	t.Helper()
 	cli := enginetest.Connect(t)
-	plan, err := env.LoadPlan(context.Background(), file)
+	plan, err := env.LoadPlan(context.Background(), file, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
