@@ -1,27 +1,35 @@
 package env
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
-	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/go-units"
-	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
-	"github.com/moby/moby/client"
 )
 
-// MaxDiskSize bounds a declared disk: it lives in the engine host's memory.
-const MaxDiskSize int64 = 4 << 30
+// MaxDiskSize bounds one declared disk, and MaxDisksTotal the disks of
+// one compose file together: a disk is a tmpfs, so it lives in the engine
+// host's memory, and a disk-full fault writes all of it (a fill that,
+// unlike the service's own writes, no memory limit of the service
+// bounds). The point of a disk is to run out of room soon, so a size just
+// above what the service writes during the rehearsal is the useful one;
+// 1GiB is plenty for that, and two full ones still fit next to the
+// services on a small CI machine that other runs share.
+const (
+	MaxDiskSize   int64 = 1 << 30
+	MaxDisksTotal int64 = 2 << 30
+)
+
+// HelperMemorySlack is the memory a disk helper (Container.RunOnDisk) may
+// use beyond its disk's size: its shell and tools. Writing the whole disk
+// fits; nothing else the helper does can tie up more of the host.
+const HelperMemorySlack int64 = 32 << 20
 
 // HelperDiskPath is where a disk helper (Container.RunOnDisk) sees the
 // service's disk.
@@ -135,6 +143,24 @@ func planDisk(file string, p *types.Project, s types.ServiceConfig, sp *ServiceP
 	return nil
 }
 
+// checkDiskTotal fails when the plan's disks add up to more than
+// MaxDisksTotal, naming the disk (in service order) that crosses it.
+func checkDiskTotal(file string, p *Plan) error {
+	var total int64
+	for _, s := range p.Services {
+		if s.Disk == nil {
+			continue
+		}
+		total += s.Disk.Size
+		if total > MaxDisksTotal {
+			return keyError(file, []string{"services", s.Name, ExtensionKey, "disk", "size"},
+				"with the disk of service %s the disks of the file add up to %s, more than the %s a run may hold (disks live in the engine host's memory): make them smaller",
+				s.Name, units.BytesSize(float64(total)), units.BytesSize(float64(MaxDisksTotal)))
+		}
+	}
+	return nil
+}
+
 // volumeOptions are the local driver's options for a volume of the plan:
 // a tmpfs of the disk's size for a disk volume, none for the others.
 func (p *Plan) volumeOptions(v string) map[string]string {
@@ -160,89 +186,53 @@ func (s *Service) Disk() (Disk, bool) {
 // mounts the service's disk volume at HelperDiskPath, waits for it to exit,
 // and removes it. The helper joins no network, has no capabilities but
 // capAdd (DAC_OVERRIDE to write into a directory the service owns) and
-// cannot gain any; like every helper it carries the run's labels and
+// cannot gain any, and may use at most the disk's size plus
+// HelperMemorySlack of memory, swap included: the tmpfs pages it writes
+// are charged to it. Like every helper it carries the run's labels and
 // LabelHelper, so the run's removal removes one a killed process left
 // behind. A helper that exits non-zero is not an error: read ExitCode.
 //
-// The service should be running (or paused): a tmpfs volume that no
-// container uses is unmounted, and the helper would see a fresh, empty one.
+// The service should be running (or paused, State.Live): a tmpfs volume
+// that no container uses is unmounted, and the helper would see a fresh,
+// empty one.
 func (c *Container) RunOnDisk(ctx context.Context, image string, cmd []string, capAdd []string) (ExecResult, error) {
 	what := fmt.Sprintf("run %q on the disk of %s", strings.Join(cmd, " "), c.svc.Name)
 	d, ok := c.svc.Disk()
 	if !ok {
 		return ExecResult{}, fmt.Errorf("%s: service %s declares no disk (x-rehearse: {disk: {path: ..., size: ...}}) in %s", what, c.svc.Name, c.svc.env.Plan.File)
 	}
-	if image == "" || len(cmd) == 0 {
-		return ExecResult{}, fmt.Errorf("%s: no image or no command", what)
-	}
-	e := c.svc.env
-	hc := &container.HostConfig{
+	limit := d.Size + HelperMemorySlack
+	return c.runHelper(ctx, what, "disk", image, cmd, capAdd, &container.HostConfig{
 		NetworkMode: "none",
-		CapDrop:     []string{"ALL"},
-		CapAdd:      capAdd,
-		SecurityOpt: []string{"no-new-privileges"},
-		Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: e.resourceName(d.Volume), Target: HelperDiskPath,
+		Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: c.svc.env.resourceName(d.Volume), Target: HelperDiskPath,
 			VolumeOptions: &mount.VolumeOptions{NoCopy: true}}},
-	}
-	return c.runHelper(ctx, what, "disk", image, cmd, hc)
+		Resources: container.Resources{Memory: limit, MemorySwap: limit},
+	})
 }
 
-// runHelper creates a helper container of the service (named
-// <run>-<service>-<kind>-<random>, labelled with the run and LabelHelper),
-// runs it to its exit, collects its output and removes it, even when ctx
-// is cancelled. It is RunInNetns's life cycle for other host configs.
-func (c *Container) runHelper(ctx context.Context, what, kind, image string, cmd []string, hc *container.HostConfig) (res ExecResult, err error) {
-	e := c.svc.env
-	labels := e.owner.Labels(e.RunID)
-	labels[LabelHelper] = c.svc.Name
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	created, err := c.cli().ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name:       e.resourceName(c.svc.Name + "-" + kind + "-" + hex.EncodeToString(suffix)),
-		Config:     &container.Config{Image: image, Entrypoint: cmd, Labels: labels},
-		HostConfig: hc,
-	})
-	// Removal is registered before the error check: a create that failed
-	// half-way may still have left a container.
-	if created.ID != "" {
-		defer func() {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), helperRemoveTimeout)
-			defer cancel()
-			_, rerr := c.cli().ContainerRemove(rctx, created.ID, client.ContainerRemoveOptions{Force: true})
-			if rerr != nil && !cerrdefs.IsNotFound(rerr) {
-				err = errors.Join(err, fmt.Errorf("%s: remove helper: %w", what, rerr))
-			}
-		}()
+// checkDiskImage refuses a disk whose path lies above a VOLUME of the
+// service's image, which must exist. The engine gives every image volume
+// that is not exactly a mount's target an anonymous volume of its own,
+// mounted over the disk: the service's writes below it would land there,
+// and a full disk would go unnoticed by the very files it was declared
+// for. It runs at start, before the service's container is created.
+func (e *Environment) checkDiskImage(ctx context.Context, sp *ServicePlan) error {
+	if sp.Disk == nil {
+		return nil
 	}
+	ins, err := e.cli.ImageInspect(ctx, sp.Image.Ref)
 	if err != nil {
-		return ExecResult{}, fmt.Errorf("%s: create helper: %w", what, err)
+		return fmt.Errorf("service %s: inspect image %s for its disk: %w", sp.Name, sp.Image.Ref, err)
 	}
-	waitCtx, stopWait := context.WithCancel(ctx)
-	defer stopWait()
-	wait := c.cli().ContainerWait(waitCtx, created.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
-	if _, err := c.cli().ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
-		return ExecResult{}, fmt.Errorf("%s: start helper: %w", what, err)
+	if ins.Config == nil {
+		return nil
 	}
-	select {
-	case r := <-wait.Result:
-		res.ExitCode = int(r.StatusCode)
-		if r.Error != nil && r.Error.Message != "" {
-			return res, fmt.Errorf("%s: wait for helper: %s", what, r.Error.Message)
+	for _, v := range sortedKeys(ins.Config.Volumes) {
+		if v = path.Clean("/" + v); strings.HasPrefix(v, sp.Disk.Path+"/") {
+			return keyError(e.Plan.File, []string{"services", sp.Name, ExtensionKey, "disk", "path"},
+				"the disk on %s lies above the VOLUME %s of image %s (service %s): the engine mounts a volume of its own there, and what the service writes below it would never fill the disk; give the disk the path %s",
+				sp.Disk.Path, v, sp.Image.Ref, sp.Name, v)
 		}
-	case err := <-wait.Error:
-		return ExecResult{}, fmt.Errorf("%s: wait for helper: %w", what, err)
-	case <-ctx.Done():
-		return ExecResult{}, fmt.Errorf("%s: %w", what, ctx.Err())
 	}
-	var stdout, stderr bytes.Buffer
-	logs, err := c.cli().ContainerLogs(ctx, created.ID, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
-	if err != nil {
-		return res, fmt.Errorf("%s: read helper output: %w", what, err)
-	}
-	defer logs.Close()
-	if _, err := stdcopy.StdCopy(&stdout, &stderr, logs); err != nil && !errors.Is(err, io.EOF) {
-		return res, fmt.Errorf("%s: read helper output: %w", what, err)
-	}
-	res.Stdout, res.Stderr = stdout.String(), stderr.String()
-	return res, nil
+	return nil
 }

@@ -1,12 +1,17 @@
 package env
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/rehearse/rehearse/harness/runs"
+	"github.com/rehearse/rehearse/internal/enginetest"
 )
 
 // planText plans a compose file written to a temporary project.
@@ -60,7 +65,7 @@ volumes:
 }
 
 func TestPlanDiskSizes(t *testing.T) {
-	for size, want := range map[string]int64{"64m": 64 << 20, "1g": 1 << 30, "512MiB": 512 << 20, "4g": 4 << 30, "100000": 100000} {
+	for size, want := range map[string]int64{"64m": 64 << 20, "1g": 1 << 30, "512MiB": 512 << 20, "1024m": 1 << 30, "100000": 100000} {
 		p, _, err := planText(t, "services:\n  app:\n    image: debian:bookworm-slim\n    x-rehearse:\n      disk: {path: /data, size: \""+size+"\"}\n")
 		if err != nil {
 			t.Errorf("size %s: %v", size, err)
@@ -94,8 +99,8 @@ func TestPlanDiskRejects(t *testing.T) {
 			want: []string{"services.app.x-rehearse:", "disk: size: missing"}},
 		{name: "zero", service: "x-rehearse: {disk: {path: /data, size: \"0\"}}",
 			want: []string{"services.app.x-rehearse:", `size: "0" is out of range`}},
-		{name: "too big", service: "x-rehearse: {disk: {path: /data, size: 5g}}",
-			want: []string{"services.app.x-rehearse:", `size: "5g" is out of range`, "at most 4GiB"}},
+		{name: "too big", service: "x-rehearse: {disk: {path: /data, size: 1025m}}",
+			want: []string{"services.app.x-rehearse:", `size: "1025m" is out of range`, "at most 1GiB"}},
 		{name: "unknown key", service: "x-rehearse: {disk: {path: /data, size: 64m, mode: 700}}",
 			want: []string{"services.app.x-rehearse:", "mode"}},
 		{name: "same as a volume", service: "volumes: [data:/data]\n    x-rehearse: {disk: {path: /data, size: 64m}}", top: "volumes: {data: {}}",
@@ -140,5 +145,70 @@ func TestPlanDiskRejects(t *testing.T) {
 				t.Errorf("error spans several lines: %q", err)
 			}
 		})
+	}
+}
+
+// The disks of one file together are bounded too: each lives in the engine
+// host's memory. The error names the disk that crosses the bound.
+func TestPlanDiskTotal(t *testing.T) {
+	svc := func(name, size string) string {
+		return "  " + name + ":\n    image: debian:bookworm-slim\n    x-rehearse:\n      disk: {path: /data, size: " + size + "}\n"
+	}
+	p, _, err := planText(t, "services:\n"+svc("a", "1g")+svc("b", "1g")+"  c:\n    image: debian:bookworm-slim\n")
+	if err != nil {
+		t.Fatalf("two disks of 1GiB: %v", err)
+	}
+	if p.Service("a").Disk == nil || p.Service("b").Disk == nil {
+		t.Fatal("disks missing from the plan")
+	}
+	_, file, err := planText(t, "services:\n"+svc("a", "1g")+svc("b", "512m")+svc("c", "600m")+svc("d", "16m"))
+	want := file + ":13: services.c.x-rehearse.disk.size: with the disk of service c the disks of the file add up to 2.086GiB, more than the 2GiB a run may hold"
+	var fe *FileError
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.As(err, &fe) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("disks of 2.1GiB in all: %v, want one line starting %q", err, want)
+	}
+}
+
+func TestStateLive(t *testing.T) {
+	for status, want := range map[string]bool{"running": true, "paused": true, "restarting": false,
+		"exited": false, "created": false, "dead": false, "removing": false} {
+		if got := (State{Status: status}).Live(); got != want {
+			t.Errorf("State{Status: %q}.Live() = %v, want %v", status, got, want)
+		}
+	}
+}
+
+// A disk above a VOLUME of the service's image would not get the writes
+// below that volume (the engine mounts an anonymous volume there): the
+// start refuses it with the file and key before creating any container,
+// and leaves nothing behind. A disk exactly at the VOLUME replaces it.
+func TestDiskAboveImageVolume(t *testing.T) {
+	cli := enginetest.Connect(t)
+	ctx := context.Background()
+	file := filepath.Join("testdata", "disk-volume", "above.yaml")
+	plan, err := loadPlan(t, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runID, since := runs.NewID(), time.Now()
+	e, err := Start(ctx, plan, WithClient(cli), WithRunID(runID))
+	if err == nil {
+		defer e.Down(ctx)
+	}
+	want := file + ":13: services.app.x-rehearse.disk.path: the disk on /var/lib/app lies above the VOLUME /var/lib/app/data of image rehearse-test/disk-volume:1 (service app)"
+	if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("start: %v, want one line starting %q", err, want)
+	}
+	for _, made := range enginetest.Created(t, cli, runID, since) {
+		if strings.HasPrefix(made, "container ") {
+			t.Errorf("the refused run created %s", made)
+		}
+	}
+	enginetest.AssertGone(t, cli, runID, 0)
+
+	e, _ = startPlan(t, filepath.Join("testdata", "disk-volume", "at.yaml"))
+	res := exec1(t, e.Service("app"), "", "sh", "-c", "stat -f -c '%T %b %S' /var/lib/app/data")
+	if got := strings.TrimSpace(res.Stdout); got != "tmpfs 2048 4096" {
+		t.Errorf("/var/lib/app/data in app is %q (type, blocks, block size), want the 8MiB tmpfs disk", got)
 	}
 }

@@ -3,8 +3,6 @@ package env
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -37,31 +35,36 @@ const helperRemoveTimeout = 30 * time.Second
 // (NET_ADMIN to change the namespace's packet filter) and cannot gain any;
 // the service's container keeps exactly the capabilities it had. A helper
 // that exits non-zero is not an error: read ExitCode. The service must be
-// running (or paused): the engine refuses to join the namespace of a
-// stopped container.
-func (c *Container) RunInNetns(ctx context.Context, image string, cmd []string, capAdd []string) (res ExecResult, err error) {
+// running (or paused, State.Live): the engine refuses to join the
+// namespace of a stopped container.
+func (c *Container) RunInNetns(ctx context.Context, image string, cmd []string, capAdd []string) (ExecResult, error) {
 	what := fmt.Sprintf("run %q in the network namespace of %s", strings.Join(cmd, " "), c.svc.Name)
+	return c.runHelper(ctx, what, "netns", image, cmd, capAdd, &container.HostConfig{
+		NetworkMode: container.NetworkMode("container:" + c.id()),
+	})
+}
+
+// runHelper is the life cycle of every helper container of the service:
+// it creates one of image running cmd (named <run>-<service>-<kind>-<id>,
+// labelled with the run and LabelHelper, so the run's removal removes one a
+// killed process left behind), with hc's namespaces, mounts and limits,
+// every capability dropped but capAdd and no way to gain any; runs it to
+// its exit, collects its output and removes it, even when ctx is
+// cancelled. A helper that exits non-zero is not an error: read ExitCode.
+func (c *Container) runHelper(ctx context.Context, what, kind, image string, cmd, capAdd []string, hc *container.HostConfig) (res ExecResult, err error) {
 	if image == "" || len(cmd) == 0 {
 		return ExecResult{}, fmt.Errorf("%s: no image or no command", what)
 	}
+	h := *hc
+	h.CapDrop, h.CapAdd = []string{"ALL"}, capAdd
+	h.SecurityOpt = []string{"no-new-privileges"}
 	e := c.svc.env
 	labels := e.owner.Labels(e.RunID)
 	labels[LabelHelper] = c.svc.Name
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
 	created, err := c.cli().ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name: e.resourceName(c.svc.Name + "-netns-" + hex.EncodeToString(suffix)),
-		Config: &container.Config{
-			Image:      image,
-			Entrypoint: cmd,
-			Labels:     labels,
-		},
-		HostConfig: &container.HostConfig{
-			NetworkMode: container.NetworkMode("container:" + c.id()),
-			CapDrop:     []string{"ALL"},
-			CapAdd:      capAdd,
-			SecurityOpt: []string{"no-new-privileges"},
-		},
+		Name:       e.resourceName(c.svc.Name + "-" + kind + "-" + helperID()),
+		Config:     &container.Config{Image: image, Entrypoint: cmd, Labels: labels},
+		HostConfig: &h,
 	})
 	// Removal is registered before the error check: a create that failed
 	// half-way may still have left a container.

@@ -129,6 +129,9 @@ func NewPlan(file string, p *types.Project) (*Plan, error) {
 		}
 		plan.Services = append(plan.Services, sp)
 	}
+	if err := checkDiskTotal(file, plan); err != nil {
+		return nil, err
+	}
 	plan.Networks = slices.Sorted(maps.Keys(nets))
 	plan.Volumes = slices.Sorted(maps.Keys(vols))
 	for _, s := range plan.Services {

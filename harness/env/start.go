@@ -55,6 +55,9 @@ func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states ma
 			return err
 		}
 	}
+	if err := e.checkDiskImage(ctx, sp); err != nil {
+		return err
+	}
 	for _, dep := range sortedKeys(sp.DependsOn) {
 		st := states[dep]
 		var ch chan struct{}

@@ -2,8 +2,6 @@ package fault
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -59,9 +57,7 @@ func NewCut(e *env.Environment, a, b string, opts ...Option) (*Cut, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := make([]byte, 4)
-	_, _ = rand.Read(id)
-	return &Cut{e: e, a: sa, b: sb, both: o.both, tag: runTag(e) + "cut-" + hex.EncodeToString(id)}, nil
+	return &Cut{e: e, a: sa, b: sb, both: o.both, tag: runTag(e) + "cut-" + newID()}, nil
 }
 
 // runTag is the comment prefix of every rule of e's run.
@@ -142,7 +138,7 @@ func unfilter(ctx context.Context, s *env.Service, name, mode, tag string) error
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if st.Status != "running" && st.Status != "paused" {
+	if !st.Live() {
 		return nil
 	}
 	return runHelper(ctx, s, what, []string{helper, mode, tag})

@@ -2,8 +2,6 @@ package fault
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -68,9 +66,7 @@ func NewDiskFull(e *env.Environment, service string, opts ...Option) (*DiskFull,
 	if !ok {
 		return nil, fmt.Errorf("disk full %s: service %s declares no disk in %s (x-rehearse: {disk: {path: /data, size: 64m}})", service, service, e.Plan.File)
 	}
-	id := make([]byte, 4)
-	_, _ = rand.Read(id)
-	return &DiskFull{e: e, svc: s, disk: d, file: fillPrefix + hex.EncodeToString(id)}, nil
+	return &DiskFull{e: e, svc: s, disk: d, file: fillPrefix + newID()}, nil
 }
 
 // Name is "disk full SVC".
@@ -107,7 +103,7 @@ func (d *DiskFull) Heal(ctx context.Context) error {
 	if !d.filled {
 		return nil
 	}
-	if err := empty(ctx, d.e, d.svc, env.HelperDiskPath+"/"+d.file); err != nil {
+	if err := empty(ctx, d.e, d.svc, d.file, false); err != nil {
 		return err
 	}
 	d.filled = false
@@ -121,26 +117,41 @@ func running(ctx context.Context, s *env.Service) error {
 	if err != nil {
 		return err
 	}
-	if st.Status != "running" && st.Status != "paused" {
+	if !st.Live() {
 		return fmt.Errorf("service %s is %s: its disk exists only while it runs", s.Name, st.Status)
 	}
 	return nil
 }
 
-// empty deletes files (a shell pattern, in the helper's view of the disk)
-// from a service's disk, if the service still has one.
-func empty(ctx context.Context, e *env.Environment, s *env.Service, pattern string) error {
+// emptyScript deletes, from the disk mounted at $1, the file named $2 or,
+// with a third argument, every file whose name starts with $2. The names
+// are arguments, never part of the script.
+const emptyScript = `if [ $# -gt 2 ]; then rm -f -- "$1/$2"*; else rm -f -- "$1/$2"; fi`
+
+// emptyCmd is the helper command that deletes name (every name starting
+// with it, for prefix) from a disk.
+func emptyCmd(name string, prefix bool) []string {
+	cmd := []string{"sh", "-c", emptyScript, "empty", env.HelperDiskPath, name}
+	if prefix {
+		cmd = append(cmd, "prefix")
+	}
+	return cmd
+}
+
+// empty deletes the file name (every file whose name starts with it, for
+// prefix) from the top of a service's disk, if the service still has one.
+func empty(ctx context.Context, e *env.Environment, s *env.Service, name string, prefix bool) error {
 	st, err := s.State(ctx)
 	if err != nil {
 		return err
 	}
-	if st.Status != "running" && st.Status != "paused" {
+	if !st.Live() {
 		return nil
 	}
 	if _, err := EnsureImage(ctx, e); err != nil {
 		return err
 	}
-	return onDisk(ctx, s, "empty", []string{"sh", "-c", "rm -f -- " + pattern})
+	return onDisk(ctx, s, "empty", emptyCmd(name, prefix))
 }
 
 // onDisk runs a command in a helper that mounts the service's disk.
@@ -163,7 +174,7 @@ func sweepDisks(ctx context.Context, e *env.Environment) error {
 		if _, ok := s.Disk(); !ok {
 			continue
 		}
-		if err := empty(ctx, e, s, env.HelperDiskPath+"/"+fillPrefix+"*"); err != nil {
+		if err := empty(ctx, e, s, fillPrefix, true); err != nil {
 			errs = append(errs, err)
 		}
 	}

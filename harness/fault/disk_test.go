@@ -3,7 +3,11 @@ package fault
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +111,14 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("helper containers left after the fill: %v", h)
 	}
 
+	// A disk helper may hold the disk's size and a little more, no more:
+	// the tmpfs pages it writes are charged to it.
+	limit, err := store.Container().RunOnDisk(ctx, Image, []string{"sh", "-c",
+		"cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"}, nil)
+	if want := strconv.FormatInt(16<<20+env.HelperMemorySlack, 10); err != nil || strings.TrimSpace(limit.Stdout) != want {
+		t.Errorf("a disk helper's memory limit: %q %q (%v), want %s bytes", limit.Stdout, limit.Stderr, err, want)
+	}
+
 	if err := set.Heal(ctx, f); err != nil {
 		t.Fatal(err)
 	}
@@ -187,5 +199,60 @@ func TestDiskDeclarationRefused(t *testing.T) {
 				t.Errorf("the run created %v", made)
 			}
 		})
+	}
+}
+
+// emptyCmd passes the file name to the helper's shell as an argument: a
+// name is never read as shell code, and deletes that file only (or, as a
+// prefix, every file it starts).
+func TestEmptyCmd(t *testing.T) {
+	run := func(t *testing.T, dir string, cmd []string) {
+		t.Helper()
+		if cmd[4] != env.HelperDiskPath {
+			t.Fatalf("command %q does not name the disk at %s", cmd, env.HelperDiskPath)
+		}
+		c := exec.Command(cmd[0], append(slices.Clone(cmd[1:4]), append([]string{dir}, cmd[5:]...)...)...)
+		c.Dir = dir
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("%q: %v: %s", cmd, err, out)
+		}
+	}
+	files := func(t *testing.T, dir string) []string {
+		t.Helper()
+		es, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range es {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	dir := t.TempDir()
+	odd := fillPrefix + "x; touch pwned"
+	for _, n := range []string{odd, fillPrefix + "aa", fillPrefix + "bb", "kept"} {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, dir, emptyCmd(odd, false))
+	if got, want := files(t, dir), []string{fillPrefix + "aa", fillPrefix + "bb", "kept"}; !slices.Equal(got, want) {
+		t.Errorf("after deleting %q the disk holds %q, want %q", odd, got, want)
+	}
+	run(t, dir, emptyCmd(fillPrefix, true))
+	if got := files(t, dir); !slices.Equal(got, []string{"kept"}) {
+		t.Errorf("after deleting every fill file the disk holds %q, want only kept", got)
+	}
+}
+
+func TestNewID(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		id := newID()
+		if len(id) != 8 || strings.Trim(id, "0123456789abcdef") != "" || seen[id] {
+			t.Fatalf("id %q: want 8 fresh hex digits (seen %d)", id, len(seen))
+		}
+		seen[id] = true
 	}
 }

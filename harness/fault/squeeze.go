@@ -29,11 +29,12 @@ import (
 // says so). Once squeezed, an allocation past the limit gets the
 // allocating process OOM-killed (exit 137), in either version.
 //
-// Heal restores the limits Inject read first, through env.Container.Restore:
-// exactly for a limit that was set, and for one that was unset (no limit,
-// the usual case) the widest the engine takes, which the engine cannot
-// unset again: no memory limit for the kernel, a CPU quota of every host
-// CPU.
+// Heal restores the limits the squeeze changed (memory and swap for
+// WithMemory, the CPU quota for WithCPUs; never the others) as Inject read
+// them first, through env.Container.Restore: exactly for a limit that was
+// set, and for one that was unset (no limit, the usual case) the widest
+// the engine takes, which the engine cannot unset again: no memory limit
+// for the kernel, a CPU quota of every host CPU.
 type Squeeze struct {
 	svc    *env.Service
 	cpus   float64
@@ -106,7 +107,21 @@ func (q *Squeeze) Inject(ctx context.Context) error {
 	return nil
 }
 
-// Heal puts back the limits read by the first Inject. Healing twice, a
+// limits are the limits the squeeze changes, and so the only ones Heal
+// restores.
+func (q *Squeeze) limits() env.Limits {
+	var l env.Limits
+	if q.cpus > 0 {
+		l |= env.CPULimit
+	}
+	if q.memory > 0 {
+		l |= env.MemoryLimits
+	}
+	return l
+}
+
+// Heal puts back the limits read by the first Inject (only those the
+// squeeze changes). Healing twice, a
 // squeeze never injected, or one whose update failed, changes nothing.
 func (q *Squeeze) Heal(ctx context.Context) error {
 	q.mu.Lock()
@@ -115,12 +130,12 @@ func (q *Squeeze) Heal(ctx context.Context) error {
 		return nil
 	}
 	c := q.svc.Container()
-	same, err := c.Unrestricted(ctx, *q.saved)
+	same, err := c.Unrestricted(ctx, *q.saved, q.limits())
 	if err != nil {
 		return err
 	}
 	if !same {
-		if err := c.Restore(ctx, *q.saved); err != nil {
+		if err := c.Restore(ctx, *q.saved, q.limits()); err != nil {
 			return err
 		}
 	}

@@ -77,7 +77,14 @@ echo $(( $(date +%s%N) - s )) $(( $(throttled) - t0 ))`)
 // sees them (cgroup v2 or v1 files, read-only in the container).
 func (w *world) cgroupLimits(t *testing.T) string {
 	t.Helper()
-	res := w.sh(t, "store", `if [ -f /sys/fs/cgroup/memory.max ]; then cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max
+	return w.cgroupLimitsOf(t, "store")
+}
+
+// cgroupLimitsOf reads a service's memory limit and CPU quota as its
+// kernel sees them.
+func (w *world) cgroupLimitsOf(t *testing.T, svc string) string {
+	t.Helper()
+	res := w.sh(t, svc, `if [ -f /sys/fs/cgroup/memory.max ]; then cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max
 else cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us; fi`)
 	if res.ExitCode != 0 {
 		t.Fatalf("read cgroup limits: %s", res.Stderr)
@@ -173,7 +180,7 @@ func TestSqueeze(t *testing.T) {
 	if unlimited := was[1] == "-1" || was[1] == "max"; got[1] != was[1] && !(unlimited && got[1] == strconv.Itoa(runtime.NumCPU()*100000)) {
 		t.Errorf("kernel CPU quota %s after heal, %s before", got[1], was[1])
 	}
-	if ok, err := c.Unrestricted(ctx, before); err != nil || !ok {
+	if ok, err := c.Unrestricted(ctx, before, env.AllLimits); err != nil || !ok {
 		after, _ := c.Resources(ctx)
 		t.Errorf("resources %+v after heal, %+v before (%v)", after, before, err)
 	}
@@ -213,4 +220,48 @@ func TestSqueeze(t *testing.T) {
 			t.Errorf("healing a refused squeeze changed the resources from %+v to %+v (%v)", was, now, err)
 		}
 	})
+}
+
+// A squeeze heals only the limits it changed: healing a memory squeeze sets
+// no CPU quota (which would throttle bursts of a multi-threaded service),
+// and healing a CPU squeeze sets no memory limit. Each case squeezes a
+// service of its own, which starts with no limit at all.
+func TestSqueezeRestoresOnlyWhatItChanged(t *testing.T) {
+	w := startResources(t)
+	ctx := context.Background()
+	set := NewSet(timeline.New())
+	defer set.HealAll(ctx)
+	for _, tt := range []struct {
+		svc  string
+		opt  Option
+		want env.Resources // after heal
+	}{
+		{"plain", WithMemory(64 << 20), env.Resources{Memory: env.WidestMemory, MemorySwap: env.WidestMemory}},
+		{"store", WithCPUs(0.5), env.Resources{NanoCPUs: int64(runtime.NumCPU()) * 1e9}},
+	} {
+		c := w.e.Service(tt.svc).Container()
+		if r, err := c.Resources(ctx); err != nil || r != (env.Resources{}) {
+			t.Fatalf("%s starts with limits %+v (%v), want none", tt.svc, r, err)
+		}
+		kernel := strings.Fields(w.cgroupLimitsOf(t, tt.svc))
+		q, err := NewSqueeze(w.e, tt.svc, tt.opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := set.Inject(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		if err := set.Heal(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := c.Resources(ctx); err != nil || r != tt.want {
+			t.Errorf("%s: after heal the resources are %+v (%v), want %+v", q.Name(), r, err, tt.want)
+		}
+		// The kernel reads the widest memory limit as none; a CPU quota it
+		// never had stays none.
+		got := strings.Fields(w.cgroupLimitsOf(t, tt.svc))
+		if got[0] != kernel[0] || (tt.want.NanoCPUs == 0 && got[1] != kernel[1]) {
+			t.Errorf("%s: after heal the kernel's memory limit and CPU quota are %v, %v before", q.Name(), got, kernel)
+		}
+	}
 }
