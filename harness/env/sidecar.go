@@ -244,3 +244,49 @@ func (s *Sidecar) Addresses(ctx context.Context) ([]Address, error) {
 	as := &Service{Name: "sidecar " + s.Name, ContainerID: s.ID, env: s.e}
 	return as.Addresses(ctx)
 }
+
+// Disconnect takes the sidecar off one of the run's networks (as in the
+// compose file); one it is not on is no error.
+func (s *Sidecar) Disconnect(ctx context.Context, net string) error {
+	id, ok := s.e.networks[net]
+	if !ok || net == portsNetwork || net == egressNetwork {
+		return fmt.Errorf("sidecar %s: %q is not one of the run's networks in %s", s.Name, net, s.e.Plan.File)
+	}
+	addrs, err := s.Addresses(ctx)
+	if err != nil {
+		return err
+	}
+	on := false
+	for _, a := range addrs {
+		on = on || a.Network == net
+	}
+	if !on {
+		return nil
+	}
+	if _, err := s.e.cli.NetworkDisconnect(ctx, id, client.NetworkDisconnectOptions{Container: s.ID}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("sidecar %s: disconnect network %s: %w", s.Name, net, err)
+	}
+	return nil
+}
+
+// Remove removes the sidecar's container and its own bridge, if it has
+// one: for a sidecar that stopped, before another of the same name starts.
+// What is already gone is no error.
+func (s *Sidecar) Remove(ctx context.Context) error {
+	var errs []error
+	if _, err := s.e.cli.ContainerRemove(ctx, s.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		errs = append(errs, fmt.Errorf("sidecar %s: remove the container: %w", s.Name, err))
+	}
+	if _, err := s.e.cli.NetworkRemove(ctx, s.e.sidecarName(s.Name), client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		errs = append(errs, fmt.Errorf("sidecar %s: remove its bridge: %w", s.Name, err))
+	}
+	return errors.Join(errs...)
+}
+
+// RunInNetns runs cmd in a short-lived helper container sharing the
+// sidecar's network namespace, as Container.RunInNetns does for a service
+// (the helper gets capAdd, the sidecar keeps what it had), and removes it.
+func (s *Sidecar) RunInNetns(ctx context.Context, image string, cmd []string, capAdd []string) (ExecResult, error) {
+	svc := &Service{Name: "rehearse-" + s.Name, ContainerID: s.ID, ContainerName: s.e.sidecarName(s.Name), env: s.e}
+	return svc.Container().RunInNetns(ctx, image, cmd, capAdd)
+}

@@ -3,6 +3,7 @@ package fault
 import (
 	"context"
 	"fmt"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -39,6 +40,12 @@ func TestParseRate(t *testing.T) {
 		{in: "-1KB/s", err: "want a number and a unit per second"},
 		{in: "fastKB/s", err: "want a number and a unit per second"},
 		{in: "100parsec/s", err: `unknown unit "parsec"`},
+		{in: "1KiB/s", want: 1},
+		{in: "1000KiB/s", want: 1024},
+		{in: "1mb/s", err: "KB = 1000 bytes, KiB = 1024"},
+		{in: "1GiB/s", want: 1_073_742},
+		{in: "100Kib/s", err: "KB = 1000 bytes, KiB = 1024"},
+		{in: "100parsec/s", err: "KB = 1000 bytes, KiB = 1024"},
 		{in: "10B/s", err: "below 1KB/s"},
 		{in: "0KB/s", err: "below 1KB/s"},
 	} {
@@ -53,6 +60,25 @@ func TestParseRate(t *testing.T) {
 	for _, kb := range []int64{1, 64, 100, 1000, 1500, 2_000_000} {
 		if got, err := ParseRate(FormatRate(kb)); err != nil || got != kb {
 			t.Errorf("ParseRate(FormatRate(%d) = %q) = %d, %v", kb, FormatRate(kb), got, err)
+		}
+	}
+}
+
+// Toxiproxy counts whole milliseconds: a duration it would cut to
+// something else is refused, before the environment is looked at.
+func TestToxicDurations(t *testing.T) {
+	for _, tc := range []struct {
+		make func() error
+		want string
+	}{
+		{func() error { _, err := NewLatency(nil, "a", "b", 500*time.Microsecond, 0); return err }, "latency 500µs: want at least 1ms"},
+		{func() error { _, err := NewLatency(nil, "a", "b", 1900*time.Microsecond, 0); return err }, "latency 1.9ms: want a whole number of milliseconds"},
+		{func() error { _, err := NewLatency(nil, "a", "b", time.Second, 1500*time.Microsecond); return err }, "jitter 1.5ms: want a whole number"},
+		{func() error { _, err := NewTimeout(nil, "a", "b", 10*time.Microsecond); return err }, "time 10µs: want at least 1ms"},
+		{func() error { _, err := NewReset(nil, "a", "b", time.Millisecond+time.Nanosecond); return err }, "want a whole number of milliseconds"},
+	} {
+		if err := tc.make(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("err = %v, want %q", err, tc.want)
 		}
 	}
 }
@@ -397,4 +423,267 @@ func TestToxics(t *testing.T) {
 		t.Fatal(err)
 	}
 	enginetest.AssertGone(t, cli, e.RunID, 30*time.Second)
+}
+
+// addrOn is a service's IPv4 address on a network.
+func addrOn(t *testing.T, addrs []env.Address, network string) string {
+	t.Helper()
+	for _, a := range addrs {
+		if a.Network == network && a.IP.Is4() {
+			return a.IP.String()
+		}
+	}
+	t.Fatalf("no IPv4 address on network %s in %v", network, addrs)
+	return ""
+}
+
+// proxyTo is the listen address of the run's proxy to an upstream.
+func proxyTo(t *testing.T, e *env.Environment, upstream string) string {
+	t.Helper()
+	s, err := findServer(context.Background(), e)
+	if err != nil || s == nil {
+		t.Fatalf("no toxiproxy server: %v", err)
+	}
+	proxies, err := s.api.Proxies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range proxies {
+		if p.Upstream == upstream {
+			return p.Listen
+		}
+	}
+	t.Fatalf("no proxy to %s in %v", upstream, proxies)
+	return ""
+}
+
+// fromServer makes one HTTP request from the toxiproxy server's namespace
+// (bash's /dev/tcp, in a helper) and returns what came back.
+func fromServer(t *testing.T, e *env.Environment, addr string) string {
+	t.Helper()
+	s, err := findServer(context.Background(), e)
+	if err != nil || s == nil {
+		t.Fatalf("no toxiproxy server: %v", err)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := `exec 3<>/dev/tcp/$1/$2 && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && timeout 10 cat <&3`
+	res, err := s.sc.RunInNetns(context.Background(), Image, []string{"bash", "-c", script, "get", host, port}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Stdout + res.Stderr
+}
+
+// A toxic's proxy serves its client only: the server joins every network
+// a toxic touches, and a service on another one, or another service on
+// the same one, must not reach the toxic's upstream through it. A proxy
+// made by anyone else through the API reaches nothing but the upstreams
+// of the toxics in force. A server that stopped is replaced; a rule a
+// service planted with the toxic's tag inside its comment does not stop
+// the heal.
+func TestToxicNetworks(t *testing.T) {
+	e := envtest.Start(t, filepath.Join("testdata", "toxic", "networks.yaml"))
+	cli := enginetest.Connect(t)
+	ctx := context.Background()
+	addrs := map[string][]env.Address{}
+	for _, svc := range []string{"a", "b", "c", "d"} {
+		as, err := e.Service(svc).Addresses(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[svc] = as
+	}
+	a, b, d := addrOn(t, addrs["a"], "front"), addrOn(t, addrs["b"], "front"), addrOn(t, addrs["d"], "back")
+
+	// A server whose entry failed is there, stopped: the first toxic
+	// replaces it.
+	if _, err := EnsureToxiproxyImage(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := e.StartSidecar(ctx, env.SidecarSpec{Name: toxiproxySidecar, Image: ToxiproxyImage,
+		Entrypoint: []string{"/bin/false"}, Networks: []string{"front"}, Publish: []string{toxiproxyAPI}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enginetest.Eventually(t, 30*time.Second, 200*time.Millisecond, func() string {
+		if ok, _ := dead.Running(ctx); ok {
+			return "the broken server still runs"
+		}
+		return ""
+	})
+
+	ab, err := NewLatency(e, "a", "b", 10*time.Millisecond, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cd, err := NewLatency(e, "c", "d", 10*time.Millisecond, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inject(t, ab)
+	inject(t, cd)
+	sc, err := e.Sidecar(ctx, toxiproxySidecar)
+	if err != nil || sc == nil {
+		t.Fatalf("no toxiproxy server: %v", err)
+	}
+	if sc.ID == dead.ID {
+		t.Fatalf("the stopped server %s was reused", dead.ID)
+	}
+	scAddrs, err := sc.Addresses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyFront, proxyBack := addrOn(t, scAddrs, "front"), addrOn(t, scAddrs, "back")
+	abListen := proxyTo(t, e, b+":8080")
+	abPort := port(t, abListen)
+	if abListen != proxyFront+":"+abPort {
+		t.Errorf("the a -> b proxy listens on %s, want the server's address on front %s only", abListen, proxyFront)
+	}
+
+	if got := one(t, e, "a", "b", 5*time.Second).body; got != "from "+proxyFront {
+		t.Errorf("a -> b under the toxic: b saw %q, want from the proxy %s", got, proxyFront)
+	}
+	if got := one(t, e, "c", "d", 5*time.Second).body; got != "from "+proxyBack {
+		t.Errorf("c -> d under the toxic: d saw %q, want from the proxy %s", got, proxyBack)
+	}
+	// d, on back only, at the a -> b proxy's port on the server's back
+	// address; b, on front but not the toxic's client, at the proxy itself.
+	for _, probe := range []struct{ from, url string }{
+		{"d", "http://" + proxyBack + ":" + abPort + "/"},
+		{"b", "http://" + proxyFront + ":" + abPort + "/"},
+		{"c", "http://" + proxyBack + ":" + port(t, proxyTo(t, e, d+":8080")) + "/"}, // c's own proxy: allowed
+	} {
+		got := requests(t, e, probe.from, probe.url, 1, 0, 2*time.Second)[0]
+		if probe.from == "c" {
+			if got.body != "from "+proxyBack {
+				t.Errorf("c through its own proxy %s: %q", probe.url, got.body)
+			}
+			continue
+		}
+		if !strings.HasPrefix(got.body, "error") {
+			t.Errorf("%s reaches the a -> b proxy at %s: %q", probe.from, probe.url, got.body)
+		} else {
+			t.Logf("%s -> %s: %s", probe.from, probe.url, got.body)
+		}
+	}
+
+	// A second toxic on the same pair, injected and healed while a's pool
+	// holds a connection through the first one's proxy, leaves that
+	// connection alone: neither its redirect nor its heal forgets it.
+	t.Run("a second toxic on the pair", func(t *testing.T) {
+		second, err := NewLatency(e, "a", "b", 20*time.Millisecond, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answers []answer
+		var rerr error
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answers, rerr = request(e, "a", "http://b:8080/", 24, 250*time.Millisecond, 5*time.Second)
+		}()
+		time.Sleep(1500 * time.Millisecond)
+		inject(t, second)
+		heal(t, second)
+		wg.Wait()
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		for i, ans := range answers {
+			if ans.body != "from "+proxyFront || (i > 0 && !ans.reused) {
+				t.Errorf("request %d: %+v, want from the first proxy %s over the pool's connection", i, ans, proxyFront)
+			}
+		}
+	})
+
+	// Someone on the host makes proxies through the API: to a's port, which
+	// no toxic targets, it reaches nothing; to b's, which a toxic does, it
+	// does (the control).
+	for _, p := range []struct {
+		upstream string
+		reaches  bool
+	}{{a + ":8080", false}, {b + ":8080", true}} {
+		name := runTag(e) + "api-" + strings.ReplaceAll(p.upstream, ":", "-")
+		px, err := mustServer(t, e).api.CreateProxy(name, "127.0.0.1:0", p.upstream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := fromServer(t, e, px.Listen)
+		if reached := strings.Contains(got, "from "+proxyFront); reached != p.reaches {
+			t.Errorf("a proxy made through the API to %s: reached=%v, want %v: %q", p.upstream, reached, p.reaches, got)
+		}
+		if err := px.Delete(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A rule a planted (a service with NET_ADMIN could) whose comment holds
+	// the toxic's tag between other words.
+	planted := []string{"iptables", "-w", "-I", "OUTPUT", "-m", "comment", "--comment", "x --comment " + ab.Tag() + " y", "-j", "ACCEPT"}
+	plant := func(op string) {
+		t.Helper()
+		cmd := slices.Clone(planted)
+		cmd[2] = op
+		res, err := e.Service("a").Container().RunInNetns(ctx, Image, cmd, helperCaps)
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("%q: %v %+v", cmd, err, res)
+		}
+	}
+	plant("-I")
+	heal(t, ab)
+	plant("-D") // it was left alone
+	if got := one(t, e, "a", "b", 5*time.Second).body; got != "from "+a {
+		t.Errorf("a -> b after heal: b saw %q, want from a %s", got, a)
+	}
+	// The server left front with its last proxy there.
+	scAddrs, err = sc.Addresses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ad := range scAddrs {
+		if ad.Network == "front" {
+			t.Errorf("the server is still on front, where no proxy is left: %v", scAddrs)
+		}
+	}
+	if got := one(t, e, "c", "d", 5*time.Second).body; got != "from "+proxyBack {
+		t.Errorf("c -> d after a -> b healed: d saw %q, want from the proxy %s", got, proxyBack)
+	}
+	heal(t, cd)
+	for _, svc := range []string{"a", "c"} {
+		if rules, err := Rules(ctx, e, svc); err != nil || len(rules) > 0 {
+			t.Errorf("rules left in %s: %q %v", svc, rules, err)
+		}
+	}
+	if rules, err := serverRules(ctx, e); err != nil || len(rules) > 0 {
+		t.Errorf("rules left in the toxiproxy server: %q %v", rules, err)
+	}
+	if proxies, err := Proxies(ctx, e); err != nil || len(proxies) > 0 {
+		t.Errorf("proxies left: %q %v", proxies, err)
+	}
+	if err := e.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	enginetest.AssertGone(t, cli, e.RunID, 30*time.Second)
+}
+
+func port(t *testing.T, addr string) string {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func mustServer(t *testing.T, e *env.Environment) *toxiServer {
+	t.Helper()
+	s, err := findServer(context.Background(), e)
+	if err != nil || s == nil {
+		t.Fatalf("no toxiproxy server: %v", err)
+	}
+	return s
 }

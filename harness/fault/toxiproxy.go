@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,49 +102,69 @@ type toxiServer struct {
 	api *toxiproxy.Client
 }
 
-// serverMu makes starting the server one thing at a time: two faults
-// injected at once find or start the same one.
+// serverMu makes changing the run's server one thing at a time: two
+// faults injected at once find or start the same one, and a heal takes it
+// off a network only when no toxic is adding a proxy there.
 var serverMu sync.Mutex
 
 // ensureServer finds the run's toxiproxy server, or starts it (building
-// its image first), and puts it on the networks nets.
+// its image first), and puts it on the networks nets. A server that does
+// not run (its entry failed: it never restarts) is removed, with its
+// bridge, and a new one started; so is a new one whose API never answers.
+// The caller holds serverMu.
 func ensureServer(ctx context.Context, e *env.Environment, nets []string) (*toxiServer, error) {
-	serverMu.Lock()
-	defer serverMu.Unlock()
 	sc, err := e.Sidecar(ctx, toxiproxySidecar)
 	if err != nil {
 		return nil, err
 	}
-	if sc == nil {
-		if _, err := EnsureToxiproxyImage(ctx, e); err != nil {
-			return nil, err
+	if sc != nil {
+		if ok, _ := sc.Running(ctx); !ok {
+			if err := sc.Remove(ctx); err != nil {
+				return nil, fmt.Errorf("remove the toxiproxy server that stopped: %w", err)
+			}
+			sc = nil
 		}
-		sc, err = e.StartSidecar(ctx, env.SidecarSpec{
-			Name:       toxiproxySidecar,
-			Image:      ToxiproxyImage,
-			Entrypoint: []string{"/usr/local/bin/rehearse-toxiproxy"},
-			Env:        []string{"REHEARSE_TOXIPROXY_API_PORT=" + strings.TrimSuffix(toxiproxyAPI, "/tcp")},
-			Networks:   nets,
-			Publish:    []string{toxiproxyAPI},
-			// NET_ADMIN to confine itself, SETPCAP to drop both before
-			// the server starts: the server runs with no capability.
-			CapAdd: []string{"NET_ADMIN", "SETPCAP"},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("start the toxiproxy server: %w", err)
-		}
-	} else {
+	}
+	if sc != nil {
 		for _, n := range nets {
 			if err := sc.Connect(ctx, n); err != nil {
 				return nil, err
 			}
 		}
+		s, err := newToxiServer(sc)
+		if err != nil {
+			return nil, err
+		}
+		return s, s.wait(ctx)
 	}
-	s, err := newToxiServer(sc)
-	if err != nil {
+	if _, err := EnsureToxiproxyImage(ctx, e); err != nil {
 		return nil, err
 	}
-	return s, s.wait(ctx)
+	sc, err = e.StartSidecar(ctx, env.SidecarSpec{
+		Name:       toxiproxySidecar,
+		Image:      ToxiproxyImage,
+		Entrypoint: []string{"/usr/local/bin/rehearse-toxiproxy"},
+		Env:        []string{"REHEARSE_TOXIPROXY_API_PORT=" + strings.TrimSuffix(toxiproxyAPI, "/tcp")},
+		Networks:   nets,
+		Publish:    []string{toxiproxyAPI},
+		// NET_ADMIN to confine itself, SETPCAP to drop both before
+		// the server starts: the server runs with no capability.
+		CapAdd: []string{"NET_ADMIN", "SETPCAP"},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start the toxiproxy server: %w", err)
+	}
+	s, err := newToxiServer(sc)
+	if err == nil {
+		err = s.wait(ctx)
+	}
+	if err != nil {
+		if rerr := sc.Remove(context.WithoutCancel(ctx)); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return nil, err
+	}
+	return s, nil
 }
 
 // findServer finds the run's running toxiproxy server: nil, without
@@ -157,6 +179,57 @@ func findServer(ctx context.Context, e *env.Environment) (*toxiServer, error) {
 		return nil, nil
 	}
 	return newToxiServer(sc)
+}
+
+// filter runs the netfilter helper in the server's namespace.
+func (s *toxiServer) filter(ctx context.Context, what string, cmd []string) error {
+	res, err := s.sc.RunInNetns(ctx, Image, cmd, helperCaps)
+	if err != nil {
+		return fmt.Errorf("toxiproxy server: %s: %w", what, err)
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("toxiproxy server: %s: %s exited %d: %s", what, cmd[1], res.ExitCode, strings.TrimSpace(res.Stderr+res.Stdout))
+	}
+	return nil
+}
+
+// disconnectUnused takes the server off each of the run's networks where
+// none of its proxies listens.
+func (s *toxiServer) disconnectUnused(ctx context.Context) error {
+	proxies, err := s.api.Proxies()
+	if err != nil {
+		return fmt.Errorf("toxiproxy server: list proxies: %w", err)
+	}
+	addrs, err := s.sc.Addresses(ctx)
+	if err != nil {
+		return err
+	}
+	used := map[string]bool{}
+	for _, p := range proxies {
+		host, _, err := net.SplitHostPort(p.Listen)
+		if err != nil {
+			continue
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil || ip.IsUnspecified() {
+			return nil // listens everywhere (not a toxic's): stay
+		}
+		for _, a := range addrs {
+			if a.IP == ip.Unmap() {
+				used[a.Network] = true
+			}
+		}
+	}
+	var errs []error
+	for _, a := range addrs {
+		if !used[a.Network] {
+			used[a.Network] = true // once per network
+			if err := s.sc.Disconnect(ctx, a.Network); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func newToxiServer(sc *env.Sidecar) (*toxiServer, error) {
@@ -215,13 +288,42 @@ func isNotFound(err error) bool {
 }
 
 // sweepProxies deletes every proxy of the run's toxiproxy server, if it
-// has one (Sweep).
+// has one, and the rules of every toxic of the run in its namespace, and
+// takes it off the run's networks (Sweep).
 func sweepProxies(ctx context.Context, e *env.Environment) error {
+	serverMu.Lock()
+	defer serverMu.Unlock()
 	s, err := findServer(ctx, e)
 	if err != nil || s == nil {
 		return err
 	}
-	return s.deleteProxies(runTag(e))
+	return errors.Join(s.deleteProxies(runTag(e)),
+		s.filter(ctx, "sweep the rules of its proxies", []string{helper, "sweep", runTag(e)}),
+		s.disconnectUnused(ctx))
+}
+
+// serverRules lists the rules toxics of e's run have in the namespace of
+// its toxiproxy server: none once every toxic is healed, and none when the
+// run has no running server.
+func serverRules(ctx context.Context, e *env.Environment) ([]string, error) {
+	s, err := findServer(ctx, e)
+	if err != nil || s == nil {
+		return nil, err
+	}
+	res, err := s.sc.RunInNetns(ctx, Image, []string{helper, "list", runTag(e)}, helperCaps)
+	if err == nil && res.ExitCode != 0 {
+		err = fmt.Errorf("list exited %d: %s", res.ExitCode, strings.TrimSpace(res.Stderr))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list the rules of the toxiproxy server: %w", err)
+	}
+	var rules []string
+	for _, line := range strings.Split(res.Stdout, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			rules = append(rules, line)
+		}
+	}
+	return rules, nil
 }
 
 // Proxies lists the proxies of the run's toxiproxy server by name: none
