@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cucumber/godog"
 	"github.com/moby/moby/client"
@@ -17,6 +19,7 @@ import (
 	"github.com/rehearse/rehearse/harness/fault"
 	"github.com/rehearse/rehearse/harness/runs"
 	"github.com/rehearse/rehearse/internal/enginetest"
+	"github.com/rehearse/rehearse/internal/envtest"
 )
 
 const faultWorld = "testdata/faults/compose.yaml"
@@ -130,14 +133,18 @@ func TestFaultsHealedWhateverEndsTheScenario(t *testing.T) {
 		if w.probes.runs != nil {
 			t.Errorf("%s: probes still running: %v", w.Scenario.Name, w.probes.runs)
 		}
-		// The kill armed after the upgrade never fired, and says so.
+		// The kill armed after the upgrade never fired: the scenario's end
+		// fails for it, and the timeline says so.
 		data, err := os.ReadFile(timelineFile(t, cfg.OutDir, w.RunID))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(data), `kill c was armed for step \"migrate\", which never started`) &&
-			!strings.Contains(string(data), `kill c was armed for step "migrate", which never started`) {
+		const unfired = `fault kill c armed for step "migrate" did not fire: no upgrade was applied after it was armed`
+		if !strings.Contains(string(data), strings.ReplaceAll(unfired, `"`, `\"`)) && !strings.Contains(string(data), unfired) {
 			t.Errorf("%s: no warning about the armed kill that never fired:\n%s", w.Scenario.Name, data)
+		}
+		if !strings.Contains(out, unfired) {
+			t.Errorf("%s: the scenario's end does not fail for the armed kill that never fired:\n%s", w.Scenario.Name, out)
 		}
 	}
 }
@@ -158,12 +165,13 @@ func timelineFile(t *testing.T, dir, runID string) string {
 // a TCP probe, each outage assertion passing where it should (their
 // failures are TestAssertionsOnFakeSamples' and, for a real kill,
 // TestFaultsHealedWhateverEndsTheScenario's); a kill armed for an upgrade
-// step makes that step fail.
+// step fires in that step, makes it fail, and is the one outage of the
+// service's fresh probe.
 func TestFaultStepsAndAvailability(t *testing.T) {
 	enginetest.Connect(t)
 	out := t.TempDir()
 	sum, text := run(t, RunOptions{Paths: []string{"testdata/faults/probes.feature"}, OutDir: out})
-	if !sum.Passed() || !strings.Contains(text, "1 scenarios (1 passed)") {
+	if !sum.Passed() || !strings.Contains(text, "2 scenarios (2 passed)") {
 		t.Errorf("the probe scenario failed:\n%s", text)
 	}
 	for _, want := range []string{"probe: a: GET http://127.0.0.1:", "probe: b: exec /usr/local/bin/node -check every 500ms",
@@ -173,4 +181,68 @@ func TestFaultStepsAndAvailability(t *testing.T) {
 		}
 	}
 	assertRunsGone(t, timelineRuns(t, out))
+}
+
+// Started heals the kills and stops of that service only; restored the
+// cuts and degraded links between those two services, in either order;
+// restored says when there is nothing to heal. The real matchers, on the
+// real fault types (nothing is injected).
+func TestHealMatching(t *testing.T) {
+	e := envtest.Start(t, faultWorld)
+	mk := func(f fault.Fault, err error) fault.Fault {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	killA := mk(fault.NewKill(e, "a"))
+	stopA := mk(fault.NewStop(e, "a"))
+	killB := mk(fault.NewKill(e, "b"))
+	pauseA := mk(fault.NewPause(e, "a"))
+	restartA := mk(fault.NewRestart(e, "a"))
+	cutAB := mk(fault.NewCut(e, "a", "b"))
+	cutAC := mk(fault.NewCut(e, "a", "c"))
+	slowBA := mk(fault.NewLatency(e, "b", "a", 10*time.Millisecond, 0))
+	all := []fault.Fault{killA, stopA, killB, pauseA, restartA, cutAB, cutAC, slowBA}
+	for _, tc := range []struct {
+		name  string
+		match func(fault.Fault) bool
+		want  []fault.Fault
+	}{
+		{"started a", killOrStopOf("a"), []fault.Fault{killA, stopA}},
+		{"started b", killOrStopOf("b"), []fault.Fault{killB}},
+		{"started c", killOrStopOf("c"), nil},
+		{"restored a b", betweenPair("a", "b"), []fault.Fault{cutAB, slowBA}},
+		{"restored b a", betweenPair("b", "a"), []fault.Fault{cutAB, slowBA}},
+		{"restored c a", betweenPair("c", "a"), []fault.Fault{cutAC}},
+		{"restored b c", betweenPair("b", "c"), nil},
+	} {
+		var got []fault.Fault
+		for _, f := range all {
+			if tc.match(f) {
+				got = append(got, f)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s heals %v, want %v", tc.name, names(got), names(tc.want))
+		}
+	}
+
+	// Through the step: nothing injected, nothing to restore.
+	w := newFaultWorld()
+	w.Env = e
+	ctx := context.WithValue(context.Background(), worldKey{}, w)
+	mustFail(t, networkRestored(ctx, "b", "c"), `the network between "b" and "c" is neither cut nor degraded: nothing to restore`)
+	if n, err := w.healMatching(ctx, betweenPair("a", "b")); n != 0 || err != nil {
+		t.Errorf("nothing injected: healMatching = %d, %v", n, err)
+	}
+}
+
+func names(fs []fault.Fault) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Name())
+	}
+	return out
 }

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"os"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/rehearse/rehearse/harness/dataset"
 	"github.com/rehearse/rehearse/harness/env"
@@ -44,7 +45,7 @@ func declaredChecker(e *env.Environment, s *env.Service) (probe.Checker, probeKi
 			c, err := httpChecker(e, s, p.HTTP)
 			return c, viaNetwork, err
 		case p.TCP != 0:
-			c, err := tcpChecker(s, p.TCP)
+			c, err := tcpChecker(s, s.Name, p.TCP)
 			return c, viaNetwork, err
 		case p.SQL != "":
 			c, err := sqlChecker(e, s, p.SQL)
@@ -117,65 +118,87 @@ func sqlChecker(e *env.Environment, s *env.Service, query string) (probe.Checker
 }
 
 // tcpChecker connects to a container port at the service's address on one
-// of the run's networks, from this host (which sits on every run bridge).
-// Not through the 127.0.0.1 endpoint: that is the port gateway, which
-// accepts a connection even while the service is down (probe.TCPChecker),
-// so a probe through it would never see an outage.
-func tcpChecker(s *env.Service, port int) (probe.Checker, error) {
+// of the run's networks, from this host, through probe.TCPFunc (the address
+// is asked of the engine again after a failed connect: a restarted
+// container may get another one).
+//
+// Why not through the service's 127.0.0.1 endpoint, as every other probe
+// goes: that is the port gateway, which accepts a connection even while the
+// service is down, so a connect through it would never see an outage (and
+// a service probed by TCP often publishes no port at all). Running each
+// connect from a helper inside the run's network would cost an engine exec
+// per sample, too slow for a probe. So the probe dials the container's
+// address directly, which the sandbox rules allow for the run's own
+// bridges, but only where it is sure to reach that bridge: the engine must
+// be local (DOCKER_HOST unset or a unix socket), and the address must lie
+// in the subnet of one of this machine's interfaces, which for a local
+// engine is the run's bridge. Otherwise (a remote engine; rehearse in a
+// container with the engine's socket mounted, whose bridges are not its
+// own) the private address would be routed to whatever this machine's
+// network has there, maybe a real host that answers, and the probe would
+// report "up": the step, or the sample, fails saying why instead.
+func tcpChecker(s addresser, name string, port int) (probe.Checker, error) {
 	if port < 1 || port > 65535 {
-		return nil, fmt.Errorf("TCP probe of %q: %d is not a port", s.Name, port)
+		return nil, fmt.Errorf("TCP probe of %q: %d is not a port", name, port)
 	}
-	return &serviceTCP{svc: s, name: s.Name, port: port}, nil
-}
-
-// addresser is what serviceTCP needs of a service.
-type addresser interface {
-	Addresses(ctx context.Context) ([]env.Address, error)
-}
-
-// serviceTCP connects to a service's address, asked of the engine on the
-// first check and again after a failed one (a restarted container may get
-// another address).
-type serviceTCP struct {
-	svc  addresser
-	name string
-	port int
-
-	mu   sync.Mutex
-	addr string
-}
-
-func (c *serviceTCP) String() string { return fmt.Sprintf("tcp %s:%d", c.name, c.port) }
-
-func (c *serviceTCP) Check(ctx context.Context) error {
-	c.mu.Lock()
-	addr := c.addr
-	c.mu.Unlock()
-	if addr == "" {
-		as, err := c.svc.Addresses(ctx)
+	if err := engineIsLocal(os.Getenv("DOCKER_HOST")); err != nil {
+		return nil, fmt.Errorf("TCP probe of %q: %w", name, err)
+	}
+	return probe.TCPFunc(fmt.Sprintf("%s:%d", name, port), func(ctx context.Context) (string, error) {
+		as, err := s.Addresses(ctx)
 		if err != nil {
-			return err
+			return "", err
 		}
+		var ip netip.Addr
 		for _, a := range as {
 			if a.IP.Is4() {
-				addr = net.JoinHostPort(a.IP.String(), strconv.Itoa(c.port))
+				ip = a.IP
 				break
 			}
 		}
-		if addr == "" {
-			return errors.New("no address on the run's networks (not running)")
+		if !ip.IsValid() {
+			return "", errors.New("no address on the run's networks (not running)")
+		}
+		local, err := interfaceAddrs()
+		if err != nil {
+			return "", fmt.Errorf("the addresses of this machine: %w", err)
+		}
+		if !onLocalSubnet(ip, local) {
+			return "", fmt.Errorf("its address %s is on none of this machine's networks, so it is not the run's bridge (is rehearse running in a container, away from the engine's host?): declare an http or sql probe, which go through 127.0.0.1", ip)
+		}
+		return net.JoinHostPort(ip.String(), strconv.Itoa(port)), nil
+	})
+}
+
+// interfaceAddrs lists this machine's interface addresses (a test swaps it).
+var interfaceAddrs = net.InterfaceAddrs
+
+// engineIsLocal refuses an engine that is not on this machine: its
+// containers' addresses are not on this machine's bridges.
+func engineIsLocal(dockerHost string) error {
+	if dockerHost == "" || strings.HasPrefix(dockerHost, "unix://") {
+		return nil
+	}
+	return fmt.Errorf("the engine is not local (DOCKER_HOST=%s): a TCP probe dials the container's address on the run's bridge, which is on the engine's machine; declare an http or sql probe, which go through 127.0.0.1", dockerHost)
+}
+
+// onLocalSubnet reports whether ip lies in the subnet of one of addrs (this
+// machine's interface addresses).
+func onLocalSubnet(ip netip.Addr, addrs []net.Addr) bool {
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		p, err := netip.ParsePrefix(n.String())
+		if err == nil && p.Masked().Contains(ip) {
+			return true
 		}
 	}
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-	c.mu.Lock()
-	if err != nil {
-		c.addr = "" // ask again next time
-	} else {
-		c.addr = addr
-	}
-	c.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("connect %s (%s): %w", addr, c.String(), err)
-	}
-	return conn.Close()
+	return false
+}
+
+// addresser is what tcpChecker needs of a service.
+type addresser interface {
+	Addresses(ctx context.Context) ([]env.Address, error)
 }

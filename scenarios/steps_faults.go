@@ -11,6 +11,7 @@ import (
 
 	"github.com/rehearse/rehearse/harness/fault"
 	"github.com/rehearse/rehearse/harness/timeline"
+	"github.com/rehearse/rehearse/harness/upgrade"
 )
 
 // faultState is the part of a World about faults: the Set that heals every
@@ -30,10 +31,11 @@ type faultState struct {
 
 // armedFault is injected when the upgrade step of its name starts.
 type armedFault struct {
-	step  string
-	dur   time.Duration // 0: until healed by a step or the end of the scenario
-	f     fault.Fault
-	fired bool
+	step     string
+	dur      time.Duration // 0: until healed by a step or the end of the scenario
+	f        fault.Fault
+	fired    bool
+	reported bool // it did not fire, and a step failed for it
 }
 
 // faultSpan is when a fault was in force; end is zero while it still is.
@@ -93,8 +95,11 @@ func (w *World) faultSet() *fault.Set {
 // the end.
 func (w *World) inject(ctx context.Context, f fault.Fault, dur time.Duration) error {
 	set := w.faultSet()
-	w.began(f)
+	span := w.began(f)
 	if err := set.Inject(ctx, f); err != nil {
+		if errors.Is(err, fault.ErrAlreadyInjected) {
+			w.unbegan(span) // refused: nothing was done
+		}
 		return err
 	}
 	fmt.Fprintf(w.log, "fault: %s\n", f.Name())
@@ -112,9 +117,13 @@ func (w *World) inject(ctx context.Context, f fault.Fault, dur time.Duration) er
 	return errors.Join(waitErr, w.heal(ctx, f))
 }
 
-// heal mends one injected fault now.
+// heal mends one injected fault now. A fault whose heal failed is still in
+// force: its interval stays open, and the Set heals it again at the end.
 func (w *World) heal(ctx context.Context, f fault.Fault) error {
 	err := w.faultSet().Heal(ctx, f)
+	if err != nil {
+		return err
+	}
 	w.faults.mu.Lock()
 	for _, s := range w.faults.spans {
 		if s.f == f && s.end.IsZero() {
@@ -122,14 +131,14 @@ func (w *World) heal(ctx context.Context, f fault.Fault) error {
 		}
 	}
 	w.faults.mu.Unlock()
-	if err == nil {
-		fmt.Fprintf(w.log, "healed: %s\n", f.Name())
-	}
-	return err
+	fmt.Fprintf(w.log, "healed: %s\n", f.Name())
+	return nil
 }
 
 // healMatching heals every fault still injected that match accepts, the
-// last injected first, and reports how many there were.
+// last injected first, and reports how many there were. One healed
+// meanwhile by someone else (the background heal of a fault armed "for
+// DURATION") counts as healed.
 func (w *World) healMatching(ctx context.Context, match func(fault.Fault) bool) (int, error) {
 	active := w.faultSet().Active()
 	var errs []error
@@ -137,16 +146,55 @@ func (w *World) healMatching(ctx context.Context, match func(fault.Fault) bool) 
 	for i := len(active) - 1; i >= 0; i-- {
 		if match(active[i]) {
 			n++
-			errs = append(errs, w.heal(ctx, active[i]))
+			if err := w.heal(ctx, active[i]); err != nil && !errors.Is(err, fault.ErrNotInjected) {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return n, errors.Join(errs...)
 }
 
-func (w *World) began(f fault.Fault) {
+// killOrStopOf matches the kills and stops of svc: what "SVC is started"
+// heals.
+func killOrStopOf(svc string) func(fault.Fault) bool {
+	return func(f fault.Fault) bool {
+		switch f.(type) {
+		case *fault.Kill, *fault.Stop:
+			t := targets(f)
+			return len(t) > 0 && t[0] == svc
+		}
+		return false
+	}
+}
+
+// betweenPair matches the cuts and degraded links (latency, bandwidth)
+// between a and b, in either order: what "the network ... is restored"
+// heals.
+func betweenPair(a, b string) func(fault.Fault) bool {
+	return func(f fault.Fault) bool {
+		switch f.(type) {
+		case *fault.Cut, *fault.Toxic:
+			t := targets(f)
+			return len(t) == 2 && (t[0] == a && t[1] == b || t[0] == b && t[1] == a)
+		}
+		return false
+	}
+}
+
+// began opens the interval of a fault about to be injected.
+func (w *World) began(f fault.Fault) *faultSpan {
 	w.faults.mu.Lock()
 	defer w.faults.mu.Unlock()
-	w.faults.spans = append(w.faults.spans, &faultSpan{f: f, start: time.Now()})
+	s := &faultSpan{f: f, start: time.Now()}
+	w.faults.spans = append(w.faults.spans, s)
+	return s
+}
+
+// unbegan forgets the interval of an inject that was refused.
+func (w *World) unbegan(s *faultSpan) {
+	w.faults.mu.Lock()
+	defer w.faults.mu.Unlock()
+	w.faults.spans = slices.DeleteFunc(w.faults.spans, func(x *faultSpan) bool { return x == s })
 }
 
 // faultSpans lists when each fault was in force, in the order injected.
@@ -242,8 +290,11 @@ func (w *World) fireArmed(ctx context.Context, step string) {
 	w.faults.mu.Unlock()
 	set := w.faultSet()
 	for _, a := range due {
-		w.began(a.f)
+		span := w.began(a.f)
 		if err := set.Inject(ctx, a.f); err != nil {
+			if errors.Is(err, fault.ErrAlreadyInjected) {
+				w.unbegan(span)
+			}
 			w.pend(fmt.Errorf("fault armed for step %q: %w", step, err))
 			continue
 		}
@@ -287,9 +338,46 @@ func (w *World) takePending() error {
 	return err
 }
 
+// unfiredAfter fails for the armed faults that an apply did not fire (a
+// misspelt step, a step the upgrade skipped or never reached, a step an
+// entry script does not mark), naming the steps it ran: a rehearsal must
+// not report that a service survived a fault that never happened. Each is
+// reported once.
+func (w *World) unfiredAfter(o *upgrade.Outcome) error {
+	ran := "the upgrade ran no step"
+	if o != nil && len(o.Steps) > 0 {
+		var names []string
+		for _, s := range o.Steps {
+			names = append(names, s.Name)
+		}
+		ran = "the upgrade ran steps " + strings.Join(names, ", ")
+	}
+	return w.unfired(ran)
+}
+
+// unfired fails for the armed faults that have not fired, and marks them
+// reported; why says what ran instead. Each is also a timeline warning.
+func (w *World) unfired(why string) error {
+	w.faults.mu.Lock()
+	var errs []error
+	for _, a := range w.faults.armed {
+		if !a.fired && !a.reported {
+			a.reported = true
+			errs = append(errs, fmt.Errorf("fault %s armed for step %q did not fire: %s", a.f.Name(), a.step, why))
+		}
+	}
+	w.faults.mu.Unlock()
+	for _, err := range errs {
+		w.Timeline.Mark(timeline.KindWarning, "fault", err.Error(), nil)
+		fmt.Fprintf(w.log, "error: %v\n", err)
+	}
+	return errors.Join(errs...)
+}
+
 // healFaults ends every fault of the scenario: background heals are cut
-// short, then the Set heals whatever is still injected. Armed faults that
-// never fired are warned about on the timeline. It returns every failure.
+// short, then the Set heals whatever is still injected. An armed fault
+// that never fired (no upgrade was applied after it was armed) is a
+// failure too. It returns every failure.
 func (w *World) healFaults(ctx context.Context) error {
 	w.faults.mu.Lock()
 	set := w.faults.set
@@ -297,23 +385,13 @@ func (w *World) healFaults(ctx context.Context) error {
 		w.faults.closed = true
 		close(w.faults.done)
 	}
-	var unfired []*armedFault
-	for _, a := range w.faults.armed {
-		if !a.fired {
-			unfired = append(unfired, a)
-		}
-	}
 	w.faults.mu.Unlock()
 	if set == nil {
 		return nil
 	}
-	for _, a := range unfired {
-		msg := fmt.Sprintf("%s was armed for step %q, which never started: it did not fire", a.f.Name(), a.step)
-		w.Timeline.Mark(timeline.KindWarning, "fault", msg, map[string]string{"step": a.step})
-		fmt.Fprintf(w.log, "warning: %s\n", msg)
-	}
+	unfired := w.unfired("no upgrade was applied after it was armed")
 	w.faults.bg.Wait()
-	err := errors.Join(w.takePending(), set.HealAll(ctx))
+	err := errors.Join(unfired, w.takePending(), set.HealAll(ctx))
 	w.faults.mu.Lock()
 	for _, s := range w.faults.spans {
 		if s.end.IsZero() {
@@ -397,14 +475,7 @@ func started(ctx context.Context, svc string) error {
 	if err != nil {
 		return err
 	}
-	n, err := w.healMatching(ctx, func(f fault.Fault) bool {
-		switch f.(type) {
-		case *fault.Kill, *fault.Stop:
-			t := targets(f)
-			return len(t) > 0 && t[0] == svc
-		}
-		return false
-	})
+	n, err := w.healMatching(ctx, killOrStopOf(svc))
 	if err != nil {
 		return err
 	}
@@ -546,14 +617,7 @@ func networkRestored(ctx context.Context, a, b string) error {
 	if _, err := w.environment(); err != nil {
 		return err
 	}
-	n, err := w.healMatching(ctx, func(f fault.Fault) bool {
-		switch f.(type) {
-		case *fault.Cut, *fault.Toxic: // cuts, latency, bandwidth
-			t := targets(f)
-			return len(t) == 2 && (t[0] == a && t[1] == b || t[0] == b && t[1] == a)
-		}
-		return false
-	})
+	n, err := w.healMatching(ctx, betweenPair(a, b))
 	if n == 0 && err == nil {
 		return fmt.Errorf("the network between %q and %q is neither cut nor degraded: nothing to restore", a, b)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rehearse/rehearse/harness/fault"
 	"github.com/rehearse/rehearse/harness/timeline"
+	"github.com/rehearse/rehearse/harness/upgrade"
 )
 
 // fakeFault records what was done to it.
@@ -70,8 +71,9 @@ func TestInjectForADurationHonoursCancel(t *testing.T) {
 
 // Armed faults fire once, when their step starts; one "for DURATION" heals
 // in the background, cut short by the end of the scenario; a failed
-// injection is reported by the apply step; one that never fired is a
-// warning; the rest is healed at the end.
+// injection is reported by the apply step; one that never fired fails the
+// apply step (or, armed after the last apply, the scenario's end); the rest
+// is healed at the end.
 func TestArmedFaults(t *testing.T) {
 	w := newFaultWorld()
 	ctx := context.Background()
@@ -99,9 +101,23 @@ func TestArmedFaults(t *testing.T) {
 			t.Errorf("%s: injected %d, healed %d; want 1, 0", f.name, i, h)
 		}
 	}
-	start := time.Now()
-	if err := w.healFaults(ctx); err != nil {
+	// The apply that ran neither fires the fault armed for "never": the
+	// apply step fails, naming the steps it ran.
+	mustFail(t, w.unfiredAfter(&upgrade.Outcome{Steps: []upgrade.StepResult{{Name: "prepare"}, {Name: "migrate"}}}),
+		`fault kill c armed for step "never" did not fire: the upgrade ran steps prepare, migrate`)
+	if err := w.unfiredAfter(&upgrade.Outcome{}); err != nil {
+		t.Errorf("reported twice: %v", err)
+	}
+	// A fault armed after the last apply fails the scenario at its end.
+	late := &fakeFault{name: "kill d"}
+	if err := w.arm("migrate", 0, late); err != nil {
 		t.Fatal(err)
+	}
+	start := time.Now()
+	err := w.healFaults(ctx)
+	mustFail(t, err, `fault kill d armed for step "migrate" did not fire: no upgrade was applied after it was armed`)
+	if strings.Contains(err.Error(), "kill c") {
+		t.Errorf("kill c reported again at the end: %v", err)
 	}
 	if d := time.Since(start); d > time.Minute {
 		t.Errorf("finish waited %v for the hour-long pause", d)
@@ -114,36 +130,59 @@ func TestArmedFaults(t *testing.T) {
 	if i, _ := never.counts(); i != 0 {
 		t.Error("the fault armed for a step that never ran was injected")
 	}
-	warnings := w.Timeline.Filter(timeline.KindWarning)
-	if len(warnings) != 1 || warnings[0].Name != `kill c was armed for step "never", which never started: it did not fire` {
-		t.Errorf("warnings %+v", warnings)
+	if warnings := w.Timeline.Filter(timeline.KindWarning); len(warnings) != 2 {
+		t.Errorf("warnings %+v, want the two faults that did not fire", warnings)
 	}
 	// Every fault is on the timeline as an interval.
-	if evs := w.Timeline.Filter(fault.KindFault); len(evs) != 4+3 { // 4 armed marks, 3 intervals
+	if evs := w.Timeline.Filter(fault.KindFault); len(evs) != 5+3 { // 5 armed marks, 3 intervals
 		t.Errorf("%d fault events: %+v", len(evs), evs)
 	}
 }
 
-// Started heals the kill of that service only; restored the cut between
-// those two services in either order, and says when there is none.
-func TestHealMatching(t *testing.T) {
+// An inject the Set refuses (the fault is in force already) leaves no
+// interval behind.
+func TestRefusedInjectLeavesNoSpan(t *testing.T) {
 	w := newFaultWorld()
 	ctx := context.Background()
-	a, b := &fakeFault{name: "one"}, &fakeFault{name: "two"}
-	for _, f := range []fault.Fault{a, b} {
+	f := &fakeFault{name: "kill db"}
+	if err := w.inject(ctx, f, 0); err != nil {
+		t.Fatal(err)
+	}
+	mustFail(t, w.inject(ctx, f, 0), "kill db: already injected")
+	if spans := w.faultSpans(); len(spans) != 1 {
+		t.Errorf("%d intervals, want 1: %+v", len(spans), spans)
+	}
+	if i, _ := f.counts(); i != 1 {
+		t.Errorf("injected %d times", i)
+	}
+}
+
+// A fault healed by someone else (the background heal of an armed fault)
+// between healMatching's look and its heal is healed, not an error.
+func TestHealMatchingRacingAnotherHeal(t *testing.T) {
+	w := newFaultWorld()
+	ctx := context.Background()
+	one, two := &fakeFault{name: "one"}, &fakeFault{name: "two"}
+	for _, f := range []fault.Fault{one, two} {
 		if err := w.inject(ctx, f, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	n, err := w.healMatching(ctx, func(f fault.Fault) bool { return f.Name() == "two" })
-	if n != 1 || err != nil {
-		t.Errorf("healMatching = %d, %v", n, err)
+	n, err := w.healMatching(ctx, func(f fault.Fault) bool {
+		if f == two {
+			// Meanwhile, a background heal mends one.
+			if err := w.heal(ctx, one); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return true
+	})
+	if n != 2 || err != nil {
+		t.Errorf("healMatching = %d, %v; want 2, nil", n, err)
 	}
-	if _, h := a.counts(); h != 0 {
-		t.Error("healed a fault that did not match")
+	for _, f := range []*fakeFault{one, two} {
+		if _, h := f.counts(); h != 1 {
+			t.Errorf("%s healed %d times, want 1", f.name, h)
+		}
 	}
-	if _, h := b.counts(); h != 1 {
-		t.Error("the matching fault was not healed")
-	}
-	mustFail(t, networkRestored(context.WithValue(ctx, worldKey{}, w), "a", "b"), "no environment")
 }

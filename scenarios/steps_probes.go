@@ -47,19 +47,19 @@ var probeSteps = []Step{
 	{`Given "SVC" is probed with SQL "QUERY" every DURATION`, `^"([^"]*)" is probed with SQL "((?:[^"\\]|\\.)*)" every (\S+)$`, `Given "db" is probed with SQL "SELECT 1" every 200ms`,
 		"sample a query on the PostgreSQL service (no error is up)", probedSQL},
 	{`Then "SVC" stays available`, `^"([^"]*)" stays available$`, `Then "invoicing" stays available`,
-		"the service's probe saw no outage so far (the probe keeps sampling)", staysAvailable},
+		"the service's probe saw no outage so far, from its first good answer on (the probe keeps sampling)", staysAvailable},
 	{`Then "SVC" had an outage`, `^"([^"]*)" had an outage$`, `Then "invoicing" had an outage`,
-		"the service's probe saw at least one outage so far", hadOutage},
+		"the service's probe saw at least one outage so far, from its first good answer on (failures while the probe step waited for that answer do not count)", hadOutage},
 	{`Then the availability of "SVC" is at least P%`, `^the availability of "([^"]*)" is at least (\d+(?:\.\d+)?)%$`, `Then the availability of "invoicing" is at least 99.5%`,
 		"the share of the probe's samples that passed", availabilityAtLeast},
 	{`Then no outage of "SVC" lasts longer than DURATION`, `^no outage of "([^"]*)" lasts longer than (\S+)$`, `Then no outage of "invoicing" lasts longer than 2s`,
 		"every outage the probe saw is at most DURATION long", noOutageLongerThan},
 	{`Then the downtime of "SVC" is within the promised window`, `^the downtime of "([^"]*)" is within the promised window$`, `Then the downtime of "billing" is within the promised window`,
-		"the outages add up to at most the upgrade package's promised downtime (downtime: in its upgrade.yaml)", downtimeWithinPromise},
+		"the outages that overlap the applied upgrade (its first step's start to its last step's end) add up to at most the package's promised downtime (downtime: in its upgrade.yaml); outages wholly before or after it, such as faults injected before the upgrade, do not count", downtimeWithinPromise},
 	{`Then the downtime of "SVC" is within DURATION`, `^the downtime of "([^"]*)" is within (\S+)$`, `Then the downtime of "billing" is within 30s`,
 		"the outages add up to at most DURATION", downtimeWithin},
 	{`Then the error budget of "SVC" (SLO P%) is intact`, `^the error budget of "([^"]*)" \(SLO (\d+(?:\.\d+)?)%\) is intact$`, `Then the error budget of "invoicing" (SLO 99.9%) is intact`,
-		"the share of failed samples is at most 100-P% of the probed time", errorBudgetIntact},
+		"the share of failed samples is at most 100-P% of the probed samples (the same measure as the availability)", errorBudgetIntact},
 }
 
 func probedDeclared(ctx context.Context, svc, every string) error {
@@ -221,6 +221,7 @@ type probeView struct {
 	sum      probe.Summary
 	origin   time.Time // the scenario's start: outages are located from it
 	windows  []window  // faults and upgrade steps, to name what overlapped an outage
+	upgrades []window  // each applied upgrade, first step start to last step end
 }
 
 // window is something the scenario did for a while: a fault, an upgrade
@@ -248,12 +249,25 @@ func (w *World) view(ctx context.Context, svc string) (probeView, error) {
 		time.Sleep(min(s.Interval()/2, 50*time.Millisecond))
 		samples = s.Samples()
 	}
+	samples = fromFirstOK(samples)
 	if len(samples) == 0 {
-		return probeView{}, fmt.Errorf("the probe of %q has no sample yet", svc)
+		return probeView{}, fmt.Errorf("the probe of %q has no good answer yet", svc)
 	}
 	return probeView{svc: svc, desc: fmt.Sprintf("%s every %v, timeout %v", run.desc, s.Interval(), s.Timeout()),
 		interval: s.Interval(), samples: samples, sum: probe.Summarize(samples, s.Interval()),
-		origin: w.start, windows: w.windows()}, nil
+		origin: w.start, windows: w.windows(), upgrades: w.upgradeWindows()}, nil
+}
+
+// fromFirstOK drops the samples (in start order) before the first ok one:
+// the probe step waits for that first good answer, so failures before it
+// are the service (or the path to it) warming up, not an outage.
+func fromFirstOK(samples []probe.Sample) []probe.Sample {
+	for i, s := range samples {
+		if s.OK() {
+			return samples[i:]
+		}
+	}
+	return nil
 }
 
 func sampledSince(samples []probe.Sample, t time.Time) bool {
@@ -369,9 +383,16 @@ func (v probeView) hadOutage() error {
 	return fmt.Errorf("%q had no outage: %s%s", v.svc, v.header(), v.report(nil))
 }
 
+// okShareAtLeast reports whether at least p% of the samples passed: the
+// measure of both the availability and the error budget (failed/n <= 1-p/100
+// is the same inequality). Compared in samples, so that 99.9% of 1000
+// samples allows exactly one failure.
+func (v probeView) okShareAtLeast(p float64) bool {
+	return float64(len(v.samples)-v.sum.Failed)*100 >= p*float64(len(v.samples))-1e-9
+}
+
 func (v probeView) availabilityAtLeast(p float64) error {
-	// Compared in samples, so that 99.9% of 1000 samples allows exactly one.
-	if float64(len(v.samples)-v.sum.Failed)*100 >= p*float64(len(v.samples))-1e-9 {
+	if v.okShareAtLeast(p) {
 		return nil
 	}
 	return fmt.Errorf("the availability of %q is %s, want at least %s%%: %s%s", v.svc, percent(v.sum.Availability),
@@ -399,13 +420,32 @@ func (v probeView) downtimeWithin(d time.Duration, what string) error {
 	return fmt.Errorf("the downtime of %q is %s, more than %s: %s%s", v.svc, seconds(down), what, v.header(), v.report(v.sum.Outages))
 }
 
+// upgradeDowntimeWithin adds up the outages that overlap an applied
+// upgrade (whole: one that began before it and lasted into it counts in
+// full) and compares them with the promise d.
+func (v probeView) upgradeDowntimeWithin(d time.Duration, what string) error {
+	var during []probe.Outage
+	for _, o := range v.sum.Outages {
+		if len(overlapping(v.upgrades, o.Start, o.End)) > 0 {
+			during = append(during, o)
+		}
+	}
+	down := probe.Downtime(during)
+	if down <= d {
+		return nil
+	}
+	return fmt.Errorf("the downtime of %q during the upgrade is %s, more than %s: %s%s", v.svc, seconds(down), what, v.header(), v.report(during))
+}
+
+// errorBudget is intact when at most 100-slo% of the probed samples
+// failed: the availability is at least slo%.
 func (v probeView) errorBudget(slo float64) error {
+	if v.okShareAtLeast(slo) {
+		return nil
+	}
 	n := len(v.samples)
 	budget := 1 - slo/100
 	spent := float64(v.sum.Failed) / float64(n)
-	if spent <= budget+1e-9 {
-		return nil
-	}
 	probed := v.probed()
 	approx := func(f float64) string { return seconds(time.Duration(math.Round(f * float64(probed)))) }
 	return fmt.Errorf("the error budget of %q (SLO %s%%) is spent: %d of %d samples failed, %s of the probed time (about %s of %s); the budget is %s (about %s): %s%s",
@@ -480,11 +520,14 @@ func downtimeWithinPromise(ctx context.Context, svc string) error {
 	if err != nil {
 		return err
 	}
+	if len(w.upgradeWindows()) == 0 {
+		return errors.New(`the upgrade has not been applied (or ran no step): the promised window is about the upgrade's downtime; use When the upgrade package is applied to "SVC" as "USER" first`)
+	}
 	v, err := w.view(ctx, svc)
 	if err != nil {
 		return err
 	}
-	return v.downtimeWithin(d, "the promised "+d.String())
+	return v.upgradeDowntimeWithin(d, "the promised "+d.String())
 }
 
 // promisedDowntime is the open package's downtime: in its upgrade.yaml.

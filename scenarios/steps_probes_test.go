@@ -4,13 +4,18 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
+	"net/netip"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/harness/probe"
 	"github.com/rehearse/rehearse/harness/timeline"
+	"github.com/rehearse/rehearse/harness/upgrade"
 )
 
 // fakeView is a probe of "db" every 100ms that saw pattern: one sample a
@@ -206,4 +211,186 @@ func TestArmedStepMustExist(t *testing.T) {
 	}
 	// A known step gets as far as the environment.
 	mustFail(t, killedDuring(ctx, "b", "migrate"), "no environment")
+}
+
+// flakyChecker fails its first fails checks, then passes while down is
+// false.
+type flakyChecker struct {
+	mu    sync.Mutex
+	n     int
+	fails int
+	down  bool
+}
+
+func (c *flakyChecker) Check(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	if c.n <= c.fails || c.down {
+		return errors.New("connect: connection refused")
+	}
+	return nil
+}
+
+func (c *flakyChecker) setDown(down bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.down = down
+}
+
+func probeWorld(t *testing.T) (*World, context.Context) {
+	t.Helper()
+	w := &World{Timeline: timeline.New(), log: io.Discard, start: time.Now()}
+	t.Cleanup(w.stopProbes)
+	return w, context.WithValue(context.Background(), worldKey{}, w)
+}
+
+// The failures before a probe's first good answer are the service warming
+// up, which the probe step waits out: they are no outage.
+func TestWarmUpIsNoOutage(t *testing.T) {
+	w, ctx := probeWorld(t)
+	if err := w.startProbe(ctx, "db", &flakyChecker{fails: 2}, viaNetwork, 20*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	mustFail(t, hadOutage(ctx, "db"), `"db" had no outage`, "saw 0 outages")
+	for name, err := range map[string]error{
+		"stays available":  staysAvailable(ctx, "db"),
+		"availability":     availabilityAtLeast(ctx, "db", "100"),
+		"error budget":     errorBudgetIntact(ctx, "db", "100"),
+		"downtime":         downtimeWithin(ctx, "db", "1ns"),
+		"no outage longer": noOutageLongerThan(ctx, "db", "1ns"),
+	} {
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// waitFor waits until the last sample of svc's probe is ok (or failed).
+func waitFor(t *testing.T, w *World, svc string, ok bool) {
+	t.Helper()
+	w.probes.mu.Lock()
+	s := w.probes.runs[svc].sampler
+	w.probes.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if ss := s.Samples(); len(ss) > 0 && ss[len(ss)-1].OK() == ok {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("the probe of %s never saw ok=%v", svc, ok)
+}
+
+// The promised window is about the upgrade: an outage before it (a fault
+// the scenario injected) does not count, one during it does.
+func TestDowntimeWithinPromiseCountsTheUpgradeOnly(t *testing.T) {
+	w, ctx := probeWorld(t)
+	t.Cleanup(func() {
+		if w.up.pkg != nil {
+			w.up.pkg.Close()
+		}
+	})
+	if err := theUpgradePackage(ctx, "testdata/promise"); err != nil { // promises 300ms
+		t.Fatal(err)
+	}
+	c := &flakyChecker{}
+	if err := w.startProbe(ctx, "a", c, viaNetwork, 20*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	mustFail(t, downtimeWithinPromise(ctx, "a"), "the upgrade has not been applied")
+
+	// An outage of about 600ms, then an upgrade with none.
+	outage := func() {
+		c.setDown(true)
+		waitFor(t, w, "a", false)
+		time.Sleep(600 * time.Millisecond)
+		c.setDown(false)
+		waitFor(t, w, "a", true)
+	}
+	outage()
+	t1 := time.Now()
+	time.Sleep(100 * time.Millisecond)
+	w.noteApplied(&upgrade.Outcome{Steps: []upgrade.StepResult{{Name: "migrate", Start: t1, End: time.Now()}}})
+	if err := downtimeWithinPromise(ctx, "a"); err != nil {
+		t.Errorf("an outage before the upgrade counted against its promise: %v", err)
+	}
+	mustFail(t, downtimeWithin(ctx, "a", "300ms"), "more than 300ms") // it is an outage all the same
+
+	// An upgrade during which the service is down as long.
+	t2 := time.Now()
+	outage()
+	w.noteApplied(&upgrade.Outcome{Steps: []upgrade.StepResult{{Name: "migrate", Start: t2, End: time.Now()}}})
+	err := downtimeWithinPromise(ctx, "a")
+	mustFail(t, err, `the downtime of "a" during the upgrade is`, "more than the promised 300ms", "saw 2 outages")
+	if n := strings.Count(err.Error(), "\n  at +"); n != 1 {
+		t.Errorf("the failure lists %d outages, want the one during the upgrade:\n%v", n, err)
+	}
+}
+
+// fakeAddresser is a service at fixed addresses.
+type fakeAddresser []env.Address
+
+func (a fakeAddresser) Addresses(context.Context) ([]env.Address, error) { return a, nil }
+
+// The TCP probe dials a service's own address only on this machine's
+// networks, with a local engine; elsewhere it fails saying why.
+func TestTCPProbeOnlyOnLocalBridges(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	ctx := context.Background()
+	for _, host := range []string{"", "unix:///var/run/docker.sock"} {
+		t.Setenv("DOCKER_HOST", host)
+		// 127.0.0.1 is on this machine's loopback, as a run's address is on
+		// its bridge.
+		c, err := tcpChecker(fakeAddresser{{Network: "default", IP: netip.MustParseAddr("127.0.0.1")}}, "c", port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Check(ctx); err != nil {
+			t.Errorf("DOCKER_HOST=%q: %v", host, err)
+		}
+	}
+	// An address on none of this machine's networks is not dialled: here
+	// the machine is made to have none but 10.99.0.1/24, so that the
+	// address, were it dialled, would be the listener above.
+	interfaceAddrs = func() ([]net.Addr, error) {
+		return []net.Addr{&net.IPNet{IP: net.IPv4(10, 99, 0, 1), Mask: net.CIDRMask(24, 32)}}, nil
+	}
+	t.Cleanup(func() { interfaceAddrs = net.InterfaceAddrs })
+	c, err := tcpChecker(fakeAddresser{{Network: "default", IP: netip.MustParseAddr("127.0.0.1")}}, "c", port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustFail(t, c.Check(ctx), "tcp c:", "its address 127.0.0.1 is on none of this machine's networks")
+	if onLocalSubnet(netip.MustParseAddr("10.99.0.200"), must(interfaceAddrs())) != true ||
+		onLocalSubnet(netip.MustParseAddr("10.99.1.1"), must(interfaceAddrs())) != false {
+		t.Error("onLocalSubnet does not follow the interface's mask")
+	}
+	c, _ = tcpChecker(fakeAddresser{}, "c", port)
+	mustFail(t, c.Check(ctx), "no address on the run's networks (not running)")
+	// A remote engine: the step fails at once.
+	t.Setenv("DOCKER_HOST", "tcp://192.0.2.1:2376")
+	_, err = tcpChecker(fakeAddresser{{Network: "default", IP: netip.MustParseAddr("127.0.0.1")}}, "c", port)
+	mustFail(t, err, `TCP probe of "c": the engine is not local (DOCKER_HOST=tcp://192.0.2.1:2376)`, "declare an http or sql probe")
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

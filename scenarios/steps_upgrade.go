@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/rehearse/rehearse/harness/timeline"
 	"github.com/rehearse/rehearse/harness/upgrade"
@@ -24,6 +25,10 @@ type upgradeState struct {
 	// allowUnsigned: the scenario said the package may be applied without
 	// a trusted signature.
 	allowUnsigned bool
+	// applied is each apply's span, its first step's start to its last
+	// step's end (guarded by mu: assertions read it).
+	mu      sync.Mutex
+	applied []window
 }
 
 var upgradeSteps = []Step{
@@ -189,7 +194,36 @@ func applyPackage(ctx context.Context, service, user string) error {
 		opts = append(opts, upgrade.AllowUnsigned())
 	}
 	w.up.outcome, err = upgrade.Apply(ctx, e, w.up.pkg, opts...)
-	return errors.Join(err, w.takePending())
+	w.noteApplied(w.up.outcome)
+	// Apply runs its hooks synchronously: no fault fires after it returns.
+	return errors.Join(err, w.takePending(), w.unfiredAfter(w.up.outcome))
+}
+
+// noteApplied records the span of an apply's steps: the upgrade's window,
+// which the promised downtime is about. An apply that ran no step has none.
+func (w *World) noteApplied(o *upgrade.Outcome) {
+	if o == nil || len(o.Steps) == 0 {
+		return
+	}
+	win := window{what: "the upgrade", start: o.Steps[0].Start, end: o.Steps[0].End}
+	for _, s := range o.Steps {
+		if s.Start.Before(win.start) {
+			win.start = s.Start
+		}
+		if s.End.After(win.end) {
+			win.end = s.End
+		}
+	}
+	w.up.mu.Lock()
+	defer w.up.mu.Unlock()
+	w.up.applied = append(w.up.applied, win)
+}
+
+// upgradeWindows lists the spans of the applies so far.
+func (w *World) upgradeWindows() []window {
+	w.up.mu.Lock()
+	defer w.up.mu.Unlock()
+	return slices.Clone(w.up.applied)
 }
 
 func (w *World) outcome() (*upgrade.Outcome, error) {

@@ -164,10 +164,11 @@ func (w *World) finish(ctx context.Context, scenarioErr error) error {
 		}
 	}
 	if healErr != nil {
-		fmt.Fprintf(&report, "\n--- faults not healed ---\n%v", healErr)
+		// Faults not healed, and faults armed for a step that never ran.
+		fmt.Fprintf(&report, "\n--- faults ---\n%v", healErr)
 		if !failed {
 			failed = true
-			w.Config.addFailure(Failure{File: w.Scenario.Uri, Line: w.Config.lines.locate(w.Scenario, nil), Scenario: w.Scenario.Name, Err: "heal: " + firstLine(healErr.Error())})
+			w.Config.addFailure(Failure{File: w.Scenario.Uri, Line: w.Config.lines.locate(w.Scenario, nil), Scenario: w.Scenario.Name, Err: "faults: " + firstLine(healErr.Error())})
 		}
 	}
 	var err error

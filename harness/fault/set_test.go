@@ -5,7 +5,9 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/rehearse/rehearse/harness/timeline"
 )
@@ -161,5 +163,130 @@ func TestOptionsThatDoNotApply(t *testing.T) {
 	}
 	if o := defaults(); o.signal != "SIGKILL" || o.timeout.Seconds() != 10 || o.both {
 		t.Errorf("defaults = %+v", o)
+	}
+}
+
+// flaky fails its first heals, then heals.
+type flaky struct {
+	fails int // heals left to fail
+	heals int
+}
+
+func (f *flaky) Name() string                 { return "flaky" }
+func (f *flaky) Inject(context.Context) error { return nil }
+func (f *flaky) Heal(context.Context) error {
+	f.heals++
+	if f.fails > 0 {
+		f.fails--
+		return errors.New("transient")
+	}
+	return nil
+}
+
+// A fault whose heal failed is still broken: it stays in the Set, its
+// interval stays open, and HealAll heals it again.
+func TestSetKeepsAFaultWhoseHealFailed(t *testing.T) {
+	tl := timeline.New()
+	s := NewSet(tl)
+	f := &flaky{fails: 1}
+	if err := s.Inject(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Heal(context.Background(), f); err == nil || !strings.Contains(err.Error(), "heal flaky: transient") {
+		t.Fatalf("first heal: %v, want the transient failure", err)
+	}
+	if act := s.Active(); len(act) != 1 || act[0] != f {
+		t.Errorf("active after a failed heal: %v, want the fault still there", act)
+	}
+	if n := len(tl.Filter(KindFault)); n != 0 {
+		t.Errorf("%d fault intervals closed by a failed heal, want 0", n)
+	}
+	if err := s.HealAll(context.Background()); err != nil {
+		t.Errorf("HealAll: %v", err)
+	}
+	if f.heals != 2 {
+		t.Errorf("heals %d, want 2 (HealAll retries)", f.heals)
+	}
+	evs := tl.Filter(KindFault)
+	if len(evs) != 1 || evs[0].Err != "" || !strings.Contains(evs[0].Fields["heal_error"], "transient") {
+		t.Errorf("intervals %+v, want one, healed, that recorded the failed heal", evs)
+	}
+	if len(s.Active()) != 0 {
+		t.Error("still active after HealAll")
+	}
+
+	// A fault HealAll cannot heal either is closed with the error.
+	g := &flaky{fails: 5}
+	if err := s.Inject(context.Background(), g); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Heal(context.Background(), g)
+	if err := s.HealAll(context.Background()); err == nil || !strings.Contains(err.Error(), "transient") {
+		t.Errorf("HealAll of a fault that will not heal: %v", err)
+	}
+	if evs := tl.Filter(KindFault); len(evs) != 2 || !strings.Contains(evs[1].Err, "transient") || len(s.Active()) != 0 {
+		t.Errorf("intervals %+v, active %v", evs, s.Active())
+	}
+}
+
+// slowInject blocks its Inject until released, and records the order of
+// what is done to it.
+type slowInject struct {
+	started, release chan struct{}
+	mu               sync.Mutex
+	log              []string
+}
+
+func (f *slowInject) Name() string { return "slow" }
+func (f *slowInject) Inject(context.Context) error {
+	close(f.started)
+	<-f.release
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.log = append(f.log, "injected")
+	return nil
+}
+func (f *slowInject) Heal(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.log = append(f.log, "healed")
+	return nil
+}
+
+// HealAll waits for an Inject still running before healing it, so that
+// what the Inject sets up is not left behind.
+func TestSetHealAllWaitsForAnInjectInFlight(t *testing.T) {
+	s := NewSet(timeline.New())
+	f := &slowInject{started: make(chan struct{}), release: make(chan struct{})}
+	injected := make(chan error, 1)
+	go func() { injected <- s.Inject(context.Background(), f) }()
+	<-f.started
+	healed := make(chan error, 1)
+	go func() { healed <- s.HealAll(context.Background()) }()
+	var healErr error
+	early := false
+	select {
+	case healErr = <-healed:
+		early = true
+		t.Errorf("HealAll returned (%v) while the Inject was still running", healErr)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(f.release)
+	if err := <-injected; err != nil {
+		t.Fatal(err)
+	}
+	if !early {
+		healErr = <-healed
+	}
+	if healErr != nil {
+		t.Fatal(healErr)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !slices.Equal(f.log, []string{"injected", "healed"}) {
+		t.Errorf("calls %q, want injected then healed", f.log)
+	}
+	if len(s.Active()) != 0 {
+		t.Error("still active")
 	}
 }
