@@ -171,11 +171,11 @@ func TestFaultStepsAndAvailability(t *testing.T) {
 	enginetest.Connect(t)
 	out := t.TempDir()
 	sum, text := run(t, RunOptions{Paths: []string{"testdata/faults/probes.feature"}, OutDir: out})
-	if !sum.Passed() || !strings.Contains(text, "2 scenarios (2 passed)") {
+	if !sum.Passed() || !strings.Contains(text, "3 scenarios (3 passed)") {
 		t.Errorf("the probe scenario failed:\n%s", text)
 	}
 	for _, want := range []string{"probe: a: GET http://127.0.0.1:", "probe: b: exec /usr/local/bin/node -check every 500ms",
-		"probe: c: tcp c:8080 every 200ms", "fault: kill b (step migrate started)"} {
+		"probe: c: tcp c:8080 every 200ms", "fault: kill b (step migrate started)", "fault: kill b (1s into step wait)"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}

@@ -32,6 +32,7 @@ type faultState struct {
 // armedFault is injected when the upgrade step of its name starts.
 type armedFault struct {
 	step     string
+	delay    time.Duration // how long after the step starts it fires
 	dur      time.Duration // 0: until healed by a step or the end of the scenario
 	f        fault.Fault
 	fired    bool
@@ -65,6 +66,12 @@ var faultSteps = []Step{
 		"cut the network between the two services for DURATION, then restore it", networkCutFor},
 	{`When the network between "A" and "B" is cut during step "STEP"`, `^the network between "([^"]*)" and "([^"]*)" is cut during step "([^"]*)"$`, `When the network between "billing" and "db" is cut during step "migrate"`,
 		"cut the network when the upgrade step starts; it stays cut until restored", networkCutDuring},
+	{`When "SVC" is killed DURATION into step "STEP"`, `^"([^"]*)" is killed (\S+) into step "([^"]*)"$`, `When "db" is killed 2s into step "migrate"`,
+		"kill the service DURATION after the upgrade step starts (the step runs on meanwhile); it stays down", killedInto},
+	{`When "SVC" is paused for DURATION starting DURATION into step "STEP"`, `^"([^"]*)" is paused for (\S+) starting (\S+) into step "([^"]*)"$`, `When "db" is paused for 3s starting 1s into step "migrate"`,
+		"pause the service the second DURATION after the upgrade step starts, and thaw it the first DURATION later", pausedInto},
+	{`When the network between "A" and "B" is cut DURATION into step "STEP"`, `^the network between "([^"]*)" and "([^"]*)" is cut (\S+) into step "([^"]*)"$`, `When the network between "billing" and "db" is cut 2s into step "migrate"`,
+		"cut the network DURATION after the upgrade step starts; it stays cut until restored", networkCutInto},
 	{`When the network between "A" and "B" is restored`, `^the network between "([^"]*)" and "([^"]*)" is restored$`, `When the network between "invoicing" and "db" is restored`,
 		"undo a cut, added latency or a bandwidth limit between the two services", networkRestored},
 }
@@ -213,19 +220,30 @@ func (w *World) faultSpans() []faultSpan {
 // healed dur later in the background. The step must be one of the open
 // package's manifest steps, when it has a manifest.
 func (w *World) arm(step string, dur time.Duration, f fault.Fault) error {
+	return w.armAfter(step, 0, dur, f)
+}
+
+// armAfter arms f to fire delay after the upgrade step starts (in the
+// background: the step runs on meanwhile), for dur (0: until healed).
+func (w *World) armAfter(step string, delay, dur time.Duration, f fault.Fault) error {
 	if err := w.checkStepName(step); err != nil {
 		return err
 	}
 	w.faultSet()
 	w.faults.mu.Lock()
-	w.faults.armed = append(w.faults.armed, &armedFault{step: step, dur: dur, f: f})
+	w.faults.armed = append(w.faults.armed, &armedFault{step: step, delay: delay, dur: dur, f: f})
 	w.faults.mu.Unlock()
 	fields := map[string]string{"step": step}
 	if dur > 0 {
 		fields["for"] = dur.String()
 	}
+	when := "when step " + step + " starts"
+	if delay > 0 {
+		fields["after"] = delay.String()
+		when = delay.String() + " into step " + step
+	}
 	w.Timeline.Mark(fault.KindFault, "armed", f.Name(), fields)
-	fmt.Fprintf(w.log, "fault armed: %s when step %s starts\n", f.Name(), step)
+	fmt.Fprintf(w.log, "fault armed: %s %s\n", f.Name(), when)
 	return nil
 }
 
@@ -290,37 +308,68 @@ func (w *World) fireArmed(ctx context.Context, step string) {
 	w.faults.mu.Unlock()
 	set := w.faultSet()
 	for _, a := range due {
-		span := w.began(a.f)
-		if err := set.Inject(ctx, a.f); err != nil {
-			if errors.Is(err, fault.ErrAlreadyInjected) {
-				w.unbegan(span)
-			}
-			w.pend(fmt.Errorf("fault armed for step %q: %w", step, err))
-			continue
-		}
-		fmt.Fprintf(w.log, "fault: %s (step %s started)\n", a.f.Name(), step)
-		if a.dur <= 0 {
-			continue
-		}
-		w.faults.bg.Add(1)
-		go func(a *armedFault) {
-			defer w.faults.bg.Done()
-			defer func() {
-				if r := recover(); r != nil {
-					w.pend(fmt.Errorf("heal %s: panic: %v", a.f.Name(), r))
+		if a.delay > 0 {
+			w.faults.bg.Add(1)
+			go func(a *armedFault) {
+				defer w.faults.bg.Done()
+				t := time.NewTimer(a.delay)
+				defer t.Stop()
+				select {
+				case <-t.C:
+					select {
+					case <-done: // the scenario is ending: do not break anything now
+						w.pend(fmt.Errorf("fault %s armed %v into step %q did not fire: the scenario ended first", a.f.Name(), a.delay, step))
+					default:
+						w.fireOne(context.WithoutCancel(ctx), set, a, done)
+					}
+				case <-done: // the scenario ends first: it never fired
+					w.pend(fmt.Errorf("fault %s armed %v into step %q did not fire: the scenario ended first", a.f.Name(), a.delay, step))
 				}
-			}()
-			t := time.NewTimer(a.dur)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-done: // the scenario ends: heal now
-			}
-			if err := w.heal(context.WithoutCancel(ctx), a.f); err != nil {
-				w.pend(err)
-			}
-		}(a)
+			}(a)
+			continue
+		}
+		w.fireOne(ctx, set, a, done)
 	}
+}
+
+// fireOne injects an armed fault whose moment came and, when it holds for
+// a duration, heals it in the background.
+func (w *World) fireOne(ctx context.Context, set *fault.Set, a *armedFault, done <-chan struct{}) {
+	step := a.step
+	span := w.began(a.f)
+	if err := set.Inject(ctx, a.f); err != nil {
+		if errors.Is(err, fault.ErrAlreadyInjected) {
+			w.unbegan(span)
+		}
+		w.pend(fmt.Errorf("fault armed for step %q: %w", step, err))
+		return
+	}
+	if a.delay > 0 {
+		fmt.Fprintf(w.log, "fault: %s (%v into step %s)\n", a.f.Name(), a.delay, step)
+	} else {
+		fmt.Fprintf(w.log, "fault: %s (step %s started)\n", a.f.Name(), step)
+	}
+	if a.dur <= 0 {
+		return
+	}
+	w.faults.bg.Add(1)
+	go func(a *armedFault) {
+		defer w.faults.bg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				w.pend(fmt.Errorf("heal %s: panic: %v", a.f.Name(), r))
+			}
+		}()
+		t := time.NewTimer(a.dur)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-done: // the scenario ends: heal now
+		}
+		if err := w.heal(context.WithoutCancel(ctx), a.f); err != nil {
+			w.pend(err)
+		}
+	}(a)
 }
 
 func (w *World) pend(err error) {
@@ -622,4 +671,54 @@ func networkRestored(ctx context.Context, a, b string) error {
 		return fmt.Errorf("the network between %q and %q is neither cut nor degraded: nothing to restore", a, b)
 	}
 	return err
+}
+
+func killedInto(ctx context.Context, svc, delay, step string) error {
+	w := WorldFrom(ctx)
+	d, err := parseDuration(delay)
+	if err != nil {
+		return err
+	}
+	e, err := w.environment()
+	if err != nil {
+		return err
+	}
+	if _, err := w.service(svc); err != nil {
+		return err
+	}
+	f, err := fault.NewKill(e, svc)
+	if err != nil {
+		return err
+	}
+	return w.armAfter(step, d, 0, f)
+}
+
+func pausedInto(ctx context.Context, svc, dur, delay, step string) error {
+	w := WorldFrom(ctx)
+	d, err := parseDuration(dur)
+	if err != nil {
+		return err
+	}
+	after, err := parseDuration(delay)
+	if err != nil {
+		return err
+	}
+	f, err := w.newPause(svc)
+	if err != nil {
+		return err
+	}
+	return w.armAfter(step, after, d, f)
+}
+
+func networkCutInto(ctx context.Context, a, b, delay, step string) error {
+	w := WorldFrom(ctx)
+	d, err := parseDuration(delay)
+	if err != nil {
+		return err
+	}
+	c, err := w.newCut(ctx, a, b)
+	if err != nil {
+		return err
+	}
+	return w.armAfter(step, d, 0, c)
 }

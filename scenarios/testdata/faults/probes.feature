@@ -45,3 +45,14 @@ Feature: Faults seen by probes
     Then the upgrade fails at step "migrate"
     And "b" had an outage
     And the downtime of "b" is within the promised window
+
+  Scenario: A kill armed some time into a step fires while that step runs on
+    Given "b" is probed every 250ms
+    And the upgrade package "pkg-slow"
+    And the package may be applied unsigned
+    Then "b" stays available
+    When "b" is killed 1s into step "wait"
+    And the upgrade package is applied to "a" as "root"
+    # wait (a sleep) is not disturbed; verify needs b, killed meanwhile
+    Then the upgrade fails at step "verify"
+    And "b" had an outage
