@@ -59,9 +59,21 @@ func pause(t *testing.T, svc *env.Service, d time.Duration) pausedWindow {
 // outage. A 300 ms pause still leaves 200 ms in which every sample fails,
 // and the estimate of an outage does not depend on the timeout.
 const (
-	calInterval = 50 * time.Millisecond
-	calTimeout  = 100 * time.Millisecond
+	calInterval    = 50 * time.Millisecond
+	calTimeout     = 100 * time.Millisecond
+	healthyTimeout = 250 * time.Millisecond
 )
+
+// outside are the outages that do not overlap the pause.
+func outside(outages []Outage, f pausedWindow) []Outage {
+	var out []Outage
+	for _, o := range outages {
+		if !(o.End.After(f.paused) && o.Start.Before(f.thawed)) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
 
 // sample probes url every 50 ms (timeout 100 ms) around fn and returns the
 // samples.
@@ -149,22 +161,28 @@ func TestCalibration(t *testing.T) {
 				sum = Summarize(samples, calInterval)
 				t.Logf("attempt %d: pause window %v (slowest API call %v)\n%s", attempt, f.window(), f.slowest, describe(sum))
 				tooBusy(t, sum)
-				if f.window()-d <= busyAPICall {
+				// A sample outside the pause that got no answer within the
+				// timeout is the shared machine, not the pause (the
+				// service answers in a few ms when the machine is quiet):
+				// try again, and fail if it keeps happening.
+				stretched := f.window()-d > busyAPICall
+				if !stretched && len(outside(sum.Outages, f)) == 0 {
 					break
 				}
 				if attempt == 3 {
-					t.Fatalf("machine too busy to calibrate: the engine stretched a %v pause to %v (slowest API call %v), %d times", d, f.window(), f.slowest, attempt)
+					if stretched {
+						t.Fatalf("machine too busy to calibrate: the engine stretched a %v pause to %v (slowest API call %v), %d times", d, f.window(), f.slowest, attempt)
+					}
+					break
 				}
 			}
-			var during, others []Outage
+			var during []Outage
 			for _, o := range sum.Outages {
 				if o.End.After(f.paused) && o.Start.Before(f.thawed) {
 					during = append(during, o)
-				} else {
-					others = append(others, o)
 				}
 			}
-			unexpected(t, sum, others, calInterval)
+			unexpected(t, sum, outside(sum.Outages, f), calInterval)
 			if len(during) != 1 {
 				t.Fatalf("%d outages during the pause, want 1\n%s", len(during), describe(sum))
 			}
@@ -184,11 +202,26 @@ func TestCalibration(t *testing.T) {
 		})
 	}
 
+	// A healthy service is probed at the same 50 ms with a timeout of
+	// 250 ms: the tolerance a probe of a service behind the gateway needs
+	// when other builds share the machine (single answers past 100 ms were
+	// seen there). One retry, for a burst of load; a probe that invents
+	// outages does so every time.
 	t.Run("healthy for 30s", func(t *testing.T) {
-		samples := sample(t, url, nil, func() { time.Sleep(29 * time.Second) })
-		sum := Summarize(samples, calInterval)
-		t.Log(describe(sum))
-		tooBusy(t, sum)
+		c, err := HTTP(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum Summary
+		for attempt := 1; attempt <= 2; attempt++ {
+			samples := around(t, c, func() { time.Sleep(29 * time.Second) }, WithTimeout(healthyTimeout))
+			sum = Summarize(samples, calInterval)
+			t.Logf("attempt %d: %s", attempt, describe(sum))
+			tooBusy(t, sum)
+			if len(sum.Outages) == 0 {
+				break
+			}
+		}
 		unexpected(t, sum, sum.Outages, calInterval)
 		if sum.Samples < 500 {
 			t.Errorf("%d samples in 30s at 50ms, want about 600", sum.Samples)
