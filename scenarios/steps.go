@@ -27,7 +27,7 @@ type Step struct {
 // list it: the environment and commands, upgrade packages, probes, faults,
 // degraded networks and disks. The phrases are a public contract: feature
 // files depend on them.
-var Steps = slices.Concat(baseSteps, upgradeSteps, probeSteps, faultSteps, degradeSteps)
+var Steps = slices.Concat(baseSteps, upgradeSteps, rollbackSteps, probeSteps, faultSteps, degradeSteps)
 
 var baseSteps = []Step{
 	{`Given the environment "PATH"`, `^the environment "([^"]*)"$`, `Given the environment "fixtures/billing/compose.yaml"`,

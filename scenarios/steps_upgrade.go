@@ -29,6 +29,10 @@ type upgradeState struct {
 	// step's end (guarded by mu: assertions read it).
 	mu      sync.Mutex
 	applied []window
+	// service and user are the last apply's defaults, which a rollback
+	// uses too; rollback is the outcome of the last rollback since then.
+	service, user string
+	rollback      *upgrade.Outcome
 }
 
 var upgradeSteps = []Step{
@@ -67,7 +71,7 @@ func theUpgradePackage(ctx context.Context, path string) error {
 		// Closed before the new one opens, and forgotten: a failed open must
 		// not leave the old package, and its verdict, in the scenario.
 		err := w.up.pkg.Close()
-		w.up.pkgPath, w.up.pkg, w.up.outcome = "", nil, nil
+		w.up.pkgPath, w.up.pkg, w.up.outcome, w.up.rollback = "", nil, nil, nil
 		if err != nil {
 			return fmt.Errorf("close the previous upgrade package: %w", err)
 		}
@@ -78,7 +82,7 @@ func theUpgradePackage(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	w.up.pkgPath, w.up.pkg, w.up.outcome = p, pkg, nil
+	w.up.pkgPath, w.up.pkg, w.up.outcome, w.up.rollback = p, pkg, nil, nil
 	return nil
 }
 
@@ -193,6 +197,7 @@ func applyPackage(ctx context.Context, service, user string) error {
 	if w.up.allowUnsigned {
 		opts = append(opts, upgrade.AllowUnsigned())
 	}
+	w.up.service, w.up.user, w.up.rollback = service, user, nil
 	w.up.outcome, err = upgrade.Apply(ctx, e, w.up.pkg, opts...)
 	w.noteApplied(w.up.outcome)
 	// Apply runs its hooks synchronously: no fault fires after it returns.
@@ -275,13 +280,9 @@ func upgradeFailsAt(ctx context.Context, step string) error {
 }
 
 func stepOutputContains(ctx context.Context, step, text string) error {
-	o, err := WorldFrom(ctx).outcome()
+	s, err := WorldFrom(ctx).ranStep(step)
 	if err != nil {
 		return err
-	}
-	s, ok := o.Step(step)
-	if !ok {
-		return fmt.Errorf("no step %q ran:%s", step, describeSteps(o))
 	}
 	if text = unescape(text); !strings.Contains(s.Output, text) {
 		return fmt.Errorf("step %q output does not contain %q:\n%s", step, text, term.Tail(s.Output, 10))

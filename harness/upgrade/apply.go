@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"sync"
 	"time"
+	"weak"
 
 	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/harness/timeline"
@@ -24,6 +26,10 @@ const (
 	KindStepOutput = "upgrade-output"
 )
 
+// PhaseRollback is the "phase" field of a rollback step's KindStep span and
+// of its KindStepOutput lines; the upgrade's own steps have no phase field.
+const PhaseRollback = "rollback"
+
 // StepMarker starts a step in an entry script's output: "::step NAME".
 const StepMarker = "::step "
 
@@ -38,6 +44,7 @@ type StepResult struct {
 	TimedOut bool
 	Output   string // stdout and stderr, interleaved as they came
 	Cleanup  bool   // a cleanup step
+	Rollback bool   // a rollback step
 }
 
 // Failed reports whether the step failed.
@@ -65,7 +72,7 @@ type Hooks struct {
 	StepEnd   func(ctx context.Context, step StepResult)
 }
 
-// ApplyOption configures Apply.
+// ApplyOption configures Apply and Rollback (WithEntry is for Apply only).
 type ApplyOption func(*applyOptions) error
 
 type applyOptions struct {
@@ -133,17 +140,44 @@ var ErrNoSteps = errors.New("package has no upgrade.yaml and no entry script")
 // was not found trusted by Package.Verify.
 var ErrUntrusted = errors.New("package signature not trusted")
 
+// runKind is what a run of steps does: Apply or Rollback. It names the
+// run in errors and in the warning about an unsigned package.
+type runKind struct {
+	verb     string // "apply"
+	unsigned string // the timeline warning when the package is allowed unsigned
+}
+
+var (
+	applying    = runKind{"apply", "applying a package without a trusted signature"}
+	rollingBack = runKind{"rollback", "rolling back with a package without a trusted signature"}
+)
+
+// prepare reads the options and applies the signature gate, the same for
+// Apply and Rollback: nothing has reached the environment yet.
+func prepare(kind runKind, p *Package, opts []ApplyOption) (applyOptions, error) {
+	o := applyOptions{timeout: DefaultStepTimeout}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return o, fmt.Errorf("%s %s: %w", kind.verb, p.Source, err)
+		}
+	}
+	if o.timeline == nil {
+		o.timeline = timeline.New()
+	}
+	return o, checkSigned(kind, p, o)
+}
+
 // checkSigned refuses a package without a trusted signature, or, when
 // unsigned packages are allowed, marks a warning on the timeline.
-func checkSigned(p *Package, o applyOptions) error {
+func checkSigned(kind runKind, p *Package, o applyOptions) error {
 	err := p.CheckTrusted()
 	if err == nil {
 		return nil
 	}
 	if !o.allowUnsigned {
-		return fmt.Errorf("apply %s: %w (verify it with Package.Verify, or apply it with AllowUnsigned)", p.Source, err)
+		return fmt.Errorf("%s %s: %w (verify it with Package.Verify, or apply it with AllowUnsigned)", kind.verb, p.Source, err)
 	}
-	o.timeline.Mark(timeline.KindWarning, "upgrade", "applying a package without a trusted signature",
+	o.timeline.Mark(timeline.KindWarning, "upgrade", kind.unsigned,
 		map[string]string{"package": p.Source, "why": err.Error()})
 	return nil
 }
@@ -168,16 +202,8 @@ func (p *Package) CheckTrusted() error {
 // unless o.allowUnsigned. A step that fails is an Outcome, not an error:
 // errors are for what kept the steps from running.
 func Apply(ctx context.Context, e *env.Environment, p *Package, opts ...ApplyOption) (*Outcome, error) {
-	o := applyOptions{timeout: DefaultStepTimeout}
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, fmt.Errorf("apply %s: %w", p.Source, err)
-		}
-	}
-	if o.timeline == nil {
-		o.timeline = timeline.New()
-	}
-	if err := checkSigned(p, o); err != nil {
+	o, err := prepare(applying, p, opts)
+	if err != nil {
 		return nil, err
 	}
 	out := &Outcome{}
@@ -185,53 +211,123 @@ func Apply(ctx context.Context, e *env.Environment, p *Package, opts ...ApplyOpt
 	if m == nil {
 		return out, applyEntry(ctx, e, p, o, out)
 	}
-	copied := map[string]bool{}
-	run := func(spec StepSpec, cleanup bool) error {
-		if spec.Service == "" {
-			spec.Service = o.service
-		}
-		if spec.User == "" {
-			spec.User = o.user
-		}
-		svc := e.Service(spec.Service)
-		if svc == nil {
-			return fmt.Errorf("step %s: no service %q", spec.Name, spec.Service)
-		}
-		if !copied[spec.Service] {
-			if err := install(ctx, svc, p); err != nil {
-				return err
-			}
-			copied[spec.Service] = true
-		}
-		res, err := runStep(ctx, svc, spec, o, cleanup)
-		out.Steps = append(out.Steps, res)
-		if err == nil && res.Failed() && out.FailedStep == "" && !cleanup {
-			out.FailedStep = res.Name
-		}
-		return err
-	}
-	var err error
-	for _, s := range m.Steps {
-		if err = run(s, false); err != nil || out.FailedStep != "" {
-			break
-		}
-	}
-	for _, s := range m.Cleanup {
-		if cerr := run(s, true); cerr != nil {
-			err = errors.Join(err, cerr)
-		}
-	}
-	return out, err
+	r := &runner{ctx: ctx, e: e, p: p, o: o, out: out, fresh: true, copied: map[string]bool{}}
+	err = r.run(m.Steps, phaseUpgrade)
+	return out, errors.Join(err, r.run(m.Cleanup, phaseCleanup))
 }
 
-// install copies the package to Workdir in a service, replacing an earlier copy.
+// phase is the part of a package a step belongs to.
+type phase int
+
+const (
+	phaseUpgrade phase = iota
+	phaseCleanup
+	phaseRollback
+)
+
+// runner runs a list of manifest steps for Apply or Rollback, recording
+// their results in out.
+type runner struct {
+	ctx context.Context
+	e   *env.Environment
+	p   *Package
+	o   applyOptions
+	out *Outcome
+	// fresh: copy the package into each service anew (Apply); else only
+	// into a service that does not hold it yet (Rollback).
+	fresh  bool
+	copied map[string]bool // the services this run copied the package into
+}
+
+// run runs the steps in order. Upgrade and rollback steps stop at the
+// first failure, which becomes out.FailedStep; cleanup steps all run.
+func (r *runner) run(steps []StepSpec, ph phase) error {
+	var errs []error
+	for _, s := range steps {
+		err := r.step(s, ph)
+		if ph == phaseCleanup {
+			errs = append(errs, err)
+			continue
+		}
+		if err != nil || r.out.FailedStep != "" {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *runner) step(spec StepSpec, ph phase) error {
+	if spec.Service == "" {
+		spec.Service = r.o.service
+	}
+	if spec.User == "" {
+		spec.User = r.o.user
+	}
+	svc := r.e.Service(spec.Service)
+	if svc == nil {
+		return fmt.Errorf("step %s: no service %q", spec.Name, spec.Service)
+	}
+	if !r.copied[spec.Service] {
+		if r.fresh || !holds(svc, r.p) {
+			// A service that is down gets no copy; its step fails below.
+			if err := install(r.ctx, svc, r.p); err != nil && !errors.Is(err, env.ErrNotRunning) {
+				return err
+			}
+		}
+		r.copied[spec.Service] = true
+	}
+	res, err := runStep(r.ctx, svc, spec, r.o, ph)
+	r.out.Steps = append(r.out.Steps, res)
+	if err == nil && res.Failed() && r.out.FailedStep == "" && ph != phaseCleanup {
+		r.out.FailedStep = res.Name
+	}
+	return err
+}
+
+// installed records, for each container, the package this process last
+// copied to its Workdir; a weak pointer, so it keeps no package alive.
+var installed struct {
+	mu  sync.Mutex
+	pkg map[string]weak.Pointer[Package]
+}
+
+// holds reports whether p is the package last copied into the service.
+func holds(svc *env.Service, p *Package) bool {
+	installed.mu.Lock()
+	defer installed.mu.Unlock()
+	w, ok := installed.pkg[svc.ContainerID]
+	return ok && w == weak.Make(p)
+}
+
+// noteInstalled records p as the package in the service's Workdir; nil
+// forgets what was there.
+func noteInstalled(svc *env.Service, p *Package) {
+	installed.mu.Lock()
+	defer installed.mu.Unlock()
+	if p == nil {
+		delete(installed.pkg, svc.ContainerID)
+		return
+	}
+	if installed.pkg == nil {
+		installed.pkg = map[string]weak.Pointer[Package]{}
+	}
+	installed.pkg[svc.ContainerID] = weak.Make(p)
+}
+
+// install copies the package to Workdir in a service, replacing an earlier
+// copy. A service that is not running gets no copy: the error wraps
+// env.ErrNotRunning, and the step that needed it fails when it runs.
 func install(ctx context.Context, svc *env.Service, p *Package) error {
-	if res, err := svc.Exec(ctx, []string{"rm", "-rf", Workdir}, env.AsUser("root")); err != nil || res.ExitCode != 0 {
-		return fmt.Errorf("copy package to %s: clear %s: %v %s", svc.Name, Workdir, err, res.Stderr)
+	noteInstalled(svc, nil) // whatever happens next, the old copy may be gone
+	if res, err := svc.Exec(ctx, []string{"rm", "-rf", Workdir}, env.AsUser("root")); err != nil {
+		return fmt.Errorf("copy package to %s: clear %s: %w", svc.Name, Workdir, err)
+	} else if res.ExitCode != 0 {
+		return fmt.Errorf("copy package to %s: clear %s: exit %d: %s", svc.Name, Workdir, res.ExitCode, strings.TrimSpace(res.Stderr))
 	}
 	if err := svc.CopyTree(ctx, p.dir, Workdir); err != nil {
 		return fmt.Errorf("copy package to %s: %w", svc.Name, err)
 	}
+	noteInstalled(svc, p)
 	return nil
 }
 
@@ -256,7 +352,20 @@ func beginStep(ctx context.Context, o applyOptions, res StepResult) *stepRecord 
 	if o.hooks.StepStart != nil {
 		o.hooks.StepStart(ctx, res)
 	}
-	return &stepRecord{ctx: ctx, o: o, res: res, span: o.timeline.Begin(KindStep, res.Service, res.Name).Set("user", res.User)}
+	span := o.timeline.Begin(KindStep, res.Service, res.Name).Set("user", res.User)
+	for k, v := range phaseFields(res) {
+		span.Set(k, v)
+	}
+	return &stepRecord{ctx: ctx, o: o, res: res, span: span}
+}
+
+// phaseFields are the timeline fields of a rollback step and its output
+// lines (phase=rollback); nil for the upgrade's own steps.
+func phaseFields(res StepResult) map[string]string {
+	if res.Rollback {
+		return map[string]string{"phase": PhaseRollback}
+	}
+	return nil
 }
 
 // end closes the step with its exit code and output; err is a failure to
@@ -275,9 +384,10 @@ func (r *stepRecord) end(code int, output string, err error) StepResult {
 	return r.res
 }
 
-func runStep(ctx context.Context, svc *env.Service, spec StepSpec, o applyOptions, cleanup bool) (StepResult, error) {
-	rec := beginStep(ctx, o, StepResult{Name: spec.Name, Service: svc.Name, User: spec.User, Cleanup: cleanup})
-	out := &lineWriter{emit: func(line string) { o.timeline.Mark(KindStepOutput, spec.Name, line, nil) }}
+func runStep(ctx context.Context, svc *env.Service, spec StepSpec, o applyOptions, ph phase) (StepResult, error) {
+	rec := beginStep(ctx, o, StepResult{Name: spec.Name, Service: svc.Name, User: spec.User, Cleanup: ph == phaseCleanup, Rollback: ph == phaseRollback})
+	fields := phaseFields(rec.res)
+	out := &lineWriter{emit: func(line string) { o.timeline.Mark(KindStepOutput, spec.Name, line, maps.Clone(fields)) }}
 	timeout := spec.Timeout
 	if timeout == 0 {
 		timeout = o.timeout

@@ -202,6 +202,11 @@ func TestApply(t *testing.T) {
 		}
 		var names []string
 		for _, s := range out.Steps {
+			// stderr's "oops" may reach the engine before stdout's first
+			// marker: output before any marker is step "start" by design.
+			if s.Name == "start" && strings.TrimSpace(s.Output) == "oops" {
+				continue
+			}
 			names = append(names, s.Name)
 		}
 		if strings.Join(names, ",") != "check,install,restart" || out.FailedStep != "restart" {
@@ -218,8 +223,8 @@ func TestApply(t *testing.T) {
 		if s, _ := out.Step("restart"); s.ExitCode != 7 {
 			t.Errorf("restart: %+v", s)
 		}
-		if n := len(tl.Filter(KindStep)); n != 3 {
-			t.Errorf("%d step events", n)
+		if n := len(tl.Filter(KindStep)); n != len(out.Steps) {
+			t.Errorf("%d step events for %d steps", n, len(out.Steps))
 		}
 	})
 	t.Run("a package verified as trusted applies without a warning", func(t *testing.T) {
