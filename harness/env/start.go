@@ -228,8 +228,11 @@ func containerLogs(ctx context.Context, cli *client.Client, id string, tail int)
 }
 
 // runningSettle is how long a service with a restart policy and no
-// healthcheck must run without restarting to count as ready.
-const runningSettle = time.Second
+// healthcheck must run without restarting to count as ready. Two seconds,
+// not one: on a loaded machine the engine has been seen to report a
+// crash-looping container as running for over a second after its process
+// exited (it handles the exit late), which one second took for ready.
+const runningSettle = 2 * time.Second
 
 // mayRestart reports whether the engine restarts the service when it exits.
 func mayRestart(sp *ServicePlan) bool { return sp.Restart != "" && sp.Restart != "no" }
