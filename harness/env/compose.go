@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
@@ -40,6 +44,10 @@ type Extension struct {
 	// Disk is a size-limited mount whose filling is a fault (When the disk
 	// of "SVC" is full).
 	Disk *DiskSpec `mapstructure:"disk"`
+	// Config is what the service's configuration fingerprint covers
+	// (harness/snapshot): `config: [/etc/app]` is short for
+	// `config: {files: [/etc/app]}`.
+	Config *ConfigSpec `mapstructure:"config"`
 }
 
 // ProbeSpec is a service's declared probe: exactly one of HTTP (a path on
@@ -189,6 +197,7 @@ func ExtensionOf(svc types.ServiceConfig) (Extension, error) {
 	if !ok {
 		return ext, nil
 	}
+	raw = configShorthand(raw)
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
 		ErrorUnused:      true,
 		WeaklyTypedInput: false,
@@ -218,6 +227,9 @@ func ExtensionOf(svc types.ServiceConfig) (Extension, error) {
 	if err := ext.Disk.check(); err != nil {
 		return ext, fmt.Errorf("disk: %w", err)
 	}
+	if err := ext.Config.check(svc, ext); err != nil {
+		return ext, fmt.Errorf("config: %w", err)
+	}
 	return ext, nil
 }
 
@@ -243,6 +255,132 @@ func (p *ProbeSpec) check() error {
 	}
 	if n != 1 {
 		return errors.New("give exactly one of http, tcp and sql")
+	}
+	return nil
+}
+
+// ConfigSpec is what a service's configuration fingerprint
+// (harness/snapshot.Config) covers: the files under Files, and the state
+// that the other keys name. Each is read only, never changed.
+type ConfigSpec struct {
+	// Files are absolute, clean paths inside the service (not /, none
+	// inside another): every file, directory and link under each, with its
+	// type, owner, group, mode, and a regular file's sha256 or a link's
+	// target. Links are recorded, never followed.
+	Files []string `mapstructure:"files"`
+	// Units are the systemd units (services, sockets, timers, paths,
+	// targets) with their active and enabled states; it needs init: systemd.
+	Units bool `mapstructure:"units"`
+	// Crontab is every crontab entry: /etc/crontab, /etc/cron.d and the
+	// users' crontabs under /var/spool/cron.
+	Crontab bool `mapstructure:"crontab"`
+	// Roles are the PostgreSQL roles (not pg_*) with their attributes and
+	// memberships, on a PostgreSQL service (reached as harness/dataset
+	// reaches it).
+	Roles bool `mapstructure:"roles"`
+	// Queries are named SQL queries on a PostgreSQL service, run read-only:
+	// each row is an item that its first column names; the other columns
+	// are its attributes.
+	Queries map[string]string `mapstructure:"queries"`
+	// HTTP are named lists the service answers over HTTP: a GET whose JSON
+	// array holds one item per element.
+	HTTP map[string]ConfigHTTPSpec `mapstructure:"http"`
+}
+
+// ConfigHTTPSpec is a list a service answers: GET Path on Port (a published
+// container port; 0: the service's first published TCP port) answers a
+// JSON array. Key is the field of each element (an object) that names it,
+// its other fields being its attributes; "" names each element by all of it.
+type ConfigHTTPSpec struct {
+	Path string `mapstructure:"path"`
+	Key  string `mapstructure:"key"`
+	Port int    `mapstructure:"port"`
+}
+
+// configShorthand rewrites `config: [paths]` as `config: {files: [paths]}`,
+// leaving the compose project's own map alone.
+func configShorthand(raw any) any {
+	m, ok := raw.(map[string]any)
+	if !ok {
+		return raw
+	}
+	list, ok := m["config"].([]any)
+	if !ok {
+		return raw
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	out["config"] = map[string]any{"files": list}
+	return out
+}
+
+// configName is what a query or list may be called: it names items in a
+// fingerprint's diff.
+var configName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+// reservedConfigName is a name the fingerprint's own items use.
+func reservedConfigName(name string) bool {
+	return name == "unit" || name == "crontab" || name == "role"
+}
+
+func (c *ConfigSpec) check(svc types.ServiceConfig, ext Extension) error {
+	if c == nil {
+		return nil
+	}
+	for i, p := range c.Files {
+		switch {
+		case !path.IsAbs(p):
+			return fmt.Errorf("files[%d]: %q is not an absolute path", i, p)
+		case path.Clean(p) != p:
+			return fmt.Errorf("files[%d]: %q is not clean (write %q)", i, p, path.Clean(p))
+		case p == "/":
+			return fmt.Errorf("files[%d]: / is the whole file system: name the directories that hold the configuration", i)
+		}
+		for j, q := range c.Files[:i] {
+			if p == q || strings.HasPrefix(p, q+"/") || strings.HasPrefix(q, p+"/") {
+				return fmt.Errorf("files[%d]: %q overlaps files[%d] %q", i, p, j, q)
+			}
+		}
+	}
+	if c.Units && ext.Init != "systemd" {
+		return errors.New("units: true needs init: systemd")
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Queries)) {
+		if !configName.MatchString(name) || reservedConfigName(name) {
+			return fmt.Errorf("queries: %q is not a name (letters, digits, _ . -; not unit, crontab or role)", name)
+		}
+		if strings.TrimSpace(c.Queries[name]) == "" {
+			return fmt.Errorf("queries.%s: the query is empty", name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.HTTP)) {
+		h := c.HTTP[name]
+		if !configName.MatchString(name) || reservedConfigName(name) {
+			return fmt.Errorf("http: %q is not a name (letters, digits, _ . -; not unit, crontab or role)", name)
+		}
+		if _, ok := c.Queries[name]; ok {
+			return fmt.Errorf("http.%s: a query has that name too", name)
+		}
+		if !strings.HasPrefix(h.Path, "/") {
+			return fmt.Errorf("http.%s.path: %q is not a path (it starts with /)", name, h.Path)
+		}
+		if h.Port < 0 || h.Port > 65535 {
+			return fmt.Errorf("http.%s.port: %d is not a port", name, h.Port)
+		}
+		published := false
+		for _, p := range svc.Ports {
+			if (p.Protocol == "" || p.Protocol == "tcp") && (h.Port == 0 || int(p.Target) == h.Port) {
+				published = true
+			}
+		}
+		if !published {
+			if h.Port == 0 {
+				return fmt.Errorf("http.%s: the service publishes no TCP port (ports:)", name)
+			}
+			return fmt.Errorf("http.%s.port: the service does not publish port %d (ports:)", name, h.Port)
+		}
 	}
 	return nil
 }
