@@ -24,10 +24,10 @@ type Step struct {
 }
 
 // Steps is the step vocabulary, in the order rehearse steps and the README
-// list it: the environment and commands, upgrade packages, probes, faults,
-// degraded networks and disks. The phrases are a public contract: feature
-// files depend on them.
-var Steps = slices.Concat(baseSteps, upgradeSteps, rollbackSteps, probeSteps, faultSteps, degradeSteps)
+// list it: the environment and commands, upgrade packages and rollbacks,
+// snapshots, probes, faults, degraded networks and disks. The phrases are a
+// public contract: feature files depend on them.
+var Steps = slices.Concat(baseSteps, upgradeSteps, rollbackSteps, snapshotSteps, probeSteps, faultSteps, degradeSteps)
 
 var baseSteps = []Step{
 	{`Given the environment "PATH"`, `^the environment "([^"]*)"$`, `Given the environment "fixtures/billing/compose.yaml"`,

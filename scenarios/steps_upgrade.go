@@ -198,6 +198,7 @@ func applyPackage(ctx context.Context, service, user string) error {
 		opts = append(opts, upgrade.AllowUnsigned())
 	}
 	w.up.service, w.up.user, w.up.rollback = service, user, nil
+	w.noteConfigBeforeApply(ctx) // for the "created during the upgrade" steps
 	w.up.outcome, err = upgrade.Apply(ctx, e, w.up.pkg, opts...)
 	w.noteApplied(w.up.outcome)
 	// Apply runs its hooks synchronously: no fault fires after it returns.

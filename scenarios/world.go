@@ -89,6 +89,7 @@ type World struct {
 	start       time.Time // the scenario's start: outages are located from it
 	probes      probeState
 	faults      faultState
+	snaps       snapshotState
 }
 
 type commandResult struct {
@@ -149,6 +150,9 @@ func (w *World) finish(ctx context.Context, scenarioErr error) error {
 	// or is kept, whatever ended the scenario (a failure, a panic, an
 	// interrupt), and before the scenario's output is read.
 	healErr := w.endProbesAndFaults(ctx)
+	// The data prints' private hashes go next, also before the environment
+	// goes down or is kept (a failure is only said: the scenario stands).
+	w.forgetPrints(ctx)
 	var report strings.Builder
 	if failed {
 		msg := scenarioErr.Error()

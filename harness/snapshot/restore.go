@@ -1,0 +1,786 @@
+package snapshot
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rehearse/rehearse/harness/dataset"
+	"github.com/rehearse/rehearse/harness/env"
+)
+
+// Snapshot is a known point of a whole environment, to come back to: a
+// copy of every PostgreSQL service's data directory (taken with the
+// service stopped), an archive of every declared configuration path and
+// crontab, the recorded state of the declared systemd units, and the data
+// and configuration fingerprints of that point, against which Restore
+// checks itself. See the package documentation, "Snapshots".
+type Snapshot struct {
+	Name  string
+	Taken time.Time
+
+	e      *env.Environment
+	config *ConfigPrint          // ConfigAll at Take
+	data   map[string]*DataPrint // per PostgreSQL service, without keys
+	pg     []*restorePG
+	files  []*restoreFiles
+	memory []string   // services restored by a restart (state in memory)
+	mu     sync.Mutex // guards phases, and pg, data and files during Take
+	phases []RestorePhase
+	// dropped is set by Drop: the snapshot can no longer be restored.
+	dropped bool
+}
+
+// RestorePhase is how long one part of the last Take or Restore took, for
+// reports and the benchmark: "db: stop", "db: copy", "verify".
+type RestorePhase struct {
+	Name     string
+	Duration time.Duration
+}
+
+// restorePG is one PostgreSQL service's copy.
+type restorePG struct {
+	service string
+	dataDir string // as the server reports it (SHOW data_directory)
+	image   string // the service's image: the copy helper runs it (cp, sh)
+	vol     *env.SpareVolume
+}
+
+// restoreFiles is one service's archived paths.
+type restoreFiles struct {
+	service string
+	roots   []restoreRoot
+	units   bool
+}
+
+// restoreRoot is one declared path: absent, or the engine's archive of it
+// with names relative to the directory above it.
+type restoreRoot struct {
+	path    string
+	absent  bool
+	archive []byte
+}
+
+// RestoreMismatch is a restore that did not reach the snapshot: what the
+// fingerprints taken after it still find different.
+type RestoreMismatch struct {
+	Snapshot string
+	Config   ConfigDiff
+	Data     map[string]DataDiff // by service; only non-empty diffs
+}
+
+func (m *RestoreMismatch) Error() string {
+	var lines []string
+	lines = append(lines, m.Config.Lines()...)
+	for _, svc := range slices.Sorted(maps.Keys(m.Data)) {
+		for _, f := range m.Data[svc].Findings {
+			lines = append(lines, svc+": "+f.String())
+		}
+	}
+	return fmt.Sprintf("restore of snapshot %q: still different after restoring: %s", m.Snapshot, strings.Join(lines, "; "))
+}
+
+// Bounds and waits of snapshots.
+const (
+	restoreStopTimeout  = 60 * time.Second // a service's stop, unless it declares stop_grace_period
+	restoreReadyTimeout = 5 * time.Minute  // a service becoming ready again
+	restoreCmdTimeout   = 2 * time.Minute  // one command in a service (systemctl, rm)
+	restoreMaxName      = 40
+)
+
+// restoreNameRE is what a snapshot's name may be: it names volumes.
+var restoreNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// The crontab paths a service declaring crontab: true has archived.
+var restoreCronPaths = []string{configSystemCrontab, configCronD, configCronSpool}
+
+// restorePGPort is PostgreSQL's port: a service that publishes or exposes
+// it, or declares roles, is a PostgreSQL service.
+const restorePGPort = 5432
+
+// restoreIsPG reports whether a service is a PostgreSQL service.
+func restoreIsPG(sp *env.ServicePlan) bool {
+	if sp.Ext.Config != nil && sp.Ext.Config.Roles {
+		return true
+	}
+	for _, p := range slices.Concat(sp.Ports, sp.Expose) {
+		if p.Target == restorePGPort && (p.Protocol == "tcp" || p.Protocol == "") {
+			return true
+		}
+	}
+	return false
+}
+
+// restoreInMemory reports whether a service keeps its declared state in
+// memory: it declares HTTP lists and has no volume. Restarting it gives its
+// initial state.
+func restoreInMemory(sp *env.ServicePlan) bool {
+	if sp.Ext.Config == nil || len(sp.Ext.Config.HTTP) == 0 || restoreIsPG(sp) {
+		return false
+	}
+	for _, m := range sp.Mounts {
+		if m.Type == "volume" || m.Type == "bind" {
+			return false
+		}
+	}
+	return true
+}
+
+// Take snapshots the environment as it is now, under a name (letters,
+// digits, '.', '_', '-'; it names the copies' volumes):
+//
+//   - each PostgreSQL service (one that declares roles: or publishes or
+//     exposes 5432): its data directory (SHOW data_directory), which must
+//     lie on a volume, is copied with the service stopped, by a helper
+//     container that mounts the service's volumes and a spare volume of
+//     the run; then the service starts again (its dependents see an
+//     outage and reconnect);
+//   - each service declaring config files: or crontab: an archive of those
+//     paths as the engine reads them (owners, modes, links), in memory;
+//   - the configuration fingerprint of every declared service (units'
+//     states, roles, HTTP lists...) and each PostgreSQL service's data
+//     fingerprint (without keys), which Restore checks itself against.
+//
+// It returns once every service is ready again. On error nothing of the
+// snapshot is left (a stopped service is started again).
+func Take(ctx context.Context, e *env.Environment, name string) (_ *Snapshot, err error) {
+	if len(name) > restoreMaxName || !restoreNameRE.MatchString(name) {
+		return nil, fmt.Errorf("snapshot %q: a name is 1-%d letters, digits, '.', '_' or '-', starting with a letter or digit", name, restoreMaxName)
+	}
+	s := &Snapshot{Name: name, Taken: time.Now().UTC(), e: e, data: map[string]*DataPrint{}}
+	defer func() {
+		if err != nil {
+			s.Drop(context.WithoutCancel(ctx))
+			err = fmt.Errorf("snapshot %q: %w", name, err)
+		}
+	}()
+	// Services are taken in parallel: each PostgreSQL service's copy, each
+	// service's archive.
+	var work []func() error
+	for _, sp := range e.Plan.Services {
+		svc := e.Service(sp.Name)
+		if svc == nil {
+			return nil, fmt.Errorf("service %s is not running", sp.Name)
+		}
+		switch {
+		case restoreIsPG(sp):
+			work = append(work, func() error { return s.takePG(ctx, sp, svc) })
+		case restoreInMemory(sp):
+			s.memory = append(s.memory, sp.Name)
+		}
+		if c := sp.Ext.Config; c != nil && (len(c.Files) > 0 || c.Crontab) {
+			work = append(work, func() error { return s.takeFiles(ctx, sp, svc) })
+		}
+	}
+	if err := restoreParallel(work); err != nil {
+		return nil, err
+	}
+	if err := s.phase("ready", func() error { return restoreAllReady(ctx, e) }); err != nil {
+		return nil, err
+	}
+	if err := s.phase("config fingerprint", func() (err error) {
+		s.config, err = ConfigAll(ctx, e)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Phases are how long the parts of the last Take or Restore took.
+func (s *Snapshot) Phases() []RestorePhase {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.phases)
+}
+
+// phase runs fn and records its time.
+func (s *Snapshot) phase(name string, fn func() error) error {
+	t := time.Now()
+	err := fn()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.phases = append(s.phases, RestorePhase{name, time.Since(t)})
+	return err
+}
+
+// restoreRandom is 8 hex digits.
+func restoreRandom() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// restoreCapabilities are what the copy helper needs to copy files of any
+// owner keeping owners and modes (and to delete them).
+var restoreCapabilities = []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"}
+
+// takePG copies one PostgreSQL service's data directory, stopped.
+func (s *Snapshot) takePG(ctx context.Context, sp *env.ServicePlan, svc *env.Service) error {
+	dir, err := dataset.QueryValue(ctx, s.e, sp.Name, "SHOW data_directory")
+	if err != nil {
+		return fmt.Errorf("%s: find the data directory: %w", sp.Name, err)
+	}
+	dir = path.Clean(dir)
+	onVolume := false
+	for _, m := range sp.Mounts {
+		if (m.Type == "volume" || m.Type == "bind") && !m.ReadOnly && (dir == m.Target || strings.HasPrefix(dir, strings.TrimSuffix(m.Target, "/")+"/")) {
+			onVolume = true
+		}
+	}
+	if !onVolume {
+		return fmt.Errorf("%s: its data directory %s lies on no volume of %s: declare one there (volumes: [name:%s]) so that a helper can copy it while the service is stopped", sp.Name, dir, s.e.Plan.File, dir)
+	}
+	pg := &restorePG{service: sp.Name, dataDir: dir, image: sp.Image.Ref}
+	vol, err := s.e.CreateSpareVolume(ctx, sp.Name+".snapshot-"+restoreRandom(), "snapshot "+s.Name+" of "+sp.Name)
+	if err != nil {
+		return err
+	}
+	pg.vol = vol
+	s.mu.Lock()
+	s.pg = append(s.pg, pg) // Drop removes the volume from here on
+	s.mu.Unlock()
+	err = s.withStopped(ctx, sp, svc, func() error {
+		return s.phase(sp.Name+": copy", func() error {
+			return restoreHelper(ctx, svc, pg, restoreCopyScript, dir, env.HelperSparePath+"/data")
+		})
+	})
+	if err != nil {
+		return err
+	}
+	return s.phase(sp.Name+": data fingerprint", func() error {
+		p, err := Data(ctx, s.e, sp.Name, DataWithoutKeys())
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.data[sp.Name] = p
+		return err
+	})
+}
+
+// withStopped stops a service, runs fn, and starts the service again
+// (whatever fn returned) and waits until it is ready.
+func (s *Snapshot) withStopped(ctx context.Context, sp *env.ServicePlan, svc *env.Service, fn func() error) error {
+	timeout := restoreStopTimeout
+	if sp.StopTimeout != nil {
+		timeout = *sp.StopTimeout
+	}
+	c := svc.Container()
+	if err := s.phase(sp.Name+": stop", func() error { return c.Stop(ctx, timeout) }); err != nil {
+		return err
+	}
+	err := fn()
+	start := func() error {
+		sctx := context.WithoutCancel(ctx)
+		if err := c.Start(sctx); err != nil {
+			return err
+		}
+		rctx, cancel := context.WithTimeout(sctx, restoreReadyTimeout)
+		defer cancel()
+		return svc.WaitReady(rctx)
+	}
+	return errors.Join(err, s.phase(sp.Name+": start", start))
+}
+
+// restoreCopyScript copies a data directory ($1) to $2, which it creates.
+// After a clean shutdown (pg_controldata says "shut down") the server
+// needs, of its WAL, only the segment holding the shutdown checkpoint (and
+// the next, should the record cross into it): the other segments are old
+// or recycled ahead of use, often hundreds of megabytes after a bulk load,
+// and are left out. Without pg_controldata, or after anything but a clean
+// shutdown, everything is copied.
+const restoreCopyScript = `set -eu
+src=$1 dst=$2
+mkdir "$dst"
+info=$(pg_controldata "$src" 2>/dev/null || true)
+state=$(printf '%s\n' "$info" | sed -n 's/^Database cluster state: *//p')
+keep=$(printf '%s\n' "$info" | sed -n "s/^Latest checkpoint's REDO WAL file: *//p")
+size=$(printf '%s\n' "$info" | sed -n 's/^Bytes per WAL segment: *//p')
+if [ "$state" != "shut down" ] || [ ${#keep} -ne 24 ] || [ -z "$size" ] || [ -L "$src/pg_wal" ] || [ ! -d "$src/pg_wal" ]; then
+	cp -a "$src"/. "$dst"/
+	exit 0
+fi
+tli=${keep%????????????????}
+rest=${keep#????????}
+log=$((0x${rest%????????}))
+seg=$((0x${rest#????????} + 1))
+if [ "$seg" -ge $((4294967296 / size)) ]; then seg=0; log=$((log + 1)); fi
+next=$(printf '%s%08X%08X' "$tli" "$log" "$seg")
+for f in "$src"/* "$src"/.[!.]* "$src"/..?*; do
+	[ -e "$f" ] || [ -L "$f" ] || continue
+	[ "$f" = "$src/pg_wal" ] && continue
+	cp -a "$f" "$dst"/
+done
+mkdir "$dst/pg_wal"
+for f in "$src"/pg_wal/* "$src"/pg_wal/.[!.]*; do
+	[ -e "$f" ] || [ -L "$f" ] || continue
+	n=${f##*/}
+	if [ ${#n} -eq 24 ] && [ "$n" != "$keep" ] && [ "$n" != "$next" ] && [ -z "$(printf '%s' "$n" | tr -d 0-9A-F)" ]; then
+		continue
+	fi
+	cp -a "$f" "$dst/pg_wal/"
+done
+chown --reference="$src/pg_wal" "$dst/pg_wal"
+chmod --reference="$src/pg_wal" "$dst/pg_wal"
+chown --reference="$src" "$dst"
+chmod --reference="$src" "$dst"
+`
+
+// restoreHelper runs a shell script in a copy helper of a PostgreSQL
+// service (its volumes at their paths, the copy's volume at
+// env.HelperSparePath) and fails unless it exits 0.
+func restoreHelper(ctx context.Context, svc *env.Service, pg *restorePG, script string, args ...string) error {
+	res, err := svc.Container().RunWithVolumes(ctx, pg.image, append([]string{"sh", "-c", script, "sh"}, args...), restoreCapabilities, pg.vol)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("%s: copy helper exited %d: %s", svc.Name, res.ExitCode, restoreTail(res.Stderr))
+	}
+	return nil
+}
+
+func restoreTail(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 300 {
+		s = "..." + s[len(s)-300:]
+	}
+	return s
+}
+
+// takeFiles archives a service's declared paths (and crontabs).
+func (s *Snapshot) takeFiles(ctx context.Context, sp *env.ServicePlan, svc *env.Service) error {
+	f := &restoreFiles{service: sp.Name, units: sp.Ext.Config.Units}
+	roots := slices.Clone(sp.Ext.Config.Files)
+	if sp.Ext.Config.Crontab {
+		roots = append(roots, restoreCronPaths...)
+	}
+	budget := &configBudget{maxEntries: configMaxEntries, maxBytes: configMaxBytes, what: "files under " + strings.Join(roots, ", ")}
+	err := s.phase(sp.Name+": archive files", func() error {
+		for _, root := range roots {
+			r, err := restoreArchive(ctx, svc, root, budget)
+			if err != nil {
+				return fmt.Errorf("%s: archive %s: %w", sp.Name, root, err)
+			}
+			f.roots = append(f.roots, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.files = append(s.files, f)
+	return nil
+}
+
+// restoreArchive reads one path of a service into a tar archive whose
+// names are relative to the directory above it, as the engine extracts
+// them there.
+func restoreArchive(ctx context.Context, svc *env.Service, root string, budget *configBudget) (restoreRoot, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	parent := path.Dir(root)
+	err := svc.ReadTree(ctx, root, func(h *tar.Header, r io.Reader) error {
+		if err := budget.entry(h); err != nil {
+			return err
+		}
+		if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeRegA {
+			if err := budget.take(h.Size); err != nil {
+				return err
+			}
+		}
+		h.Name = strings.TrimPrefix(strings.TrimPrefix(h.Name, parent), "/")
+		if h.Typeflag == tar.TypeDir {
+			h.Name += "/"
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return fmt.Errorf("%q: %w", h.Name, err)
+		}
+		if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeRegA {
+			if _, err := io.Copy(tw, r); err != nil {
+				return fmt.Errorf("read %q: %w", h.Name, err)
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return restoreRoot{path: root, absent: true}, nil
+	}
+	if err != nil {
+		return restoreRoot{}, err
+	}
+	if err := tw.Close(); err != nil {
+		return restoreRoot{}, err
+	}
+	return restoreRoot{path: root, archive: buf.Bytes()}, nil
+}
+
+// Restore brings the environment back to the snapshot, then checks itself:
+//
+//   - each PostgreSQL service is stopped, its data directory emptied and
+//     filled from the copy by a helper, and started again (roles, every
+//     database and the server's settings come back with it);
+//   - each archived path is removed and put back from its archive, owners
+//     and modes included (what an upgrade added under it goes);
+//   - on a service declaring units: systemd reloads its units, and each
+//     unit is started, stopped, enabled or disabled back to the state the
+//     snapshot recorded; a unit that stays active is restarted when a path
+//     it names (its unit file, drop-ins, executables and their arguments,
+//     environment files) lies under a restored path that had changed, so
+//     that it runs the restored program and configuration;
+//   - a service whose declared state lives in memory (HTTP lists, no
+//     volume) is restarted when its lists differ: it comes back in its
+//     initial state, which is the snapshot's only if the snapshot was
+//     taken before anything was registered there.
+//
+// Then every service must be ready, and the configuration and data
+// fingerprints must equal the snapshot's: otherwise the error is a
+// *RestoreMismatch naming each difference. Restoring twice is fine.
+func (s *Snapshot) Restore(ctx context.Context) (err error) {
+	if s.dropped {
+		return fmt.Errorf("restore of snapshot %q: it was dropped", s.Name)
+	}
+	s.mu.Lock()
+	s.phases = nil
+	s.mu.Unlock()
+	defer func() {
+		var mm *RestoreMismatch
+		if err != nil && !errors.As(err, &mm) {
+			err = fmt.Errorf("restore of snapshot %q: %w", s.Name, err)
+		}
+	}()
+	e := s.e
+	// Services restore in parallel: each PostgreSQL service (stop, copy
+	// back, start, then its data fingerprint's check), each service's
+	// files and units, each in-memory service.
+	dataDiffs := map[string]DataDiff{}
+	var mu sync.Mutex
+	var work []func() error
+	for _, pg := range s.pg {
+		work = append(work, func() error {
+			svc, sp := e.Service(pg.service), e.Plan.Service(pg.service)
+			if svc == nil || sp == nil {
+				return fmt.Errorf("service %s is not running", pg.service)
+			}
+			err := s.withStopped(ctx, sp, svc, func() error {
+				return s.phase(pg.service+": copy back", func() error {
+					return restoreHelper(ctx, svc, pg,
+						`find "$1" -mindepth 1 -maxdepth 1 -exec rm -rf -- {} + && cp -a "$2"/. "$1"/`,
+						pg.dataDir, env.HelperSparePath+"/data")
+				})
+			})
+			if err != nil {
+				return err
+			}
+			return s.phase(pg.service+": verify data", func() error {
+				d, err := DiffData(ctx, e, pg.service, s.data[pg.service])
+				if err != nil {
+					return fmt.Errorf("verify: %w", err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				dataDiffs[pg.service] = d
+				return nil
+			})
+		})
+	}
+	for _, f := range s.files {
+		work = append(work, func() error {
+			return s.phase(f.service+": files and units", func() error { return s.restoreFiles(ctx, f) })
+		})
+	}
+	for _, name := range s.memory {
+		work = append(work, func() error {
+			return s.phase(name+": memory", func() error { return s.restoreMemory(ctx, name) })
+		})
+	}
+	if err := restoreParallel(work); err != nil {
+		return err
+	}
+	if err := s.phase("ready", func() error { return restoreAllReady(ctx, e) }); err != nil {
+		return err
+	}
+	return s.phase("verify config", func() error { return s.verify(ctx, dataDiffs) })
+}
+
+// restoreParallel runs fns at once and joins their errors.
+func restoreParallel(fns []func() error) error {
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// restoreFiles puts one service's archived paths back, then its units'
+// states.
+func (s *Snapshot) restoreFiles(ctx context.Context, f *restoreFiles) error {
+	svc := s.e.Service(f.service)
+	if svc == nil {
+		return fmt.Errorf("service %s is not running", f.service)
+	}
+	// What changed, for the units to restart: the declared files' items
+	// now against the snapshot's.
+	var changed []string
+	err := s.phase(f.service+": compare files", func() error {
+		if !f.units {
+			return nil
+		}
+		spec := s.e.Plan.Service(f.service).Ext.Config
+		if len(spec.Files) == 0 {
+			return nil
+		}
+		now, err := configFiles(ctx, svc, spec.Files)
+		if err != nil {
+			return err
+		}
+		for i := range now {
+			now[i].Service = f.service
+		}
+		was := &ConfigPrint{}
+		for _, it := range s.config.Items {
+			if it.Service == f.service && strings.HasPrefix(it.Name, "/") {
+				was.Items = append(was.Items, it)
+			}
+		}
+		for _, c := range was.Diff(&ConfigPrint{Items: configNumber(now)}) {
+			changed = append(changed, c.Item)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = s.phase(f.service+": put files back", func() error {
+		for _, r := range f.roots {
+			cctx, cancel := context.WithTimeout(ctx, restoreCmdTimeout)
+			_, err := configExec(cctx, svc, "sh", "-c", `rm -rf -- "$1" && mkdir -p -- "$2"`, "sh", r.path, path.Dir(r.path))
+			cancel()
+			if err != nil {
+				return fmt.Errorf("remove %s: %w", r.path, err)
+			}
+			if r.absent {
+				continue
+			}
+			if err := svc.ExtractTree(ctx, path.Dir(r.path), bytes.NewReader(r.archive)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || !f.units {
+		return err
+	}
+	return s.restoreUnits(ctx, svc, changed)
+}
+
+// restoreUnits reloads systemd and brings each unit back to the state and
+// enablement the snapshot recorded; a unit active at both ends restarts
+// when a path it names lies under a changed one.
+func (s *Snapshot) restoreUnits(ctx context.Context, svc *env.Service, changed []string) error {
+	run := func(args ...string) error {
+		cctx, cancel := context.WithTimeout(ctx, restoreCmdTimeout)
+		defer cancel()
+		_, err := configExec(cctx, svc, append([]string{"systemctl", "--no-ask-password"}, args...)...)
+		return err
+	}
+	if err := s.phase(svc.Name+": daemon-reload", func() error { return run("daemon-reload") }); err != nil {
+		return err
+	}
+	was := map[string]ConfigItem{}
+	for _, it := range s.config.Items {
+		if it.Service == svc.Name && strings.HasPrefix(it.Name, "unit ") {
+			was[strings.TrimPrefix(it.Name, "unit ")] = it
+		}
+	}
+	nowItems, err := configUnits(ctx, svc)
+	if err != nil {
+		return err
+	}
+	now := map[string]ConfigItem{}
+	for _, it := range nowItems {
+		now[strings.TrimPrefix(it.Name, "unit ")] = it
+	}
+	var errs []error
+	// Units the snapshot did not have: stopped if they run.
+	for _, u := range slices.Sorted(maps.Keys(now)) {
+		if _, ok := was[u]; !ok && restoreActive(restoreAttr(now[u], "state")) {
+			errs = append(errs, run("stop", "--", u))
+		}
+	}
+	for _, u := range slices.Sorted(maps.Keys(was)) {
+		want, cur := was[u], now[u]
+		wantEn, curEn := restoreAttr(want, "enabled"), restoreAttr(cur, "enabled")
+		if wantEn != curEn {
+			if curEn == "masked" {
+				errs = append(errs, run("unmask", "--", u))
+			}
+			switch wantEn {
+			case "enabled":
+				errs = append(errs, run("enable", "--", u))
+			case "disabled":
+				errs = append(errs, run("disable", "--", u))
+			case "masked":
+				errs = append(errs, run("mask", "--", u))
+			}
+		}
+		wantSt, curSt := restoreAttr(want, "state"), restoreAttr(cur, "state")
+		switch {
+		case wantSt == "active" && curSt != "active":
+			if curSt == "failed" {
+				errs = append(errs, run("reset-failed", "--", u))
+			}
+			errs = append(errs, run("start", "--", u))
+		case wantSt == "active":
+			if len(changed) > 0 {
+				affected, err := restoreUnitAffected(ctx, svc, u, changed)
+				if err == nil && affected {
+					err = run("restart", "--", u)
+				}
+				errs = append(errs, err)
+			}
+		case !restoreActive(wantSt) && restoreActive(curSt):
+			errs = append(errs, run("stop", "--", u))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func restoreActive(state string) bool {
+	return state == "active" || state == "activating" || state == "reloading"
+}
+
+func restoreAttr(it ConfigItem, name string) string {
+	for _, a := range it.Attrs {
+		if a.Name == name {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// restoreUnitPathRE finds absolute paths in systemctl show's values.
+var restoreUnitPathRE = regexp.MustCompile(`(?:^|[\s=])(/[^\s;]+)`)
+
+// restoreUnitAffected reports whether a unit names a path under (or
+// above) one that changed: its unit file, drop-ins, environment files,
+// and the paths in its commands.
+func restoreUnitAffected(ctx context.Context, svc *env.Service, unit string, changed []string) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, restoreCmdTimeout)
+	defer cancel()
+	out, err := configExec(cctx, svc, "systemctl", "show", "--value",
+		"-p", "FragmentPath", "-p", "DropInPaths", "-p", "EnvironmentFiles",
+		"-p", "ExecStartPre", "-p", "ExecStart", "-p", "ExecStartPost", "-p", "ExecReload", "--", unit)
+	if err != nil {
+		return false, err
+	}
+	for _, m := range restoreUnitPathRE.FindAllStringSubmatch(out, -1) {
+		p := path.Clean(m[1])
+		for _, c := range changed {
+			if p == c || strings.HasPrefix(p, c+"/") || strings.HasPrefix(c, p+"/") {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// restoreMemory restarts a service whose state is in memory when its
+// declared lists differ from the snapshot's.
+func (s *Snapshot) restoreMemory(ctx context.Context, name string) error {
+	now, err := Config(ctx, s.e, name)
+	if err != nil {
+		return err
+	}
+	was := &ConfigPrint{}
+	for _, it := range s.config.Items {
+		if it.Service == name {
+			was.Items = append(was.Items, it)
+		}
+	}
+	if len(was.Diff(now)) == 0 {
+		return nil
+	}
+	svc, sp := s.e.Service(name), s.e.Plan.Service(name)
+	timeout := restoreStopTimeout
+	if sp.StopTimeout != nil {
+		timeout = *sp.StopTimeout
+	}
+	if err := svc.Container().Restart(ctx, timeout); err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, restoreReadyTimeout)
+	defer cancel()
+	return svc.WaitReady(rctx)
+}
+
+// restoreAllReady waits until every service is ready (the dependents of a
+// restarted database included).
+func restoreAllReady(ctx context.Context, e *env.Environment) error {
+	rctx, cancel := context.WithTimeout(ctx, restoreReadyTimeout)
+	defer cancel()
+	var errs []error
+	for _, svc := range e.Services() {
+		errs = append(errs, svc.WaitReady(rctx))
+	}
+	return errors.Join(errs...)
+}
+
+// verify takes the configuration fingerprint again and diffs it against
+// the snapshot's; data holds the data diffs the services' restores found.
+func (s *Snapshot) verify(ctx context.Context, data map[string]DataDiff) error {
+	mm := &RestoreMismatch{Snapshot: s.Name, Data: map[string]DataDiff{}}
+	cfg, err := ConfigAll(ctx, s.e)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	mm.Config = s.config.Diff(cfg)
+	for svc, d := range data {
+		if !d.Empty() {
+			mm.Data[svc] = d
+		}
+	}
+	if len(mm.Config) > 0 || len(mm.Data) > 0 {
+		return mm
+	}
+	return nil
+}
+
+// Drop removes what the snapshot keeps in the engine (the data copies'
+// volumes) and lets go of its archives; the snapshot can no longer be
+// restored. Dropping twice is fine. The run's removal (Down, gc) removes
+// the volumes too, labelled as they are with the run.
+func (s *Snapshot) Drop(ctx context.Context) error {
+	if s == nil {
+		return nil
+	}
+	s.dropped = true
+	var errs []error
+	for _, pg := range s.pg {
+		if pg.vol != nil {
+			errs = append(errs, pg.vol.Remove(ctx))
+		}
+	}
+	s.files = nil
+	return errors.Join(errs...)
+}
