@@ -21,6 +21,16 @@ Feature: Snapshots: what an upgrade leaves behind, and what a rollback gives bac
     And the configuration differs from snapshot "before the upgrade" at "/opt/billing/bin/billing-api"
     And the data differs from snapshot "before the upgrade" in table "invoices"
     But no rows are lost in table "invoices"
+    # The vendor's own rollback does not roll back; the snapshot does.
+    When the upgrade is rolled back
+    Then the rollback fails at step "restore-binary"
+    And step "restore-binary" output contains "the vendor ships no rollback for the binary"
+    When the environment is rolled back to snapshot "before the upgrade"
+    Then the data matches snapshot "before the upgrade"
+    And the configuration matches snapshot "before the upgrade"
+    And no database roles created during the upgrade remain
+    And no webhook registrations created during the upgrade remain
+    And service "billing" reports version "2.3"
 
   Scenario: The rehearsed package cleans up; its rollback loses no row, and the snapshot's restore gives back the rest
     Given a snapshot "before the upgrade"
