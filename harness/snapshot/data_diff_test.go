@@ -111,3 +111,58 @@ func TestDataRemovedTableAndSequence(t *testing.T) {
 		t.Errorf("diff: %s", got)
 	}
 }
+
+// TestDataSettingsFixLiteralParsing: a database cannot choose how the
+// fingerprint's sessions parse a string literal, and a snapshot id that is
+// not the server's never goes into a statement.
+func TestDataSettingsFixLiteralParsing(t *testing.T) {
+	for k, v := range map[string]string{"standard_conforming_strings": "on", "client_encoding": "UTF8", "backslash_quote": "safe_encoding"} {
+		if dataSettings[k] != v {
+			t.Errorf("dataSettings[%s] = %q, want %q", k, dataSettings[k], v)
+		}
+	}
+	for id, ok := range map[string]bool{"00000003-0000001B-1": true, "00000003-0000001B": true, "": false, "1' ; DROP TABLE x; --": false, "0000\\'-1": false} {
+		if dataSnapshotID.MatchString(id) != ok {
+			t.Errorf("snapshot id %q accepted: %v", id, !ok)
+		}
+	}
+}
+
+// TestDataDiffSeeds: checksums of prints with different seeds are not
+// compared (they always differ), counts are.
+func TestDataDiffSeeds(t *testing.T) {
+	before, after := dataFixture(), dataFixture()
+	before.Seed, after.Seed = 1, 2
+	after.Tables[1].Checksum = "other"
+	if d := before.Diff(after); !d.Empty() {
+		t.Errorf("prints of different seeds differ by checksum:\n%s", d)
+	}
+	after.Tables[1].Rows = 101
+	if got := before.Diff(after).String(); got != "invoices: rows: 100 -> 101 (compared without the database: rows not named)\n" {
+		t.Errorf("diff: %s", got)
+	}
+	after.Seed = 1
+	after.Tables[1].Rows = 100
+	if got := before.Diff(after).String(); got != "invoices: rows: 100, contents differ (compared without the database: rows not named)\n" {
+		t.Errorf("diff under one seed: %s", got)
+	}
+	if dataRandomSeed() == dataRandomSeed() {
+		t.Error("two seeds alike")
+	}
+}
+
+// TestDataExcluded: what a print leaves out is the key tables this
+// process kept for that database, and the earlier print's; never nil (a
+// nil array would be NULL in the catalog query, and leave out everything).
+func TestDataExcluded(t *testing.T) {
+	k := dataKeptKey{"run-excluded", "db", "billing"}
+	if got := dataExcluded(k, nil); got == nil || len(got) != 0 {
+		t.Errorf("nothing kept: %#v", got)
+	}
+	dataKeep(k, 42)
+	dataKeep(dataKeptKey{"run-excluded", "db", "other"}, 7)
+	before := &DataPrint{Tables: []DataTable{{KeyOID: 43}, {}, {KeyOID: 42}}}
+	if got := dataExcluded(k, before); len(got) != 2 || got[0] != 42 || got[1] != 43 {
+		t.Errorf("excluded: %v", got)
+	}
+}

@@ -3,7 +3,9 @@ package snapshot
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -18,7 +20,15 @@ import (
 // pg_catalog also makes the catalog's deparsed types and expressions name
 // every user object with its schema. The timeouts are the database's to
 // set for its applications, not for a fingerprint that reads every row.
+// standard_conforming_strings and client_encoding fix how the server
+// parses a string literal (a backslash, a multibyte character ending in
+// one): the literals the fingerprint sends are all quoted by the server
+// (format's %L) or bound, but a database must not choose their parsing.
+// Startup parameters override the database's and roles' settings.
 var dataSettings = map[string]string{
+	"standard_conforming_strings":         "on",
+	"client_encoding":                     "UTF8",
+	"backslash_quote":                     "safe_encoding",
 	"application_name":                    "rehearse snapshot",
 	"search_path":                         "pg_catalog",
 	"TimeZone":                            "UTC",
@@ -40,9 +50,11 @@ type dataSession struct {
 	service, database string
 	holder, work      *pgx.Conn
 	snapshot          string
+	kept              dataKeptKey
 }
 
-func openDataSession(ctx context.Context, e *env.Environment, service, database string) (*dataSession, error) {
+// dataConfig is a connection to a service's database under dataSettings.
+func dataConfig(e *env.Environment, service, database string) (*pgx.ConnConfig, error) {
 	dsn, err := dataset.DSN(e, service, database)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", service, err)
@@ -54,7 +66,30 @@ func openDataSession(ctx context.Context, e *env.Environment, service, database 
 	for k, v := range dataSettings {
 		cfg.RuntimeParams[k] = v
 	}
-	s := &dataSession{service: service, database: cfg.Database}
+	return cfg, nil
+}
+
+// dataConnect connects to a service's database under dataSettings (Forget
+// and ForgetData: search_path pg_catalog, so that no function of the
+// database's stands in for the catalog's).
+func dataConnect(ctx context.Context, e *env.Environment, service, database string) (*pgx.Conn, error) {
+	cfg, err := dataConfig(e, service, database)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: connect: %w", service, err)
+	}
+	return conn, nil
+}
+
+func openDataSession(ctx context.Context, e *env.Environment, service, database string) (*dataSession, error) {
+	cfg, err := dataConfig(e, service, database)
+	if err != nil {
+		return nil, err
+	}
+	s := &dataSession{service: service, database: cfg.Database, kept: dataKeptKey{e.RunID, service, cfg.Database}}
 	if s.holder, err = pgx.ConnectConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("snapshot %s: connect: %w", service, err)
 	}
@@ -92,11 +127,11 @@ func (s *dataSession) take(ctx context.Context, p *DataPrint, diff *dataRowDiffe
 	if err := s.holder.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&s.snapshot); err != nil {
 		return s.errorf("export snapshot: %w", err)
 	}
-	prefix := ""
-	if p.e != nil {
-		prefix = dataKeySchemaPrefix(p.e)
+	var before *DataPrint
+	if diff != nil {
+		before = diff.before
 	}
-	if p.Tables, err = readDataTables(ctx, s.holder, prefix); err != nil {
+	if p.Tables, err = readDataTables(ctx, s.holder, dataExcluded(s.kept, before)); err != nil {
 		return s.errorf("read the catalog: %w", err)
 	}
 	for i := range p.Tables {
@@ -106,8 +141,11 @@ func (s *dataSession) take(ctx context.Context, p *DataPrint, diff *dataRowDiffe
 			t.KeyTable = fmt.Sprintf("t%d", i+1)
 		}
 		if err := s.inSnapshot(ctx, !keep, func(tx pgx.Tx) error {
-			if err := fingerprintTable(ctx, tx, p.KeySchema, t); err != nil {
+			if err := fingerprintTable(ctx, tx, p.KeySchema, p.Seed, t); err != nil {
 				return err
+			}
+			if t.KeyOID != 0 {
+				dataKeep(s.kept, t.KeyOID)
 			}
 			if diff != nil {
 				return diff.table(ctx, tx, t, o.examples)
@@ -120,11 +158,14 @@ func (s *dataSession) take(ctx context.Context, p *DataPrint, diff *dataRowDiffe
 	// Sequences are not transactional: read outside the snapshot, in a
 	// statement of their own (reading one locks it until the end of the
 	// transaction).
-	if p.Sequences, err = readDataSequences(ctx, s.work, prefix); err != nil {
+	if p.Sequences, err = readDataSequences(ctx, s.work); err != nil {
 		return s.errorf("read sequences: %w", err)
 	}
 	return nil
 }
+
+// dataSnapshotID is what pg_export_snapshot returns: 0000000A-0000001B-1.
+var dataSnapshotID = regexp.MustCompile(`^[0-9A-F]+(-[0-9A-F]+)+$`)
 
 // inSnapshot runs fn in a transaction of the work session on the
 // exported snapshot, committed when fn succeeds.
@@ -138,7 +179,12 @@ func (s *dataSession) inSnapshot(ctx context.Context, readOnly bool, fn func(pgx
 		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+dataLiteral(s.snapshot)); err != nil {
+	// SET TRANSACTION SNAPSHOT takes no parameter: the id is checked to be
+	// the server's (hex digits and dashes) before it goes into the text.
+	if !dataSnapshotID.MatchString(s.snapshot) {
+		return fmt.Errorf("import snapshot: unexpected snapshot id %q", s.snapshot)
+	}
+	if err := dataExec(ctx, tx.Conn(), "SET TRANSACTION SNAPSHOT '"+s.snapshot+"'"); err != nil {
 		return fmt.Errorf("import snapshot: %w", err)
 	}
 	if err := fn(tx); err != nil {
@@ -150,23 +196,30 @@ func (s *dataSession) inSnapshot(ctx context.Context, readOnly bool, fn func(pgx
 // dataRowHash is a row's hash: 64 bits of its text, the text of the
 // composite value (deterministic under dataSettings). ROW(t.*) rather
 // than t: a column named t would take t's place.
-const dataRowHash = "pg_catalog.hashtextextended(ROW(t.*)::pg_catalog.text, 0)"
+// The seed is the print's (an integer formatted here, no text of the
+// database's).
+func dataRowHash(seed int64) string {
+	return "pg_catalog.hashtextextended(ROW(t.*)::pg_catalog.text, CAST(" + strconv.FormatInt(seed, 10) + " AS pg_catalog.int8))"
+}
 
 // fingerprintTable counts and checksums a table and, with keySchema and
 // t.KeyTable, keeps its (key, hash) pairs there (unlogged: nothing for the
 // WAL, and nothing a crash must keep).
-func fingerprintTable(ctx context.Context, tx pgx.Tx, keySchema string, t *DataTable) error {
+func fingerprintTable(ctx context.Context, tx pgx.Tx, keySchema string, seed int64, t *DataTable) error {
 	src := dataIdent(t.Schema, t.Name)
 	if t.KeyTable == "" {
-		return tx.QueryRow(ctx, "SELECT count(*), coalesce(sum("+dataRowHash+"), 0)::text FROM ONLY "+src+" AS t").
+		return tx.QueryRow(ctx, "SELECT count(*), coalesce(sum("+dataRowHash(seed)+"), 0)::text FROM ONLY "+src+" AS t").
 			Scan(&t.Rows, &t.Checksum)
 	}
 	kt := dataIdent(keySchema, t.KeyTable)
-	q := "CREATE UNLOGGED TABLE " + kt + " AS SELECT " + dataKeyColumns(t.Key, "t.", true) + ", " + dataRowHash + " AS h FROM ONLY " + src + " AS t"
-	if _, err := tx.Exec(ctx, q); err != nil {
+	q := "CREATE UNLOGGED TABLE " + kt + " AS SELECT " + dataKeyColumns(t.Key, "t.", true) + ", " + dataRowHash(seed) + " AS h FROM ONLY " + src + " AS t"
+	if err := dataExec(ctx, tx.Conn(), q); err != nil {
 		return fmt.Errorf("keep hashes: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "COMMENT ON TABLE "+kt+" IS "+dataLiteral("hashes of "+src)); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid", kt).Scan(&t.KeyOID); err != nil {
+		return fmt.Errorf("keep hashes: %w", err)
+	}
+	if err := dataComment(ctx, tx.Conn(), "TABLE", kt, dataKeyComment+src); err != nil {
 		return fmt.Errorf("keep hashes: %w", err)
 	}
 	return tx.QueryRow(ctx, "SELECT count(*), coalesce(sum(h), 0)::text FROM "+kt).Scan(&t.Rows, &t.Checksum)
@@ -238,7 +291,7 @@ func (d *dataRowDiffer) table(ctx context.Context, tx pgx.Tx, cur *DataTable, ex
 		keyText = "ROW(" + strings.Join(ks, ", ") + ")::pg_catalog.text"
 	}
 	// kind: 0 changed, 1 added, 2 deleted
-	q := `WITH c AS (SELECT ` + dataKeyColumns(cur.Key, "t.", true) + `, ` + dataRowHash + ` AS h FROM ONLY ` + dataIdent(cur.Schema, cur.Name) + ` AS t),
+	q := `WITH c AS (SELECT ` + dataKeyColumns(cur.Key, "t.", true) + `, ` + dataRowHash(d.before.Seed) + ` AS h FROM ONLY ` + dataIdent(cur.Schema, cur.Name) + ` AS t),
 d AS (SELECT CASE WHEN o.h IS NULL THEN 1 WHEN c.h IS NULL THEN 2 ELSE 0 END AS kind, ` + strings.Join(co, ", ") + `
 	FROM c FULL JOIN ` + kt + ` AS o ON ` + strings.Join(on, " AND ") + `
 	WHERE c.h IS DISTINCT FROM o.h)
@@ -287,16 +340,17 @@ func dataKeyDisplay(cols []string, value string) string {
 }
 
 // readDataTables reads every user table's schema from the catalog: all
-// schemas but pg_catalog, information_schema and this run's private ones;
-// ordinary and partitioned tables, no temporary ones.
-func readDataTables(ctx context.Context, conn *pgx.Conn, prefix string) ([]DataTable, error) {
+// schemas but pg_catalog and information_schema, less the tables excluded
+// (the harness's own key tables, by OID); ordinary and partitioned tables,
+// no temporary ones.
+func readDataTables(ctx context.Context, conn *pgx.Conn, excluded []uint32) ([]DataTable, error) {
 	rows, err := conn.Query(ctx, `
 SELECT c.oid::int8, n.nspname::text, c.relname::text
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND ($1 = '' OR left(n.nspname, length($1)) <> $1)
-ORDER BY 2, 3`, prefix)
+  AND c.oid <> ALL($1::pg_catalog.oid[])
+ORDER BY 2, 3`, excluded)
 	if err != nil {
 		return nil, err
 	}
@@ -407,13 +461,14 @@ func dataScanEach(ctx context.Context, conn *pgx.Conn, q string, oids []int64, s
 	return rows.Err()
 }
 
-func readDataSequences(ctx context.Context, conn *pgx.Conn, prefix string) ([]DataSequence, error) {
+// readDataSequences reads every sequence but pg_catalog's and
+// information_schema's (the harness makes none).
+func readDataSequences(ctx context.Context, conn *pgx.Conn) ([]DataSequence, error) {
 	rows, err := conn.Query(ctx, `
 SELECT schemaname::text, sequencename::text, data_type::text, start_value, increment_by, min_value, max_value, cycle, last_value
 FROM pg_catalog.pg_sequences
 WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
-  AND ($1 = '' OR left(schemaname, length($1)) <> $1)
-ORDER BY 1, 2`, prefix)
+ORDER BY 1, 2`)
 	if err != nil {
 		return nil, err
 	}
