@@ -85,21 +85,10 @@ var snapshotSteps = []Step{
 }
 
 // postgresServices are the services a snapshot prints the data of, in plan
-// order: those that publish container port 5432/tcp (as harness/dataset
-// reaches PostgreSQL), and those whose x-rehearse config declares roles or
-// queries (which are PostgreSQL's).
+// order: the PostgreSQL services by the one rule that Take also copies by
+// (snapshot.IsPostgres).
 func postgresServices(p *env.Plan) []string {
-	var out []string
-	for _, sp := range p.Services {
-		pg := slices.ContainsFunc(sp.Ports, func(pt env.Port) bool { return pt.Key() == "5432/tcp" })
-		if c := sp.Ext.Config; c != nil && (c.Roles || len(c.Queries) > 0) {
-			pg = true
-		}
-		if pg {
-			out = append(out, sp.Name)
-		}
-	}
-	return out
+	return snapshot.Databases(p)
 }
 
 // declaresConfig reports whether any service declares an x-rehearse config.

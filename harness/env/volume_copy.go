@@ -2,6 +2,7 @@ package env
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -55,6 +56,11 @@ func (e *Environment) CreateSpareVolume(ctx context.Context, name, what string) 
 	}
 	ins, err := e.cli.VolumeInspect(ctx, full, client.VolumeInspectOptions{})
 	if err != nil {
+		// Ours (just created): removed, not left to the run's removal.
+		_, rerr := e.cli.VolumeRemove(context.WithoutCancel(ctx), full, client.VolumeRemoveOptions{Force: true})
+		if rerr != nil && !cerrdefs.IsNotFound(rerr) {
+			err = errors.Join(err, rerr)
+		}
 		return nil, fmt.Errorf("create spare volume %s: inspect: %w", full, err)
 	}
 	if got := ins.Volume.Labels; got[runs.LabelRun] != e.RunID || got[LabelSpare] != what {
@@ -75,30 +81,76 @@ func (v *SpareVolume) Remove(ctx context.Context) error {
 	return nil
 }
 
+// VolumeMount is one volume of the run that RunWithVolumes mounts: Volume
+// is the plan's name of a volume the service mounts (ServicePlan.Mounts,
+// Type "volume": a compose volume name, or <service>.anon<N>), mounted at
+// Target in the helper.
+type VolumeMount struct {
+	Volume   string
+	Target   string
+	ReadOnly bool
+}
+
 // RunWithVolumes runs cmd in a short-lived helper container of image that
-// mounts every volume and bind mount of the service at the service's own
-// paths (the engine's volumes-from) and the spare volume at
-// HelperSparePath, waits for it to exit, and removes it. The service is
-// best stopped: the helper then sees its files at rest (a database's data
-// directory after a clean shutdown). The helper joins no network, runs as
-// the image's user with no capability but capAdd (CHOWN, DAC_OVERRIDE,
-// FOWNER, FSETID to copy files keeping their owners and modes) and cannot
-// gain any, and may use 1GiB of memory, the page cache it fills included
-// (a lower bound makes a large copy wait for writeback). Like every helper
-// it carries the run's labels and LabelHelper. A helper that exits
-// non-zero is not an error: read ExitCode.
-func (c *Container) RunWithVolumes(ctx context.Context, image string, cmd []string, capAdd []string, spare *SpareVolume) (ExecResult, error) {
+// mounts exactly the given volumes of the service (by their names in the
+// engine, never the service's bind mounts: a bind's source may have been
+// swapped for a symbolic link since the service's create, and the engine
+// follows links when it mounts) and the spare volume at HelperSparePath,
+// waits for it to exit, and removes it. Use a harness-built image (the
+// service's own image is the project's, untrusted, and the helper has
+// capabilities). The service is best stopped: the helper then sees its
+// files at rest (a database's data directory after a clean shutdown). The
+// helper joins no network, runs as root (uid 0) with no capability but
+// capAdd (CHOWN, DAC_OVERRIDE, FOWNER, FSETID to copy files keeping their
+// owners and modes) and cannot gain any, LC_ALL=C, and may use 1GiB of
+// memory, the page cache it fills included (a lower bound makes a large
+// copy wait for writeback). Like every helper it carries the run's labels
+// and LabelHelper. A helper that exits non-zero is not an error: read
+// ExitCode.
+func (c *Container) RunWithVolumes(ctx context.Context, image string, cmd []string, capAdd []string, spare *SpareVolume, vols ...VolumeMount) (ExecResult, error) {
 	what := fmt.Sprintf("run %q on the volumes of %s", strings.Join(cmd, " "), c.svc.Name)
-	hc := &container.HostConfig{
-		NetworkMode: "none",
-		VolumesFrom: []string{c.id()},
-		Resources:   container.Resources{Memory: helperVolumesMemory, MemorySwap: helperVolumesMemory},
+	mounts, err := c.helperMounts(vols)
+	if err != nil {
+		return ExecResult{}, fmt.Errorf("%s: %w", what, err)
 	}
 	if spare != nil {
-		hc.Mounts = []mount.Mount{{Type: mount.TypeVolume, Source: spare.Name, Target: HelperSparePath,
-			VolumeOptions: &mount.VolumeOptions{NoCopy: true}}}
+		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: spare.Name, Target: HelperSparePath,
+			VolumeOptions: &mount.VolumeOptions{NoCopy: true}})
+	}
+	hc := &container.HostConfig{
+		NetworkMode: "none",
+		Mounts:      mounts,
+		Resources:   container.Resources{Memory: helperVolumesMemory, MemorySwap: helperVolumesMemory},
 	}
 	return c.runHelper(ctx, what, "volumes", image, cmd, capAdd, hc)
+}
+
+// helperMounts checks that each volume is one the service mounts and
+// names it as the engine does.
+func (c *Container) helperMounts(vols []VolumeMount) ([]mount.Mount, error) {
+	e := c.svc.env
+	sp := e.Plan.Service(c.svc.Name)
+	var out []mount.Mount
+	for _, v := range vols {
+		if !path.IsAbs(v.Target) || path.Clean(v.Target) != v.Target || v.Target == "/" ||
+			v.Target == HelperSparePath || strings.HasPrefix(v.Target, HelperSparePath+"/") {
+			return nil, fmt.Errorf("volume %s: target %q is not an absolute, clean path of its own", v.Volume, v.Target)
+		}
+		ok := false
+		if sp != nil {
+			for _, m := range sp.Mounts {
+				if m.Type == "volume" && m.Source == v.Volume {
+					ok = true
+				}
+			}
+		}
+		if !ok {
+			return nil, fmt.Errorf("volume %q is not a volume service %s mounts", v.Volume, c.svc.Name)
+		}
+		out = append(out, mount.Mount{Type: mount.TypeVolume, Source: e.resourceName(v.Volume), Target: v.Target,
+			ReadOnly: v.ReadOnly, VolumeOptions: &mount.VolumeOptions{NoCopy: true}})
+	}
+	return out, nil
 }
 
 // ExtractTree writes a tar archive into the service at dir, as the engine

@@ -63,17 +63,23 @@ func TestVolumeCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	caps := []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"}
-	res, err := c.RunWithVolumes(ctx, "debian:bookworm-slim",
-		[]string{"sh", "-c", `cp -a /data/. /rehearse-spare/ && rm -rf /data/x && stat -c '%u %g %a' /rehearse-spare/x/f`}, caps, spare)
+	data := VolumeMount{Volume: "data", Target: "/data"}
+	// Only the volume asked for is mounted: not the service's bind mount.
+	res, err := c.RunWithVolumes(ctx, "debian:bookworm-slim", []string{"sh", "-c", `test -d /data && test ! -e /bound.yaml`}, nil, spare, data)
+	if err != nil || res.ExitCode != 0 {
+		t.Errorf("the helper sees the service's bind mount (or not its volume): %v, exit %d", err, res.ExitCode)
+	}
+	res, err = c.RunWithVolumes(ctx, "debian:bookworm-slim",
+		[]string{"sh", "-c", `cp -a /data/. /rehearse-spare/ && rm -rf /data/x && stat -c '%u %g %a' /rehearse-spare/x/f`}, caps, spare, data)
 	if err != nil || res.ExitCode != 0 || strings.TrimSpace(res.Stdout) != "1234 2345 4640" {
 		t.Fatalf("copy to the spare volume: %v, exit %d, %q %q", err, res.ExitCode, res.Stdout, res.Stderr)
 	}
 	// Without the capabilities, root cannot keep another user's owner.
-	res, err = c.RunWithVolumes(ctx, "debian:bookworm-slim", []string{"sh", "-c", `cp -a /rehearse-spare/x /data/y`}, nil, spare)
+	res, err = c.RunWithVolumes(ctx, "debian:bookworm-slim", []string{"sh", "-c", `cp -a /rehearse-spare/x /data/y`}, nil, spare, data)
 	if err != nil || res.ExitCode == 0 {
 		t.Errorf("a helper without capabilities copied owners: %v, exit %d", err, res.ExitCode)
 	}
-	res, err = c.RunWithVolumes(ctx, "debian:bookworm-slim", []string{"sh", "-c", `rm -rf /data/y && cp -a /rehearse-spare/. /data/`}, caps, spare)
+	res, err = c.RunWithVolumes(ctx, "debian:bookworm-slim", []string{"sh", "-c", `rm -rf /data/y && cp -a /rehearse-spare/. /data/`}, caps, spare, data)
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("copy back: %v, exit %d, %q", err, res.ExitCode, res.Stderr)
 	}
@@ -91,5 +97,34 @@ func TestVolumeCopy(t *testing.T) {
 	}
 	if _, _, n := enginetest.Resources(t, cli, e.RunID); n != vols {
 		t.Errorf("%d volumes after the spare one's removal, want %d", n, vols)
+	}
+}
+
+// TestVolumeHelperMounts: a helper mounts only volumes the service mounts,
+// by their engine names; never a bind mount, another service's volume or
+// a path over the spare volume's.
+func TestVolumeHelperMounts(t *testing.T) {
+	e := &Environment{RunID: "r1", Plan: &Plan{Services: []*ServicePlan{
+		{Name: "db", Mounts: []Mount{
+			{Type: "volume", Source: "dbdata", Target: "/var/lib/postgresql/data"},
+			{Type: "bind", Source: "/proj/conf", Target: "/etc/conf"},
+		}},
+		{Name: "other", Mounts: []Mount{{Type: "volume", Source: "otherdata", Target: "/d"}}},
+	}}}
+	c := (&Service{Name: "db", env: e}).Container()
+	got, err := c.helperMounts([]VolumeMount{{Volume: "dbdata", Target: "/rehearse-data", ReadOnly: true}})
+	if err != nil || len(got) != 1 || got[0].Source != "rehearse-r1-dbdata" || got[0].Target != "/rehearse-data" || !got[0].ReadOnly || got[0].Type != "volume" {
+		t.Errorf("helperMounts(dbdata) = %+v, %v", got, err)
+	}
+	for _, v := range []VolumeMount{
+		{Volume: "/proj/conf", Target: "/x"},
+		{Volume: "otherdata", Target: "/x"},
+		{Volume: "dbdata", Target: "/rehearse-spare"},
+		{Volume: "dbdata", Target: "x"},
+		{Volume: "dbdata", Target: "/"},
+	} {
+		if _, err := c.helperMounts([]VolumeMount{v}); err == nil {
+			t.Errorf("helperMounts(%+v) was accepted", v)
+		}
 	}
 }

@@ -16,23 +16,56 @@
 // included); sequences with their definition and last value. No row is
 // copied out.
 //
-// A row's hash is hashtextextended of the row's text, ROW(t.*)::text, in
-// sessions whose settings fix that text (time zone, date, interval, float,
-// bytea and money output, search_path); the checksum is the sum of the
-// hashes (a numeric, so no overflow), with the count. A sum, unlike an
-// XOR, does not cancel duplicate rows.
+// A row's hash is hashtextextended of the row's text, ROW(t.*)::text, with
+// a seed drawn at random for each print (DiffData uses its earlier print's;
+// DataSeedOf takes a print under another's seed, so that Diff compares
+// their checksums), in sessions whose settings fix that text (time zone,
+// date, interval, float, bytea and money output, search_path) and how a
+// string literal parses (standard_conforming_strings on, client_encoding
+// UTF8: startup parameters, which the database's and roles' settings do not
+// override); the checksum is the sum of the hashes (a numeric, so no
+// overflow), with the count. A sum, unlike an XOR, does not cancel
+// duplicate rows.
+//
+// The checksum finds accidents, not an adversary. hashtextextended is a
+// public, non-cryptographic 64-bit hash; the random seed means an upgrade
+// cannot prepare, in advance, a change that leaves a checksum as it was,
+// but the seed is no secret key: it is in the text of the print's
+// statements (pg_stat_activity, a statement log), the kept hashes sit in
+// the database next to the rows they hash, and a 64-bit sum of hashes is
+// open to generic attacks. More to the point, the database and whoever upgrades it usually
+// hold the superuser the harness connects as: they can rewrite the kept
+// hashes, or the catalog itself. What is fingerprinted inside a database
+// is what that database chooses to show.
+//
+// No text of the database's goes into a statement as a literal: names are
+// quoted as identifiers (pgx's Sanitize), values are bound parameters, the
+// one comment is quoted by the server (format's %L), the snapshot id is
+// checked to be the server's, and every statement built with a name runs
+// over the extended protocol, which runs one statement whatever its text.
 //
 // To name rows in a later diff, the print keeps each keyed table's (primary
-// key, row hash) pairs inside the database, in unlogged tables of a private
-// schema (rehearse_fp_<run id>_<random>; the run id means a database cannot
-// have made one up in advance to hide its own tables). DiffData recomputes
+// key, row hash) pairs inside the database, in unlogged tables (t1, t2...)
+// of a private schema (rehearse_fp_<run id>_<8 hex digits>), each with a
+// comment naming the table it hashes. A print leaves out exactly the key
+// tables this process created (and, in DiffData, the earlier print's), by
+// OID: a table the database makes in a private schema, or in one named
+// like it, is printed like any other, and it cannot take the OID the
+// server gave a key table. DiffData recomputes
 // each table's count and checksum, and only for a table whose checksum
 // moved joins its rows with the kept pairs (FULL OUTER JOIN on the key) to
 // count changed, added and deleted rows and name the first few keys of
 // each. DiffData writes nothing. Tables without a primary key get counts
 // and the checksum, and the diff says their rows are not named.
-// Forget (or ForgetData, after a process that ended without it) drops the
-// private schema.
+// Forget drops the print's key tables (by name, when they still have
+// their OIDs) and then its schema, all RESTRICT: a user object that depends
+// on one (a view, a foreign key) is not dropped with it, and Forget fails
+// saying what depends. ForgetData, after a process that ended without
+// Forget, does the same for the tables that look like the harness's: named
+// t<n>, unlogged, with its comment, owned by the connected role, in schemas
+// named like a private one and owned by that role (these marks a database
+// can copy; RESTRICT is what keeps its objects); a schema that still holds
+// anything after that stays, and ForgetData says so.
 //
 // One snapshot covers every table: a read-only REPEATABLE READ transaction
 // exports it and stays open, holding no lock on a user table, while a second
@@ -70,17 +103,25 @@
 // Take and Restore bring a whole environment back to a known point, for a
 // rollback or the next scenario. Each kind of state goes back its own way:
 //
-//   - A PostgreSQL service (one that declares roles: or publishes or
-//     exposes 5432): its data directory (SHOW data_directory, which must
-//     lie on a volume) is copied, with the service stopped, by a helper
-//     container of the service's image that mounts the service's volumes
-//     and a spare volume of the run (env.CreateSpareVolume,
-//     Container.RunWithVolumes: no network, CHOWN, DAC_OVERRIDE, FOWNER and
-//     FSETID only). Restore stops the service, empties the directory, copies
-//     the copy back, and starts it. Everything in the cluster comes back:
-//     every database, the roles and their memberships, the server's own
-//     settings (ALTER SYSTEM). The dependents see an outage while the
-//     service is down and reconnect.
+//   - A PostgreSQL service (IsPostgres: one that declares roles: or
+//     queries:, or publishes 5432): its data directory (SHOW
+//     data_directory) must lie on a writable volume of the service with no
+//     other mount inside it, no pg_wal link and no tablespace (Take refuses
+//     the rest, naming the compose file and service). With the service
+//     stopped, a helper container of image.DebianBase (never the service's
+//     untrusted image) mounts exactly that volume, read-only, and a spare
+//     volume of the run (env.CreateSpareVolume, Container.RunWithVolumes:
+//     no network, CHOWN, DAC_OVERRIDE, FOWNER and FSETID only; bind mounts
+//     are never mounted), copies it and checks the copy against the source
+//     (entry count, bytes, the sha256 of global/pg_control), recorded as a
+//     manifest. Restore stops the service, copies the snapshot into a
+//     staging directory on the same volume, checks it against the
+//     manifest, and only then swaps it in by renames; a copy that fails
+//     the check leaves the live data untouched and the service is started
+//     again. Everything in the cluster comes back: every database, the
+//     roles and their memberships, the server's own settings (ALTER
+//     SYSTEM). The dependents see an outage while the service is down and
+//     reconnect.
 //   - Declared files (config: files:) and, with crontab: true, /etc/crontab,
 //     /etc/cron.d and /var/spool/cron: an archive of each path as the
 //     engine reads it, kept in memory (bounded like the fingerprint: 20,000
@@ -116,10 +157,11 @@
 //
 // The copy leaves out the WAL a clean shutdown no longer needs: only the
 // segment of the shutdown checkpoint (and the next, should the record
-// cross into it) is kept, per pg_controldata; after the bulk load below,
-// pg_wal held 944 MB in 59 segments, recycled ahead of use, against 546 MB
-// of databases. Without pg_controldata, or after anything but a clean
-// shutdown, the whole directory is copied.
+// cross into it) is kept, read from global/pg_control (state, redo point,
+// timeline; PostgreSQL 11 and later); after the bulk load below, pg_wal
+// held 944 MB in 59 segments, recycled ahead of use, against 546 MB of
+// databases. On any doubt, after anything but a clean shutdown, or with
+// replication slots, the whole directory is copied.
 //
 // The measure, BenchmarkSnapshotRestore on the bundled world with
 // 1,000,000 invoices (546 MB of databases), 2-core machine, one run:

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rehearse/rehearse/harness/dataset"
 	"github.com/rehearse/rehearse/harness/env"
+	"github.com/rehearse/rehearse/harness/image"
 )
 
 // Snapshot is a known point of a whole environment, to come back to: a
@@ -42,6 +43,8 @@ type Snapshot struct {
 	phases []RestorePhase
 	// dropped is set by Drop: the snapshot can no longer be restored.
 	dropped bool
+	// archived is the bytes of the files' archives held (restoreMaxArchives).
+	archived int64
 }
 
 // RestorePhase is how long one part of the last Take or Restore took, for
@@ -55,9 +58,50 @@ type RestorePhase struct {
 type restorePG struct {
 	service string
 	dataDir string // as the server reports it (SHOW data_directory)
-	image   string // the service's image: the copy helper runs it (cp, sh)
+	volume  string // the plan's name of the volume holding it
+	rel     string // the data directory relative to the volume's root ("" for the root)
 	vol     *env.SpareVolume
+	// The copy's manifest, recorded at Take: its entries (find | wc -l),
+	// the bytes of its regular files, pg_control's sha256. Restore checks
+	// its staged copy against it before it touches the live directory.
+	manifest restoreManifest
 }
+
+// restoreManifest describes a copy of a data directory.
+type restoreManifest struct {
+	entries, bytes int64
+	control        string // sha256 of global/pg_control
+}
+
+// restoreHelperImage runs the copy helpers: the harness's own base image
+// (sh, cp, find, od, sha256sum), never the service's image (the project's,
+// untrusted, while the helper holds capabilities).
+const restoreHelperImage = image.DebianBase
+
+// restoreEnsureHelper makes the copy helpers' image exist (a no-op when
+// it does, as it does once the run's images are made).
+func restoreEnsureHelper(ctx context.Context, e *env.Environment) error {
+	b := e.ImageBuilder()
+	if b == nil {
+		return fmt.Errorf("copy helper image %s: the environment has no image builder", restoreHelperImage)
+	}
+	_, err := b.Ensure(ctx, image.Spec{Ref: restoreHelperImage, Origin: "snapshot copy helper"})
+	return err
+}
+
+// restoreVolumeRoot is where a copy helper mounts the volume that holds a
+// data directory.
+const restoreVolumeRoot = "/rehearse-data"
+
+// restoreSwapFailed is a copy-back that failed while it swapped the staged
+// copy in: the live directory may be neither the old nor the snapshot's,
+// so the service is left stopped.
+type restoreSwapFailed struct{ err error }
+
+func (e *restoreSwapFailed) Error() string {
+	return e.err.Error() + " (the data directory may be half-swapped: the service is left stopped)"
+}
+func (e *restoreSwapFailed) Unwrap() error { return e.err }
 
 // restoreFiles is one service's archived paths.
 type restoreFiles struct {
@@ -107,16 +151,20 @@ var restoreNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 // The crontab paths a service declaring crontab: true has archived.
 var restoreCronPaths = []string{configSystemCrontab, configCronD, configCronSpool}
 
-// restorePGPort is PostgreSQL's port: a service that publishes or exposes
-// it, or declares roles, is a PostgreSQL service.
+// restorePGPort is PostgreSQL's port.
 const restorePGPort = 5432
 
-// restoreIsPG reports whether a service is a PostgreSQL service.
-func restoreIsPG(sp *env.ServicePlan) bool {
-	if sp.Ext.Config != nil && sp.Ext.Config.Roles {
+// IsPostgres reports whether a service is a PostgreSQL service, for
+// snapshots (whose data directory Take copies) and the scenarios' data
+// prints alike: its x-rehearse config declares roles: or queries:, or it
+// publishes container port 5432/tcp (as harness/dataset reaches
+// PostgreSQL). A service that only exposes 5432 is not one: the harness
+// cannot reach it.
+func IsPostgres(sp *env.ServicePlan) bool {
+	if c := sp.Ext.Config; c != nil && (c.Roles || len(c.Queries) > 0) {
 		return true
 	}
-	for _, p := range slices.Concat(sp.Ports, sp.Expose) {
+	for _, p := range sp.Ports {
 		if p.Target == restorePGPort && (p.Protocol == "tcp" || p.Protocol == "") {
 			return true
 		}
@@ -124,11 +172,23 @@ func restoreIsPG(sp *env.ServicePlan) bool {
 	return false
 }
 
+// Databases are the PostgreSQL services of a plan (IsPostgres), in plan
+// order.
+func Databases(p *env.Plan) []string {
+	var out []string
+	for _, sp := range p.Services {
+		if IsPostgres(sp) {
+			out = append(out, sp.Name)
+		}
+	}
+	return out
+}
+
 // restoreInMemory reports whether a service keeps its declared state in
 // memory: it declares HTTP lists and has no volume. Restarting it gives its
 // initial state.
 func restoreInMemory(sp *env.ServicePlan) bool {
-	if sp.Ext.Config == nil || len(sp.Ext.Config.HTTP) == 0 || restoreIsPG(sp) {
+	if sp.Ext.Config == nil || len(sp.Ext.Config.HTTP) == 0 || IsPostgres(sp) {
 		return false
 	}
 	for _, m := range sp.Mounts {
@@ -142,11 +202,14 @@ func restoreInMemory(sp *env.ServicePlan) bool {
 // Take snapshots the environment as it is now, under a name (letters,
 // digits, '.', '_', '-'; it names the copies' volumes):
 //
-//   - each PostgreSQL service (one that declares roles: or publishes or
-//     exposes 5432): its data directory (SHOW data_directory), which must
-//     lie on a volume, is copied with the service stopped, by a helper
-//     container that mounts the service's volumes and a spare volume of
-//     the run; then the service starts again (its dependents see an
+//   - each PostgreSQL service (IsPostgres): its data directory (SHOW
+//     data_directory), which must lie on a named volume with no other
+//     mount inside it (not a bind mount), with pg_wal no link and no
+//     tablespace, is copied with the service stopped, by a helper
+//     container of the harness's own image that mounts only that volume
+//     (read-only) and a spare volume of the run; the copy is checked
+//     against the directory and its manifest (entries, bytes, pg_control)
+//     recorded; then the service starts again (its dependents see an
 //     outage and reconnect);
 //   - each service declaring config files: or crontab: an archive of those
 //     paths as the engine reads them (owners, modes, links), in memory;
@@ -176,7 +239,7 @@ func Take(ctx context.Context, e *env.Environment, name string) (_ *Snapshot, er
 			return nil, fmt.Errorf("service %s is not running", sp.Name)
 		}
 		switch {
-		case restoreIsPG(sp):
+		case IsPostgres(sp):
 			work = append(work, func() error { return s.takePG(ctx, sp, svc) })
 		case restoreInMemory(sp):
 			s.memory = append(s.memory, sp.Name)
@@ -234,17 +297,17 @@ func (s *Snapshot) takePG(ctx context.Context, sp *env.ServicePlan, svc *env.Ser
 	if err != nil {
 		return fmt.Errorf("%s: find the data directory: %w", sp.Name, err)
 	}
-	dir = path.Clean(dir)
-	onVolume := false
-	for _, m := range sp.Mounts {
-		if (m.Type == "volume" || m.Type == "bind") && !m.ReadOnly && (dir == m.Target || strings.HasPrefix(dir, strings.TrimSuffix(m.Target, "/")+"/")) {
-			onVolume = true
-		}
+	segSize, err := dataset.QueryValue(ctx, s.e, sp.Name, "SELECT pg_size_bytes(current_setting('wal_segment_size'))")
+	if err != nil {
+		return fmt.Errorf("%s: find the WAL segment size: %w", sp.Name, err)
 	}
-	if !onVolume {
-		return fmt.Errorf("%s: its data directory %s lies on no volume of %s: declare one there (volumes: [name:%s]) so that a helper can copy it while the service is stopped", sp.Name, dir, s.e.Plan.File, dir)
+	pg, err := restoreLocate(s.e.Plan.File, sp, path.Clean(dir))
+	if err != nil {
+		return err
 	}
-	pg := &restorePG{service: sp.Name, dataDir: dir, image: sp.Image.Ref}
+	if err := restoreEnsureHelper(ctx, s.e); err != nil {
+		return err
+	}
 	vol, err := s.e.CreateSpareVolume(ctx, sp.Name+".snapshot-"+restoreRandom(), "snapshot "+s.Name+" of "+sp.Name)
 	if err != nil {
 		return err
@@ -255,7 +318,15 @@ func (s *Snapshot) takePG(ctx context.Context, sp *env.ServicePlan, svc *env.Ser
 	s.mu.Unlock()
 	err = s.withStopped(ctx, sp, svc, func() error {
 		return s.phase(sp.Name+": copy", func() error {
-			return restoreHelper(ctx, svc, pg, restoreCopyScript, dir, env.HelperSparePath+"/data")
+			out, err := restoreHelper(ctx, svc, pg, true, restoreCopyScript, pg.helperDir(), env.HelperSparePath+"/data", segSize)
+			if err != nil {
+				return err
+			}
+			pg.manifest, err = restoreParseManifest(out)
+			if err != nil {
+				return fmt.Errorf("%s: copy helper: %w", sp.Name, err)
+			}
+			return nil
 		})
 	})
 	if err != nil {
@@ -270,8 +341,48 @@ func (s *Snapshot) takePG(ctx context.Context, sp *env.ServicePlan, svc *env.Ser
 	})
 }
 
+// restoreLocate finds the named volume that holds a service's data
+// directory. A directory on a bind mount is refused (a helper would have
+// to mount a host path the project controls), and so is one with another
+// mount inside it (its own pg_wal volume, say: the copy would miss it).
+func restoreLocate(file string, sp *env.ServicePlan, dir string) (*restorePG, error) {
+	var holder *env.Mount
+	under := func(p, root string) bool {
+		return p == root || root == "/" || strings.HasPrefix(p, strings.TrimSuffix(root, "/")+"/")
+	}
+	for i, m := range sp.Mounts {
+		if under(dir, m.Target) && (holder == nil || len(m.Target) > len(holder.Target)) {
+			holder = &sp.Mounts[i]
+		}
+	}
+	for t := range sp.Tmpfs {
+		if under(dir, t) && (holder == nil || len(t) > len(holder.Target)) {
+			holder = &env.Mount{Type: "tmpfs", Target: t}
+		}
+	}
+	switch {
+	case holder == nil || holder.Type == "tmpfs":
+		return nil, fmt.Errorf("%s: its data directory %s lies on no volume of %s: declare one there (volumes: [name:%s]) so that a helper can copy it while the service is stopped", sp.Name, dir, file, dir)
+	case holder.Type != "volume":
+		return nil, fmt.Errorf("%s: its data directory %s lies on a bind mount (%s) in %s: snapshots copy only a named volume; declare one there (volumes: [name:%s])", sp.Name, dir, holder.Source, file, dir)
+	case holder.ReadOnly:
+		return nil, fmt.Errorf("%s: its data directory %s lies on a read-only volume (%s) in %s", sp.Name, dir, holder.Source, file)
+	}
+	for _, m := range sp.Mounts {
+		if m.Target != holder.Target && under(m.Target, dir) {
+			return nil, fmt.Errorf("%s: its data directory %s has another mount inside it (%s at %s) in %s: not supported by snapshots", sp.Name, dir, m.Source, m.Target, file)
+		}
+	}
+	rel := strings.TrimPrefix(strings.TrimPrefix(dir, strings.TrimSuffix(holder.Target, "/")), "/")
+	return &restorePG{service: sp.Name, dataDir: dir, volume: holder.Source, rel: rel}, nil
+}
+
+// helperDir is the data directory as a copy helper sees it.
+func (pg *restorePG) helperDir() string { return path.Join(restoreVolumeRoot, pg.rel) }
+
 // withStopped stops a service, runs fn, and starts the service again
-// (whatever fn returned) and waits until it is ready.
+// (whatever fn returned, unless a *restoreSwapFailed) and waits until it
+// is ready.
 func (s *Snapshot) withStopped(ctx context.Context, sp *env.ServicePlan, svc *env.Service, fn func() error) error {
 	timeout := restoreStopTimeout
 	if sp.StopTimeout != nil {
@@ -282,6 +393,10 @@ func (s *Snapshot) withStopped(ctx context.Context, sp *env.ServicePlan, svc *en
 		return err
 	}
 	err := fn()
+	var swap *restoreSwapFailed
+	if errors.As(err, &swap) {
+		return err
+	}
 	start := func() error {
 		sctx := context.WithoutCancel(ctx)
 		if err := c.Start(sctx); err != nil {
@@ -294,62 +409,153 @@ func (s *Snapshot) withStopped(ctx context.Context, sp *env.ServicePlan, svc *en
 	return errors.Join(err, s.phase(sp.Name+": start", start))
 }
 
-// restoreCopyScript copies a data directory ($1) to $2, which it creates.
-// After a clean shutdown (pg_controldata says "shut down") the server
-// needs, of its WAL, only the segment holding the shutdown checkpoint (and
-// the next, should the record cross into it): the other segments are old
-// or recycled ahead of use, often hundreds of megabytes after a bulk load,
-// and are left out. Without pg_controldata, or after anything but a clean
-// shutdown, everything is copied.
-const restoreCopyScript = `set -eu
-src=$1 dst=$2
-mkdir "$dst"
-info=$(pg_controldata "$src" 2>/dev/null || true)
-state=$(printf '%s\n' "$info" | sed -n 's/^Database cluster state: *//p')
-keep=$(printf '%s\n' "$info" | sed -n "s/^Latest checkpoint's REDO WAL file: *//p")
-size=$(printf '%s\n' "$info" | sed -n 's/^Bytes per WAL segment: *//p')
-if [ "$state" != "shut down" ] || [ ${#keep} -ne 24 ] || [ -z "$size" ] || [ -L "$src/pg_wal" ] || [ ! -d "$src/pg_wal" ]; then
-	cp -a "$src"/. "$dst"/
-	exit 0
-fi
-tli=${keep%????????????????}
-rest=${keep#????????}
-log=$((0x${rest%????????}))
-seg=$((0x${rest#????????} + 1))
-if [ "$seg" -ge $((4294967296 / size)) ]; then seg=0; log=$((log + 1)); fi
-next=$(printf '%s%08X%08X' "$tli" "$log" "$seg")
-for f in "$src"/* "$src"/.[!.]* "$src"/..?*; do
-	[ -e "$f" ] || [ -L "$f" ] || continue
-	[ "$f" = "$src/pg_wal" ] && continue
-	cp -a "$f" "$dst"/
-done
-mkdir "$dst/pg_wal"
-for f in "$src"/pg_wal/* "$src"/pg_wal/.[!.]*; do
-	[ -e "$f" ] || [ -L "$f" ] || continue
-	n=${f##*/}
-	if [ ${#n} -eq 24 ] && [ "$n" != "$keep" ] && [ "$n" != "$next" ] && [ -z "$(printf '%s' "$n" | tr -d 0-9A-F)" ]; then
-		continue
-	fi
-	cp -a "$f" "$dst/pg_wal/"
-done
-chown --reference="$src/pg_wal" "$dst/pg_wal"
-chmod --reference="$src/pg_wal" "$dst/pg_wal"
-chown --reference="$src" "$dst"
-chmod --reference="$src" "$dst"
+// restoreManifestScript (a shell function) prints the manifest of a
+// directory ($1): "manifest ENTRIES BYTES SHA256-OF-PG_CONTROL".
+const restoreManifestScript = `manifest() {
+	printf 'manifest %s %s %s\n' "$(find "$1" | wc -l)" \
+		"$(find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f", s }')" \
+		"$(sha256sum < "$1/global/pg_control" | cut -d' ' -f1)"
+}
 `
 
+// restoreCopyScript copies a data directory ($1) to $2, which it creates;
+// $3 is the server's WAL segment size in bytes. It refuses what a copy of
+// the directory would not bring back whole: pg_wal as a link (WAL kept
+// elsewhere, POSTGRES_INITDB_WALDIR) and tablespaces (links in
+// pg_tblspc). After a clean shutdown (pg_control, PostgreSQL 11 or later,
+// says "shut down") the server needs, of its WAL, only the segment holding
+// the shutdown checkpoint's redo point (and the next, should the record
+// cross into it): the other segments are old or recycled ahead of use,
+// often hundreds of megabytes after a bulk load, and are left out. After
+// anything else, with replication slots, or on doubt, everything is
+// copied. The copy is then checked against the source (entries, bytes,
+// pg_control) and its manifest printed.
+const restoreCopyScript = `set -eu
+export LC_ALL=C
+` + restoreManifestScript + `src=$1 dst=$2 size=$3
+[ -f "$src/PG_VERSION" ] && [ -f "$src/global/pg_control" ] || { echo "$src is not a PostgreSQL data directory (no PG_VERSION or global/pg_control)" >&2; exit 3; }
+if [ -L "$src/pg_wal" ] || [ -L "$src/pg_xlog" ]; then echo "not supported: pg_wal is a link (WAL outside the data directory, initdb --waldir or POSTGRES_INITDB_WALDIR)" >&2; exit 3; fi
+if [ -d "$src/pg_tblspc" ] && [ -n "$(ls -A "$src/pg_tblspc")" ]; then echo "not supported: tablespaces present (pg_tblspc is not empty)" >&2; exit 3; fi
+mkdir "$dst"
+num() { od -An -v -j "$1" -N "$2" -t "$3" "$src/global/pg_control" | tr -d ' \n'; }
+version=$(num 8 4 u4) state=$(num 16 4 u4) redo=$(num 40 8 x8) tli=$(num 48 4 u4)
+full=
+case $size in ''|*[!0-9]*) full=1 ;; esac
+if [ -z "$full" ]; then
+	[ "$size" -ge 1048576 ] && [ "$size" -le 1073741824 ] && [ $((size & (size - 1))) -eq 0 ] || full=1
+fi
+[ "$version" -ge 1100 ] 2>/dev/null && [ "$state" = 1 ] && [ "$tli" -ge 1 ] 2>/dev/null && [ -n "$redo" ] || full=1
+[ -d "$src/pg_replslot" ] && [ -n "$(ls -A "$src/pg_replslot")" ] && full=1
+[ -d "$src/pg_wal" ] || full=1
+skipped=0 skippedBytes=0
+if [ -z "$full" ]; then
+	per=$((4294967296 / size))
+	segno=$((0x$redo / size))
+	keep=$(printf '%08X%08X%08X' "$tli" $((segno / per)) $((segno % per)))
+	segno=$((segno + 1))
+	next=$(printf '%08X%08X%08X' "$tli" $((segno / per)) $((segno % per)))
+	[ -f "$src/pg_wal/$keep" ] || full=1
+fi
+if [ -n "$full" ]; then
+	cp -a "$src"/. "$dst"/
+else
+	for f in "$src"/* "$src"/.[!.]* "$src"/..?*; do
+		[ -e "$f" ] || [ -L "$f" ] || continue
+		[ "$f" = "$src/pg_wal" ] && continue
+		cp -a "$f" "$dst"/
+	done
+	mkdir "$dst/pg_wal"
+	for f in "$src"/pg_wal/* "$src"/pg_wal/.[!.]* "$src"/pg_wal/..?*; do
+		[ -e "$f" ] || [ -L "$f" ] || continue
+		n=${f##*/}
+		if [ ${#n} -eq 24 ] && [ "$n" != "$keep" ] && [ "$n" != "$next" ] && [ -z "$(printf '%s' "$n" | tr -d 0-9A-F)" ] && [ -f "$f" ] && [ ! -L "$f" ]; then
+			skipped=$((skipped + 1)) skippedBytes=$((skippedBytes + $(stat -c %s "$f")))
+			continue
+		fi
+		cp -a "$f" "$dst/pg_wal/"
+	done
+	chown --reference="$src/pg_wal" "$dst/pg_wal"
+	chmod --reference="$src/pg_wal" "$dst/pg_wal"
+	chown --reference="$src" "$dst"
+	chmod --reference="$src" "$dst"
+fi
+set -- $(manifest "$src") ; want=$(($2 - skipped)) wantBytes=$(($3 - skippedBytes)) wantSha=$4
+set -- $(manifest "$dst")
+if [ "$2" != "$want" ] || [ "$3" != "$wantBytes" ] || [ "$4" != "$wantSha" ]; then
+	echo "the copy does not match the data directory: $2 entries, $3 bytes, pg_control $4; want $want, $wantBytes, $wantSha" >&2
+	exit 4
+fi
+echo "manifest $2 $3 $4"
+`
+
+// restoreBackScript puts a copy ($2) back into a data directory ($1) on a
+// volume mounted at $3: it copies it into a staging directory on that
+// volume, checks the staged copy against the manifest recorded at Take
+// ($4 entries, $5 bytes, $6 pg_control's sha256), and only then swaps it
+// in by renames (the old files moved aside, the staged ones moved in) and
+// removes the old files. It exits 10 when it failed before the swap (the
+// data directory untouched), anything else non-zero when the swap failed.
+const restoreBackScript = `set -u
+export LC_ALL=C
+` + restoreManifestScript + `data=$1 spare=$2 vol=$3
+stage=$vol/.rehearse-stage old=$vol/.rehearse-old
+fail() { echo "$*" >&2; rm -rf -- "$stage"; exit 10; }
+rm -rf -- "$stage" "$old" || fail "remove a previous restore's leftovers"
+[ -f "$spare/PG_VERSION" ] && [ -f "$spare/global/pg_control" ] || fail "the snapshot's copy is damaged: no PG_VERSION or global/pg_control"
+cp -a "$spare" "$stage" || fail "copy the snapshot into $stage failed"
+[ -f "$stage/PG_VERSION" ] && [ -f "$stage/global/pg_control" ] || fail "the staged copy is damaged: no PG_VERSION or global/pg_control"
+got=$(manifest "$stage") || fail "read the staged copy"
+[ "$got" = "manifest $4 $5 $6" ] || fail "the staged copy does not match the snapshot taken ($got; want $4 entries, $5 bytes, pg_control $6)"
+set -e
+if [ "$data" != "$vol" ]; then
+	mv -- "$data" "$old"
+	mv -- "$stage" "$data"
+else
+	mkdir "$old"
+	for f in "$data"/* "$data"/.[!.]* "$data"/..?*; do
+		[ -e "$f" ] || [ -L "$f" ] || continue
+		[ "$f" = "$stage" ] || [ "$f" = "$old" ] || mv -- "$f" "$old"/
+	done
+	for f in "$stage"/* "$stage"/.[!.]* "$stage"/..?*; do
+		[ -e "$f" ] || [ -L "$f" ] || continue
+		mv -- "$f" "$data"/
+	done
+	chown --reference="$stage" "$data"
+	chmod --reference="$stage" "$data"
+	rmdir -- "$stage"
+fi
+rm -rf -- "$old"
+`
+
+// restoreParseManifest reads the "manifest ENTRIES BYTES SHA" line.
+func restoreParseManifest(out string) (restoreManifest, error) {
+	for _, l := range strings.Split(out, "\n") {
+		var m restoreManifest
+		if n, _ := fmt.Sscanf(l, "manifest %d %d %s", &m.entries, &m.bytes, &m.control); n == 3 && len(m.control) == 64 && m.entries > 0 {
+			return m, nil
+		}
+	}
+	return restoreManifest{}, fmt.Errorf("no manifest of the copy in its output: %q", restoreTail(out))
+}
+
 // restoreHelper runs a shell script in a copy helper of a PostgreSQL
-// service (its volumes at their paths, the copy's volume at
-// env.HelperSparePath) and fails unless it exits 0.
-func restoreHelper(ctx context.Context, svc *env.Service, pg *restorePG, script string, args ...string) error {
-	res, err := svc.Container().RunWithVolumes(ctx, pg.image, append([]string{"sh", "-c", script, "sh"}, args...), restoreCapabilities, pg.vol)
+// service (the harness's image; the data directory's volume at
+// restoreVolumeRoot, read-only if asked; the copy's volume at
+// env.HelperSparePath) and fails unless it exits 0; it returns stdout.
+func restoreHelper(ctx context.Context, svc *env.Service, pg *restorePG, readOnly bool, script string, args ...string) (string, error) {
+	res, err := restoreRun(ctx, svc, pg, readOnly, script, args...)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if res.ExitCode != 0 {
-		return fmt.Errorf("%s: copy helper exited %d: %s", svc.Name, res.ExitCode, restoreTail(res.Stderr))
+		return "", fmt.Errorf("%s: copy helper exited %d: %s", svc.Name, res.ExitCode, restoreTail(res.Stderr))
 	}
-	return nil
+	return res.Stdout, nil
+}
+
+func restoreRun(ctx context.Context, svc *env.Service, pg *restorePG, readOnly bool, script string, args ...string) (env.ExecResult, error) {
+	return svc.Container().RunWithVolumes(ctx, restoreHelperImage, append([]string{"sh", "-c", script, "sh"}, args...), restoreCapabilities, pg.vol,
+		env.VolumeMount{Volume: pg.volume, Target: restoreVolumeRoot, ReadOnly: readOnly})
 }
 
 func restoreTail(s string) string {
@@ -367,11 +573,17 @@ func (s *Snapshot) takeFiles(ctx context.Context, sp *env.ServicePlan, svc *env.
 	if sp.Ext.Config.Crontab {
 		roots = append(roots, restoreCronPaths...)
 	}
+	if err := restoreCheckRoots(s.e.Plan.File, sp, roots); err != nil {
+		return err
+	}
 	budget := &configBudget{maxEntries: configMaxEntries, maxBytes: configMaxBytes, what: "files under " + strings.Join(roots, ", ")}
 	err := s.phase(sp.Name+": archive files", func() error {
 		for _, root := range roots {
 			r, err := restoreArchive(ctx, svc, root, budget)
 			if err != nil {
+				return fmt.Errorf("%s: archive %s: %w", sp.Name, root, err)
+			}
+			if err := s.holdArchive(int64(len(r.archive))); err != nil {
 				return fmt.Errorf("%s: archive %s: %w", sp.Name, root, err)
 			}
 			f.roots = append(f.roots, r)
@@ -384,6 +596,42 @@ func (s *Snapshot) takeFiles(ctx context.Context, sp *env.ServicePlan, svc *env.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.files = append(s.files, f)
+	return nil
+}
+
+// restoreMaxArchives bounds the archives one snapshot holds in memory,
+// summed over its services (each service's reading is bounded on its own
+// by configMaxBytes and configMaxEntries).
+var restoreMaxArchives int64 = 512 << 20
+
+// holdArchive counts an archive against restoreMaxArchives.
+func (s *Snapshot) holdArchive(n int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.archived += n
+	if s.archived > restoreMaxArchives {
+		return fmt.Errorf("the snapshot's archives of declared files exceed %d MiB in memory (summed over every service): declare fewer or smaller paths (x-rehearse config files)", restoreMaxArchives>>20)
+	}
+	return nil
+}
+
+// restoreCheckRoots refuses declared paths that are a mount point or have
+// one inside them: Restore removes a path and puts it back, which a mount
+// point does not allow (it would be emptied, then the removal fail).
+func restoreCheckRoots(file string, sp *env.ServicePlan, roots []string) error {
+	targets := slices.Sorted(maps.Keys(sp.Tmpfs))
+	for _, m := range sp.Mounts {
+		targets = append(targets, m.Target)
+	}
+	for _, root := range roots {
+		root = path.Clean(root)
+		for _, t := range targets {
+			t = path.Clean(t)
+			if t == root || root == "/" || strings.HasPrefix(t, root+"/") {
+				return fmt.Errorf("%s: declared path %s (x-rehearse config files) is or holds the mount point %s in %s: a snapshot cannot put it back; declare the files inside the mount instead", sp.Name, root, t, file)
+			}
+		}
+	}
 	return nil
 }
 
@@ -431,9 +679,14 @@ func restoreArchive(ctx context.Context, svc *env.Service, root string, budget *
 
 // Restore brings the environment back to the snapshot, then checks itself:
 //
-//   - each PostgreSQL service is stopped, its data directory emptied and
-//     filled from the copy by a helper, and started again (roles, every
-//     database and the server's settings come back with it);
+//   - each PostgreSQL service is stopped; a helper copies the snapshot's
+//     copy into a staging directory on the data directory's volume,
+//     checks it against the manifest recorded at Take, and only then
+//     swaps it in by renames; the service starts again (roles, every
+//     database and the server's settings come back with it). A copy that
+//     fails or does not check leaves the data directory untouched and the
+//     service is started on it; a swap that fails half-way leaves the
+//     service stopped (the error says so);
 //   - each archived path is removed and put back from its archive, owners
 //     and modes included (what an upgrade added under it goes);
 //   - on a service declaring units: systemd reloads its units, and each
@@ -451,12 +704,13 @@ func restoreArchive(ctx context.Context, svc *env.Service, root string, budget *
 // fingerprints must equal the snapshot's: otherwise the error is a
 // *RestoreMismatch naming each difference. Restoring twice is fine.
 func (s *Snapshot) Restore(ctx context.Context) (err error) {
-	if s.dropped {
-		return fmt.Errorf("restore of snapshot %q: it was dropped", s.Name)
-	}
 	s.mu.Lock()
+	dropped := s.dropped
 	s.phases = nil
 	s.mu.Unlock()
+	if dropped {
+		return fmt.Errorf("restore of snapshot %q: it was dropped", s.Name)
+	}
 	defer func() {
 		var mm *RestoreMismatch
 		if err != nil && !errors.As(err, &mm) {
@@ -477,11 +731,7 @@ func (s *Snapshot) Restore(ctx context.Context) (err error) {
 				return fmt.Errorf("service %s is not running", pg.service)
 			}
 			err := s.withStopped(ctx, sp, svc, func() error {
-				return s.phase(pg.service+": copy back", func() error {
-					return restoreHelper(ctx, svc, pg,
-						`find "$1" -mindepth 1 -maxdepth 1 -exec rm -rf -- {} + && cp -a "$2"/. "$1"/`,
-						pg.dataDir, env.HelperSparePath+"/data")
-				})
+				return s.phase(pg.service+": copy back", func() error { return s.copyBack(ctx, svc, pg) })
 			})
 			if err != nil {
 				return err
@@ -515,6 +765,27 @@ func (s *Snapshot) Restore(ctx context.Context) (err error) {
 		return err
 	}
 	return s.phase("verify config", func() error { return s.verify(ctx, dataDiffs) })
+}
+
+// copyBack stages the snapshot's copy on the data directory's volume,
+// checks it, and swaps it in (restoreBackScript).
+func (s *Snapshot) copyBack(ctx context.Context, svc *env.Service, pg *restorePG) error {
+	m := pg.manifest
+	res, err := restoreRun(ctx, svc, pg, false, restoreBackScript, pg.helperDir(), env.HelperSparePath+"/data", restoreVolumeRoot,
+		fmt.Sprint(m.entries), fmt.Sprint(m.bytes), m.control)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		// The helper could not run (or be waited for): nothing says
+		// whether it swapped.
+		return err
+	case err != nil:
+		return &restoreSwapFailed{err}
+	case res.ExitCode == 10:
+		return fmt.Errorf("%s: copy back refused, the data directory is untouched: %s", svc.Name, restoreTail(res.Stderr))
+	case res.ExitCode != 0:
+		return &restoreSwapFailed{fmt.Errorf("%s: copy back failed while swapping the copy in (exit %d): %s", svc.Name, res.ExitCode, restoreTail(res.Stderr))}
+	}
+	return nil
 }
 
 // restoreParallel runs fns at once and joins their errors.
@@ -774,13 +1045,16 @@ func (s *Snapshot) Drop(ctx context.Context) error {
 	if s == nil {
 		return nil
 	}
+	s.mu.Lock()
 	s.dropped = true
+	pgs := slices.Clone(s.pg)
+	s.files = nil
+	s.mu.Unlock()
 	var errs []error
-	for _, pg := range s.pg {
+	for _, pg := range pgs {
 		if pg.vol != nil {
 			errs = append(errs, pg.vol.Remove(ctx))
 		}
 	}
-	s.files = nil
 	return errors.Join(errs...)
 }

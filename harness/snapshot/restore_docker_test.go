@@ -12,6 +12,7 @@ import (
 
 	"github.com/rehearse/rehearse/harness/dataset"
 	"github.com/rehearse/rehearse/harness/env"
+	"github.com/rehearse/rehearse/harness/image"
 	"github.com/rehearse/rehearse/internal/enginetest"
 	"github.com/rehearse/rehearse/internal/envtest"
 )
@@ -210,6 +211,44 @@ func TestSnapshotRestore(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "another") || len(mm.Data) != 0 {
 			t.Errorf("the error names more than the lost webhook: %v", err)
+		}
+	})
+
+	t.Run("a damaged copy is refused, the live data untouched", func(t *testing.T) {
+		sql(t, `INSERT INTO customers (name, email, country) VALUES ('After', 'after@example.com', 'FR')`)
+		count := func(t *testing.T) string {
+			t.Helper()
+			n, err := dataset.QueryValue(ctx, e, "db", "SELECT count(*) FROM customers")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		before := count(t)
+		db := e.Service("db")
+		// The copy kept, of the WAL, only what the clean shutdown's
+		// checkpoint needs (pg_control read right).
+		res, err := db.Container().RunWithVolumes(ctx, image.DebianBase, []string{"sh", "-c", `ls "$1" | grep -c '^[0-9A-F]\{24\}$'`, "sh", env.HelperSparePath + "/data/pg_wal"},
+			restoreCapabilities, snap.pg[0].vol)
+		if err != nil || (strings.TrimSpace(res.Stdout) != "1" && strings.TrimSpace(res.Stdout) != "2") {
+			t.Errorf("WAL segments in the copy: %v, %q %s, want 1 or 2", err, res.Stdout, res.Stderr)
+		}
+		res, err = db.Container().RunWithVolumes(ctx, image.DebianBase, []string{"rm", "--", env.HelperSparePath + "/data/global/pg_control"},
+			restoreCapabilities, snap.pg[0].vol)
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("damage the copy: %v, exit %d, %s", err, res.ExitCode, res.Stderr)
+		}
+		err = snap.Restore(ctx)
+		if err == nil || !strings.Contains(err.Error(), "pg_control") || !strings.Contains(err.Error(), "untouched") {
+			t.Errorf("restore from a copy without pg_control: %v, want an error naming pg_control and the untouched data", err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := db.WaitReady(rctx); err != nil {
+			t.Fatalf("db is not ready after the refused restore: %v", err)
+		}
+		if after := count(t); after != before {
+			t.Errorf("after the refused restore db has %s customers, had %s", after, before)
 		}
 	})
 
