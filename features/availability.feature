@@ -15,7 +15,7 @@ Feature: What invoicing feels while billing 2.3 -> 3.0 is applied
     Then the package signature is trusted
     When the upgrade package is applied to "billing" as "deploy"
     Then the upgrade fails at step "restart"
-    And "invoicing" had an outage
+    And "invoicing" had an outage during step "migrate"
     And the downtime of "invoicing" is within the promised window
 
   Scenario: The rehearsed migration keeps invoicing available
@@ -24,5 +24,9 @@ Feature: What invoicing feels while billing 2.3 -> 3.0 is applied
     Then the package signature is trusted
     When the upgrade package is applied to "billing" as "deploy"
     Then the upgrade succeeds
-    And "invoicing" stays available
+    And "invoicing" stays available during step "migrate"
+    # billing-api's restart is a blip invoicing may see (its health calls
+    # billing-api): seconds at most, well inside the promise
+    And no outage of "invoicing" lasts longer than 3s
+    And the downtime of "invoicing" is within the promised window
     And the query "SELECT count(*) FROM invoices WHERE total_cents = amount_cents" on "db" returns 400000

@@ -50,6 +50,10 @@ var probeSteps = []Step{
 		"the service's probe saw no outage so far, from its first good answer on (the probe keeps sampling)", staysAvailable},
 	{`Then "SVC" had an outage`, `^"([^"]*)" had an outage$`, `Then "invoicing" had an outage`,
 		"the service's probe saw at least one outage so far, from its first good answer on (failures while the probe step waited for that answer do not count)", hadOutage},
+	{`Then "SVC" stays available during step "STEP"`, `^"([^"]*)" stays available during step "([^"]*)"$`, `Then "invoicing" stays available during step "migrate"`,
+		"the service's probe saw no outage overlapping the upgrade step (an apply or rollback step of that name)", staysAvailableDuring},
+	{`Then "SVC" had an outage during step "STEP"`, `^"([^"]*)" had an outage during step "([^"]*)"$`, `Then "invoicing" had an outage during step "migrate"`,
+		"the service's probe saw an outage overlapping the upgrade step", hadOutageDuring},
 	{`Then the availability of "SVC" is at least P%`, `^the availability of "([^"]*)" is at least (\d+(?:\.\d+)?)%$`, `Then the availability of "invoicing" is at least 99.5%`,
 		"the share of the probe's samples that passed", availabilityAtLeast},
 	{`Then no outage of "SVC" lasts longer than DURATION`, `^no outage of "([^"]*)" lasts longer than (\S+)$`, `Then no outage of "invoicing" lasts longer than 2s`,
@@ -552,4 +556,70 @@ func errorBudgetIntact(ctx context.Context, svc, pct string) error {
 		return err
 	}
 	return v.errorBudget(p)
+}
+
+// stepSpans are the timeline spans of the upgrade (or rollback) steps named
+// step, or an error naming the steps that ran.
+func (w *World) stepSpans(step string) ([]window, error) {
+	var spans []window
+	var ran []string
+	for _, ev := range w.Timeline.Filter(upgrade.KindStep) {
+		ran = append(ran, ev.Name)
+		if ev.Name == step {
+			spans = append(spans, window{what: fmt.Sprintf("upgrade step %q", ev.Name), start: ev.Start, end: ev.End})
+		}
+	}
+	if len(spans) == 0 {
+		if len(ran) == 0 {
+			return nil, fmt.Errorf("no upgrade step has run: step %q cannot be judged yet", step)
+		}
+		return nil, fmt.Errorf("step %q did not run (the steps that ran: %s)", step, strings.Join(ran, ", "))
+	}
+	return spans, nil
+}
+
+// during are the outages that overlap one of the spans.
+func during(outages []probe.Outage, spans []window) []probe.Outage {
+	var out []probe.Outage
+	for _, o := range outages {
+		for _, sp := range spans {
+			if len(overlapping([]window{sp}, o.Start, o.End)) > 0 {
+				out = append(out, o)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func staysAvailableDuring(ctx context.Context, svc, step string) error {
+	w := WorldFrom(ctx)
+	spans, err := w.stepSpans(step)
+	if err != nil {
+		return err
+	}
+	v, err := w.view(ctx, svc)
+	if err != nil {
+		return err
+	}
+	if in := during(v.sum.Outages, spans); len(in) > 0 {
+		return fmt.Errorf("%q did not stay available during step %q: %s%s", svc, step, v.header(), v.report(in))
+	}
+	return nil
+}
+
+func hadOutageDuring(ctx context.Context, svc, step string) error {
+	w := WorldFrom(ctx)
+	spans, err := w.stepSpans(step)
+	if err != nil {
+		return err
+	}
+	v, err := w.view(ctx, svc)
+	if err != nil {
+		return err
+	}
+	if len(during(v.sum.Outages, spans)) == 0 {
+		return fmt.Errorf("%q had no outage during step %q: %s%s", svc, step, v.header(), v.report(v.sum.Outages))
+	}
+	return nil
 }

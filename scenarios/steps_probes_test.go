@@ -394,3 +394,38 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// "during step" judges only the outages that overlap that step: an outage
+// in the step after it does not count, one in it does.
+func TestAvailabilityDuringAStep(t *testing.T) {
+	w, ctx := probeWorld(t)
+	c := &flakyChecker{}
+	if err := w.startProbe(ctx, "a", c, viaNetwork, 20*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	mustFail(t, staysAvailableDuring(ctx, "a", "migrate"), "no upgrade step has run")
+	span := func(name string, fn func()) {
+		sp := w.Timeline.Begin(upgrade.KindStep, "a", name)
+		fn()
+		sp.End(nil)
+	}
+	outage := func() {
+		c.setDown(true)
+		waitFor(t, w, "a", false)
+		time.Sleep(200 * time.Millisecond)
+		c.setDown(false)
+		waitFor(t, w, "a", true)
+	}
+	span("migrate", func() { time.Sleep(100 * time.Millisecond) })
+	time.Sleep(100 * time.Millisecond)
+	span("restart", outage)
+	if err := staysAvailableDuring(ctx, "a", "migrate"); err != nil {
+		t.Errorf("an outage in the next step counted against migrate: %v", err)
+	}
+	mustFail(t, hadOutageDuring(ctx, "a", "migrate"), `"a" had no outage during step "migrate"`)
+	mustFail(t, staysAvailableDuring(ctx, "a", "restart"), `"a" did not stay available during step "restart"`)
+	if err := hadOutageDuring(ctx, "a", "restart"); err != nil {
+		t.Error(err)
+	}
+	mustFail(t, staysAvailableDuring(ctx, "a", "install"), `step "install" did not run`, "migrate, restart")
+}
