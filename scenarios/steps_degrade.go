@@ -25,16 +25,27 @@ var degradeSteps = []Step{
 		"delete what filled the disk; what the service wrote stays", diskHasRoom},
 }
 
-// pair checks that a and b are two services of the running environment.
-func (w *World) pair(a, b string) (*env.Environment, error) {
+// target checks that svc is a service of the running environment, which it
+// returns.
+func (w *World) target(svc string) (*env.Environment, error) {
 	e, err := w.environment()
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range []string{a, b} {
-		if _, err := w.service(s); err != nil {
-			return nil, err
-		}
+	if _, err := w.service(svc); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// pair checks that a and b are two services of the running environment.
+func (w *World) pair(a, b string) (*env.Environment, error) {
+	e, err := w.target(a)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.service(b); err != nil {
+		return nil, err
 	}
 	if a == b {
 		return nil, fmt.Errorf("the network between %q and itself: name two services", a)
@@ -92,11 +103,8 @@ func bandwidthLimited(ctx context.Context, a, b, rate string) error {
 
 func diskFull(ctx context.Context, svc string) error {
 	w := WorldFrom(ctx)
-	e, err := w.environment()
+	e, err := w.target(svc)
 	if err != nil {
-		return err
-	}
-	if _, err := w.service(svc); err != nil {
 		return err
 	}
 	f, err := fault.NewDiskFull(e, svc)

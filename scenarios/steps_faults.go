@@ -461,11 +461,8 @@ func targets(f fault.Fault) []string {
 
 func killed(ctx context.Context, svc string) error {
 	w := WorldFrom(ctx)
-	e, err := w.environment()
+	e, err := w.target(svc)
 	if err != nil {
-		return err
-	}
-	if _, err := w.service(svc); err != nil {
 		return err
 	}
 	f, err := fault.NewKill(e, svc)
@@ -489,11 +486,8 @@ func pausedFor(ctx context.Context, svc, dur string) error {
 }
 
 func (w *World) newPause(svc string) (*fault.Pause, error) {
-	e, err := w.environment()
+	e, err := w.target(svc)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := w.service(svc); err != nil {
 		return nil, err
 	}
 	return fault.NewPause(e, svc)
@@ -501,11 +495,8 @@ func (w *World) newPause(svc string) (*fault.Pause, error) {
 
 func stopped(ctx context.Context, svc string) error {
 	w := WorldFrom(ctx)
-	e, err := w.environment()
+	e, err := w.target(svc)
 	if err != nil {
-		return err
-	}
-	if _, err := w.service(svc); err != nil {
 		return err
 	}
 	f, err := fault.NewStop(e, svc)
@@ -554,11 +545,8 @@ func (w *World) waitReady(ctx context.Context, svc string) error {
 
 func restarted(ctx context.Context, svc string) error {
 	w := WorldFrom(ctx)
-	e, err := w.environment()
+	e, err := w.target(svc)
 	if err != nil {
-		return err
-	}
-	if _, err := w.service(svc); err != nil {
 		return err
 	}
 	f, err := fault.NewRestart(e, svc)
@@ -579,11 +567,8 @@ func killedDuring(ctx context.Context, svc, step string) error {
 	if err := w.checkStepName(step); err != nil {
 		return err
 	}
-	e, err := w.environment()
+	e, err := w.target(svc)
 	if err != nil {
-		return err
-	}
-	if _, err := w.service(svc); err != nil {
 		return err
 	}
 	f, err := fault.NewKill(e, svc)
@@ -679,11 +664,8 @@ func killedInto(ctx context.Context, svc, delay, step string) error {
 	if err != nil {
 		return err
 	}
-	e, err := w.environment()
+	e, err := w.target(svc)
 	if err != nil {
-		return err
-	}
-	if _, err := w.service(svc); err != nil {
 		return err
 	}
 	f, err := fault.NewKill(e, svc)
