@@ -428,17 +428,12 @@ func (v probeView) downtimeWithin(d time.Duration, what string) error {
 // upgrade (whole: one that began before it and lasted into it counts in
 // full) and compares them with the promise d.
 func (v probeView) upgradeDowntimeWithin(d time.Duration, what string) error {
-	var during []probe.Outage
-	for _, o := range v.sum.Outages {
-		if len(overlapping(v.upgrades, o.Start, o.End)) > 0 {
-			during = append(during, o)
-		}
-	}
-	down := probe.Downtime(during)
+	in := during(v.sum.Outages, v.upgrades)
+	down := probe.Downtime(in)
 	if down <= d {
 		return nil
 	}
-	return fmt.Errorf("the downtime of %q during the upgrade is %s, more than %s: %s%s", v.svc, seconds(down), what, v.header(), v.report(during))
+	return fmt.Errorf("the downtime of %q during the upgrade is %s, more than %s: %s%s", v.svc, seconds(down), what, v.header(), v.report(in))
 }
 
 // errorBudget is intact when at most 100-slo% of the probed samples

@@ -308,10 +308,7 @@ func configShorthand(raw any) any {
 	if !ok {
 		return raw
 	}
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
+	out := maps.Clone(m)
 	out["config"] = map[string]any{"files": list}
 	return out
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+
+	"github.com/rehearse/rehearse/harness/sandbox"
 )
 
 // MaxDiskSize bounds one declared disk, and MaxDisksTotal the disks of
@@ -115,7 +117,7 @@ func planDisk(file string, p *types.Project, s types.ServiceConfig, sp *ServiceP
 	if err != nil { // ExtensionOf checked it already
 		return keyError(file, key[:4], "%v", err)
 	}
-	if p := spec.Path; p == "/proc" || p == "/sys" || strings.HasPrefix(p, "/proc/") || strings.HasPrefix(p, "/sys/") {
+	if p := spec.Path; sandbox.KernelTarget(p) {
 		fe := keyError(file, key, "a disk on %s is %v (service %q): it would cover the kernel's /proc or /sys", p, ErrSandbox, s.Name)
 		fe.Err = ErrSandbox
 		return fe

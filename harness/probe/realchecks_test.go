@@ -113,3 +113,37 @@ func TestSQLProbeSeesLock(t *testing.T) {
 		t.Errorf("outage %v (%v), want about 1s of timeouts", o.Duration(), o.FirstErr)
 	}
 }
+
+// A probe's query (from an untrusted compose file) changes nothing: it runs
+// alone, read-only, and is rolled back.
+func TestSQLProbeChangesNothing(t *testing.T) {
+	e := startDB(t)
+	ep, err := e.Service("db").Endpoint("5432")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := "postgres://postgres:test@" + ep + "/billing?sslmode=disable"
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE TABLE kept (id int); INSERT INTO kept VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"DELETE FROM kept", "SELECT 1; DELETE FROM kept", "WITH d AS (DELETE FROM kept RETURNING 1) SELECT count(*) FROM d"} {
+		c, err := SQL(dsn, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Check(ctx); err == nil {
+			t.Errorf("probe %q passed: a writing query must fail", q)
+		}
+		c.Close()
+	}
+	var n int
+	if err := admin.QueryRow(ctx, "SELECT count(*) FROM kept").Scan(&n); err != nil || n != 1 {
+		t.Errorf("kept has %d rows (%v) after the probes, want 1", n, err)
+	}
+}

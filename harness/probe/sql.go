@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // SQLChecker runs a query on PostgreSQL; it passes when the query returns
-// without an error. It keeps a few connections open between checks, as a
+// without an error. The query may come from an untrusted compose file, so
+// it runs as one statement (the extended protocol: no "; DELETE ..." after
+// it) in a read-only transaction that is rolled back, and a probe cannot
+// change the data that fingerprints and assertions compare. It keeps a few connections open between checks, as a
 // dependent service's pool would; one a timeout broke is replaced.
 type SQLChecker struct {
 	query string
@@ -29,6 +33,7 @@ func SQL(dsn, query string) (*SQLChecker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sql probe %q: %w", query, err)
 	}
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	cfg.MaxConns = sqlConns
 	cfg.MinConns = 0
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
@@ -43,7 +48,12 @@ func (c *SQLChecker) String() string { return "sql " + c.query }
 
 // Check runs the query once, reading and discarding its result.
 func (c *SQLChecker) Check(ctx context.Context) error {
-	if _, err := c.pool.Exec(ctx, c.query); err != nil {
+	tx, err := c.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("sql %q: %w", c.query, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, c.query); err != nil {
 		return fmt.Errorf("sql %q: %w", c.query, err)
 	}
 	return nil

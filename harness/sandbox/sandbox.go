@@ -315,14 +315,18 @@ func isDockerSocket(p string) bool {
 	return strings.HasSuffix(p, "/docker.sock") || p == "docker.sock"
 }
 
+// KernelTarget reports whether a mount target in a container is the
+// kernel's /proc or /sys, or below them.
+func KernelTarget(target string) bool {
+	t := path.Clean("/" + target)
+	return t == "/proc" || t == "/sys" || strings.HasPrefix(t, "/proc/") || strings.HasPrefix(t, "/sys/")
+}
+
 // checkTargets refuses a mount over the kernel's interfaces: a tmpfs, volume
 // or bind over /proc or /sys (or below them) can hide the masks the engine
 // puts on /proc and /sys, and mounts there are how runc escapes have begun.
 func checkTargets(file string, s types.ServiceConfig) error {
-	bad := func(target string) bool {
-		t := path.Clean("/" + target)
-		return t == "/proc" || t == "/sys" || strings.HasPrefix(t, "/proc/") || strings.HasPrefix(t, "/sys/")
-	}
+	bad := KernelTarget
 	for i, t := range s.Tmpfs {
 		target, _, _ := strings.Cut(t, ":")
 		if bad(target) {
