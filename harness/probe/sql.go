@@ -15,8 +15,9 @@ import (
 // change the data that fingerprints and assertions compare. It keeps a few connections open between checks, as a
 // dependent service's pool would; one a timeout broke is replaced.
 type SQLChecker struct {
-	query string
-	pool  *pgxpool.Pool
+	query  string
+	pool   *pgxpool.Pool
+	writes bool // SQLWriter: the query's writes commit
 }
 
 // sqlConns is the most connections a checker holds: enough for the checks
@@ -43,11 +44,29 @@ func SQL(dsn, query string) (*SQLChecker, error) {
 	return &SQLChecker{query: query, pool: pool}, nil
 }
 
+// SQLWriter is SQL for a query of the harness's own that writes, such as
+// a probe of a dependent service's writes to a table a migration locks: it
+// runs as one statement in a transaction that commits. Never use it for a
+// query from a compose file or a feature.
+func SQLWriter(dsn, query string) (*SQLChecker, error) {
+	c, err := SQL(dsn, query)
+	if c != nil {
+		c.writes = true
+	}
+	return c, err
+}
+
 // String describes the check.
 func (c *SQLChecker) String() string { return "sql " + c.query }
 
 // Check runs the query once, reading and discarding its result.
 func (c *SQLChecker) Check(ctx context.Context) error {
+	if c.writes {
+		if _, err := c.pool.Exec(ctx, c.query); err != nil {
+			return fmt.Errorf("sql %q: %w", c.query, err)
+		}
+		return nil
+	}
 	tx, err := c.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("sql %q: %w", c.query, err)
