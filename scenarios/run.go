@@ -23,6 +23,7 @@ type RunOptions struct {
 	OutDir        string   // when set, the report goes to OUT/rehearse.<ext> and timelines to OUT/timelines
 	Concurrency   int      // scenarios run at once; default 1
 	KeepOnFailure bool
+	Fresh         bool // ignore cached seeded states (Config.Fresh)
 	Stdout        io.Writer
 	Stderr        io.Writer
 }
@@ -76,7 +77,7 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 		}
 		good = append(good, f)
 	}
-	cfg := &Config{KeepOnFailure: o.KeepOnFailure, OutDir: o.OutDir}
+	cfg := &Config{KeepOnFailure: o.KeepOnFailure, OutDir: o.OutDir, Fresh: o.Fresh}
 	if o.Concurrency == 1 {
 		cfg.Live = o.Stderr
 	}

@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rehearse/rehearse/harness/dataset"
 	"github.com/rehearse/rehearse/harness/env"
+	"github.com/rehearse/rehearse/harness/snapshot"
 	"github.com/rehearse/rehearse/harness/timeline"
 	"github.com/rehearse/rehearse/internal/term"
 )
@@ -27,7 +29,7 @@ type Step struct {
 // list it: the environment and commands, upgrade packages and rollbacks,
 // snapshots, probes, faults, degraded networks and disks. The phrases are a
 // public contract: feature files depend on them.
-var Steps = slices.Concat(baseSteps, upgradeSteps, rollbackSteps, snapshotSteps, probeSteps, faultSteps, degradeSteps)
+var Steps = slices.Concat(baseSteps, upgradeSteps, preflightSteps, rollbackSteps, snapshotSteps, probeSteps, faultSteps, degradeSteps)
 
 var baseSteps = []Step{
 	{`Given the environment "PATH"`, `^the environment "([^"]*)"$`, `Given the environment "fixtures/billing/compose.yaml"`,
@@ -102,12 +104,55 @@ func datasetLoaded(ctx context.Context, name, scaleText string) error {
 		return err
 	}
 	span := w.Timeline.Begin(timeline.KindDataset, name, "load").Set("scale", scale)
-	res, err := dataset.Load(ctx, e, spec, scale, dataset.WithProgress(dataset.Printer(w.log)))
+	opts := append([]snapshot.SeedOption{snapshot.WithSeedProgress(dataset.Printer(w.log)), snapshot.WithSeedFresh(w.Config.Fresh)},
+		w.Config.SeedOptions...)
+	res, err := snapshot.Seed(ctx, e, spec, scale, opts...)
 	for table, n := range res.Rows {
 		span.Set(table, n)
 	}
+	// The cache's outcome and where the time went, on the timeline.
+	cache := string(res.Cache)
+	if res.Cache == snapshot.SeedSkipped && res.Reason != "" {
+		cache += " (" + res.Reason + ")"
+	} else if res.Reason != "" {
+		span.Set("cache-note", res.Reason)
+	}
+	span.Set("cache", cache)
+	if res.Key != "" {
+		span.Set("cache-key", res.Key)
+	}
+	if res.Volume != "" {
+		span.Set("cache-volume", res.Volume)
+	}
+	phases := map[string]time.Duration{}
+	for _, p := range res.Phases {
+		phases[p.Name] += p.Duration
+	}
+	for n, d := range phases {
+		span.Set(n, d.Round(time.Millisecond).String())
+	}
 	span.End(err)
+	if err == nil {
+		fmt.Fprintf(w.log, "%s\n", seedLine(name, scale, res))
+	}
 	return err
+}
+
+// seedLine says in one progress line how a dataset came to be loaded.
+func seedLine(name string, scale int64, r snapshot.SeedResult) string {
+	d := r.Duration.Round(100 * time.Millisecond)
+	head := fmt.Sprintf("%s at scale %d: ", name, scale)
+	switch r.Cache {
+	case snapshot.SeedHit:
+		return head + fmt.Sprintf("restored from cached state %s in %s (the load took %s)", r.Key, d, r.Load.Round(100*time.Millisecond))
+	case snapshot.SeedStored:
+		return head + fmt.Sprintf("loaded in %s, stored as cached state %s (%s in all)", r.Load.Round(100*time.Millisecond), r.Key, d)
+	}
+	line := head + fmt.Sprintf("loaded in %s", r.Load.Round(100*time.Millisecond))
+	if r.Reason != "" {
+		line += " (cache: " + r.Reason + ")"
+	}
+	return line
 }
 
 func serviceHealthy(ctx context.Context, name string) error {

@@ -21,6 +21,7 @@ import (
 	"github.com/rehearse/rehearse/harness/dataset"
 	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/harness/runs"
+	"github.com/rehearse/rehearse/harness/snapshot"
 	"github.com/rehearse/rehearse/harness/timeline"
 	"github.com/rehearse/rehearse/internal/term"
 )
@@ -38,6 +39,13 @@ type Config struct {
 	OutDir string
 	// StartOptions are passed to every environment start.
 	StartOptions []env.StartOption
+	// Fresh ignores cached seeded states: every dataset is loaded from
+	// scratch, and the state it makes replaces the cached one (see
+	// snapshot.Seed, WithSeedFresh).
+	Fresh bool
+	// SeedOptions are passed to every dataset's load (snapshot.Seed),
+	// after Fresh.
+	SeedOptions []snapshot.SeedOption
 
 	lines      locator
 	formatOnce sync.Once

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rehearse/rehearse/harness/engine"
+	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/harness/runs"
 )
 
@@ -37,10 +40,10 @@ func newDown() *cobra.Command {
 }
 
 func newGC() *cobra.Command {
-	var all bool
+	var all, keepCache bool
 	cmd := &cobra.Command{
-		Use:   "gc [--all]",
-		Short: "Remove leftovers of runs whose owner process is gone (--all: every run)",
+		Use:   "gc [--all] [--keep-cache]",
+		Short: "Remove leftovers of runs whose owner process is gone (--all: every run), and cached seeded states",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cli, err := engine.Connect(cmd.Context())
@@ -48,17 +51,51 @@ func newGC() *cobra.Command {
 				return err
 			}
 			defer cli.Close()
-			removed, err := runs.GC(cmd.Context(), cli, all)
-			for _, r := range removed {
-				fmt.Fprintf(cmd.OutOrStdout(), "removed run %s (%d containers, %d networks, %d volumes)\n",
-					r.ID, len(r.Containers), len(r.Networks), len(r.Volumes))
-			}
-			if len(removed) == 0 && err == nil {
-				fmt.Fprintln(cmd.OutOrStdout(), "nothing to remove")
-			}
-			return err
+			return gc(cmd.Context(), cmd.OutOrStdout(), cli, all, keepCache)
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "remove every run, including live and kept ones")
+	cmd.Flags().BoolVar(&keepCache, "keep-cache", false, "keep the cached seeded states")
 	return cmd
+}
+
+// gcEngine is what gc needs of the engine: runs and cache volumes.
+type gcEngine interface {
+	runs.Engine
+	env.CacheEngine
+}
+
+// gc removes dead runs (every run with all) and, unless keepCache, every
+// cached state not in use, saying what it removed.
+func gc(ctx context.Context, out io.Writer, cli gcEngine, all, keepCache bool) error {
+	removed, err := runs.GC(ctx, cli, all)
+	for _, r := range removed {
+		fmt.Fprintf(out, "removed run %s (%d containers, %d networks, %d volumes)\n",
+			r.ID, len(r.Containers), len(r.Networks), len(r.Volumes))
+	}
+	n := len(removed)
+	if !keepCache {
+		cached, inUse, cerr := env.RemoveCacheVolumes(ctx, cli, "", nil)
+		for _, v := range cached {
+			fmt.Fprintf(out, "removed cached state %s (%s)\n", v.Name, gcDescribe(v))
+		}
+		for _, v := range inUse {
+			fmt.Fprintf(out, "kept cached state %s: in use\n", v.Name)
+		}
+		n += len(cached)
+		err = errors.Join(err, cerr)
+	}
+	if n == 0 && err == nil {
+		fmt.Fprintln(out, "nothing to remove")
+	}
+	return err
+}
+
+// gcDescribe names what a cached state holds, from its labels.
+func gcDescribe(v env.CacheVolume) string {
+	l := func(k string) string { return v.Labels[env.LabelCachePrefix+k] }
+	if v.Kind == "seed" {
+		return fmt.Sprintf("dataset %s at scale %s in %s of %s", l("dataset"), l("scale"), l("service"), l("compose"))
+	}
+	return v.Kind
 }

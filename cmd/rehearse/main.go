@@ -63,7 +63,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newUp(), newDown(), newGC(), newImages(), newRun(), newSteps(), newVerify(), newVersion())
+	root.AddCommand(newUp(), newDown(), newGC(), newImages(), newRun(), newSteps(), newVerify(), newPreflight(), newVersion())
 	return root
 }
 

@@ -44,6 +44,7 @@ func newRun() *cobra.Command {
 	f.StringVar(&o.OutDir, "out", "", "write the report (rehearse.<ext>) and scenario timelines to this directory")
 	f.IntVar(&o.Concurrency, "concurrency", 1, "scenarios to run at once, each in its own environment")
 	f.BoolVar(&o.KeepOnFailure, "keep-on-failure", false, "leave a failed scenario's environment up (ignored when CI is set)")
+	f.BoolVar(&o.Fresh, "fresh", false, "load every dataset from scratch, ignoring cached seeded states (the new state replaces the cached one)")
 	return cmd
 }
 

@@ -62,17 +62,45 @@ func (c *Container) Stop(ctx context.Context, timeout time.Duration) error {
 }
 
 // Start starts a stopped container again; its published ports keep their
-// endpoints (they are the gateway's).
+// endpoints (they are the gateway's). The engine mounts every bind source
+// again, by the path resolved at create, following any symbolic link put
+// in it since: each is checked first (same resolved path, inside the
+// project directory, same device and inode as at create), and a start
+// that would mount anything else is refused with ErrSandbox, naming the
+// compose file, service and path.
 func (c *Container) Start(ctx context.Context) error {
+	sp := c.plan()
+	if sp == nil {
+		return fmt.Errorf("start %s: not in the plan of %s", c.svc.Name, c.svc.env.Plan.File)
+	}
+	if err := c.svc.env.checkBinds(ctx, sp, c.id()); err != nil {
+		return c.fail("start", err)
+	}
 	_, err := c.cli().ContainerStart(ctx, c.id(), client.ContainerStartOptions{})
 	return c.fail("start", err)
 }
 
-// Restart stops the container as Stop does, then starts it.
+// Restart stops the container as Stop does, then starts it as Start does
+// (its bind sources checked between the two, which the engine's own
+// restart would not allow).
 func (c *Container) Restart(ctx context.Context, timeout time.Duration) error {
-	secs := int(timeout.Seconds())
-	_, err := c.cli().ContainerRestart(ctx, c.id(), client.ContainerRestartOptions{Timeout: &secs})
-	return c.fail("restart", err)
+	if err := c.Stop(ctx, timeout); err != nil {
+		return err
+	}
+	return c.Start(ctx)
+}
+
+// ImageID is the ID ("sha256:...") of the image the container runs: the
+// one it was created from, whatever image its reference names since.
+func (c *Container) ImageID(ctx context.Context) (string, error) {
+	ins, err := c.cli().ContainerInspect(ctx, c.id(), client.ContainerInspectOptions{})
+	if err != nil {
+		return "", c.fail("inspect", err)
+	}
+	if ins.Container.Image == "" {
+		return "", fmt.Errorf("inspect %s: the engine names no image", c.svc.Name)
+	}
+	return ins.Container.Image, nil
 }
 
 // Disconnect takes the container off one of the run's networks, named as

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -222,19 +223,51 @@ func (e *Environment) checkDiskImage(ctx context.Context, sp *ServicePlan) error
 	if sp.Disk == nil {
 		return nil
 	}
-	ins, err := e.cli.ImageInspect(ctx, sp.Image.Ref)
+	vols, err := e.imageVolumes(ctx, sp.Image.Ref)
 	if err != nil {
 		return fmt.Errorf("service %s: inspect image %s for its disk: %w", sp.Name, sp.Image.Ref, err)
 	}
-	if ins.Config == nil {
-		return nil
-	}
-	for _, v := range sortedKeys(ins.Config.Volumes) {
-		if v = path.Clean("/" + v); strings.HasPrefix(v, sp.Disk.Path+"/") {
+	for _, v := range vols {
+		if strings.HasPrefix(v, sp.Disk.Path+"/") {
 			return keyError(e.Plan.File, []string{"services", sp.Name, ExtensionKey, "disk", "path"},
 				"the disk on %s lies above the VOLUME %s of image %s (service %s): the engine mounts a volume of its own there, and what the service writes below it would never fill the disk; give the disk the path %s",
 				sp.Disk.Path, v, sp.Image.Ref, sp.Name, v)
 		}
 	}
 	return nil
+}
+
+// imageVolumes are the VOLUMEs an image (a reference or an ID) declares,
+// as clean absolute paths, sorted.
+func (e *Environment) imageVolumes(ctx context.Context, ref string) ([]string, error) {
+	ins, err := e.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if ins.Config == nil {
+		return nil, nil
+	}
+	var out []string
+	for _, v := range sortedKeys(ins.Config.Volumes) {
+		out = append(out, path.Clean("/"+v))
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// ImageVolumes are the VOLUMEs declared by the image the container runs
+// (ImageID), as clean absolute paths, sorted. The engine mounts a volume
+// of its own at each one that no mount of the service targets exactly (an
+// anonymous volume, not in ServicePlan.Mounts): a path there is a mount
+// point, whatever the compose file says.
+func (c *Container) ImageVolumes(ctx context.Context) ([]string, error) {
+	id, err := c.ImageID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vols, err := c.svc.env.imageVolumes(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("inspect the image of %s: %w", c.svc.Name, err)
+	}
+	return vols, nil
 }

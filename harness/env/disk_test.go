@@ -211,4 +211,8 @@ func TestDiskAboveImageVolume(t *testing.T) {
 	if got := strings.TrimSpace(res.Stdout); got != "tmpfs 2048 4096" {
 		t.Errorf("/var/lib/app/data in app is %q (type, blocks, block size), want the 8MiB tmpfs disk", got)
 	}
+	// The image's VOLUMEs, as the snapshot's rules read them.
+	if vols, err := e.Service("app").Container().ImageVolumes(ctx); err != nil || strings.Join(vols, " ") != "/var/lib/app/data" {
+		t.Errorf("ImageVolumes = %q, %v, want [/var/lib/app/data]", vols, err)
+	}
 }

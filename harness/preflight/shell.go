@@ -1,5 +1,14 @@
 package preflight
 
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"mvdan.cc/sh/v3/syntax"
+)
+
 // ShellEnv is what the shell rules know of the target environment.
 type ShellEnv struct {
 	// Units is the target host's systemd unit inventory (names such as
@@ -12,9 +21,227 @@ type ShellEnv struct {
 	// Allow is the allow-list of external hosts or domains (".example.com"
 	// matches subdomains).
 	Allow []string
+	// Files are the package's files (slash paths relative to its root). A
+	// script sourced or run with `sh FILE` from among them is checked on
+	// its own, so it is not cannot-tell; nil when none are known.
+	Files map[string]bool
 }
 
 // CheckScript checks one shell script. line is the line in file where src
 // starts (1 for a whole file; a manifest step's command starts on its
-// YAML line). (Scaffolding: the shell rules helper replaces this file.)
-func CheckScript(file string, line int, src []byte, env ShellEnv) []Finding { return nil }
+// YAML line); findings name lines of file. A script with a syntax error
+// gives one parse-error finding and nothing else.
+func CheckScript(file string, line int, src []byte, env ShellEnv) []Finding {
+	c := newShellCheck(file, env)
+	c.script(src, line, "")
+	return c.result()
+}
+
+// shellRule is one shell rule: it looks at one simple command at a time,
+// each link of a wrapper chain (env sudo systemctl ...) on its own.
+type shellRule interface {
+	check(c *command)
+}
+
+// shellRules run on every command, in this order.
+var shellRules = []shellRule{sudoRule{}, unitRule{}, scheduledRule{}, endpointRule{}, cannotTellRule{}}
+
+// maxNesting bounds scripts inside scripts (bash -c "sh -c '...'").
+const maxNesting = 8
+
+// shellCheck collects the findings of one file.
+type shellCheck struct {
+	file   string
+	env    ShellEnv
+	units  map[string]bool // env.Units, names normalised; nil when unknown
+	parser *syntax.Parser
+	depth  int
+	out    []Finding
+	seen   map[Finding]bool
+}
+
+func newShellCheck(file string, env ShellEnv) *shellCheck {
+	c := &shellCheck{file: file, env: env, seen: map[Finding]bool{},
+		parser: syntax.NewParser(syntax.Variant(syntax.LangBash))}
+	if env.Units != nil {
+		c.units = make(map[string]bool, len(env.Units))
+		for u, ok := range env.Units {
+			if ok {
+				c.units[unitName(u)] = true
+			}
+		}
+	}
+	return c
+}
+
+// script parses src, whose first line is line base of the file, and checks
+// it. remote names the host the script runs on when it is not the target
+// (ssh host '...'). It reports false when src has a syntax error.
+func (c *shellCheck) script(src []byte, base int, remote string) bool {
+	if c.depth >= maxNesting {
+		return true
+	}
+	c.depth++
+	defer func() { c.depth-- }()
+	f, err := c.parser.Parse(bytes.NewReader(src), c.file)
+	if err != nil {
+		c.parseError(err, base)
+		return false
+	}
+	sc := &script{check: c, src: src, base: base, remote: remote}
+	sc.vars = sc.collectVars(f)
+	sc.walk(f)
+	return true
+}
+
+func (c *shellCheck) parseError(err error, base int) {
+	line, text := 0, err.Error()
+	var pe syntax.ParseError
+	var le syntax.LangError
+	switch {
+	case errors.As(err, &pe):
+		line, text = int(pe.Pos.Line()), pe.Text
+	case errors.As(err, &le):
+		line, text = int(le.Pos.Line()), strings.TrimPrefix(le.Error(), le.Filename+":"+le.Pos.String()+": ")
+	}
+	if line > 0 {
+		line = base + line - 1
+	} else {
+		line = base
+	}
+	c.add(Finding{Rule: RuleParseError, Severity: Error, Line: line,
+		Message: fmt.Sprintf("shell syntax error: %s", text),
+		Fix:     "fix the script's syntax (`bash -n` shows the same error); nothing else in it was checked"})
+}
+
+// add records a finding once (a command substitution inside a string that
+// is also parsed as a script is seen twice).
+func (c *shellCheck) add(f Finding) {
+	f.File = c.file
+	if c.seen[f] {
+		return
+	}
+	c.seen[f] = true
+	c.out = append(c.out, f)
+}
+
+// result is the file's findings in stable order; a parse-error of the
+// whole file stands alone.
+func (c *shellCheck) result() []Finding {
+	Sort(c.out)
+	return c.out
+}
+
+// script is one parsed script: a file, a step's command, or a script
+// inside one (bash -c '...', a heredoc fed to a shell).
+type script struct {
+	check  *shellCheck
+	src    []byte
+	base   int    // file line of the script's first line
+	remote string // host it runs on, when not the target host
+	vars   map[string]varDef
+}
+
+// line is the file line of a position in the script.
+func (sc *script) line(p syntax.Pos) int {
+	if !p.IsValid() || p.Line() == 0 {
+		return sc.base
+	}
+	return sc.base + int(p.Line()) - 1
+}
+
+func (sc *script) report(rule string, sev Severity, at syntax.Node, msg, fix string) {
+	line := sc.base
+	if at != nil {
+		line = sc.line(at.Pos())
+	}
+	sc.check.add(Finding{Rule: rule, Severity: sev, Line: line, Message: msg, Fix: fix})
+}
+
+// walk visits every statement: function bodies, subshells, pipelines,
+// command substitutions, if/while/case bodies and heredoc expansions.
+func (sc *script) walk(root syntax.Node) {
+	piped := map[*syntax.Stmt]bool{}
+	syntax.Walk(root, func(n syntax.Node) bool {
+		switch n := n.(type) {
+		case *syntax.BinaryCmd:
+			if n.Op == syntax.Pipe || n.Op == syntax.PipeAll {
+				piped[n.Y] = true
+			}
+		case *syntax.Stmt:
+			sc.stmt(n, piped[n])
+		}
+		return true
+	})
+}
+
+// stmt checks one statement's command and each command it wraps, and the
+// scripts it runs from strings or heredocs.
+func (sc *script) stmt(s *syntax.Stmt, piped bool) {
+	var words []*syntax.Word
+	if ce, ok := s.Cmd.(*syntax.CallExpr); ok {
+		words = ce.Args
+	}
+	if len(words) == 0 && len(s.Redirs) == 0 {
+		return
+	}
+	todo := []*command{{sc: sc, words: words, redirs: s.Redirs, piped: piped}}
+	for len(todo) > 0 {
+		c := todo[0]
+		todo = todo[1:]
+		for _, r := range shellRules {
+			r.check(c)
+		}
+		if in := c.inner(); in != nil && in.text != "" {
+			sc.check.script([]byte(in.text), in.line, in.remote)
+		}
+		todo = append(todo, c.unwrap()...)
+	}
+}
+
+// command is one simple command: its words (words[0] is its name) and the
+// redirections of its statement.
+type command struct {
+	sc      *script
+	words   []*syntax.Word
+	redirs  []*syntax.Redirect
+	piped   bool // its standard input is a pipe
+	wrapped bool // run by a wrapper (env, sudo, ...): the statement's redirections are the wrapper's
+
+	innerDone bool
+	innerV    *innerScript
+}
+
+// name is the command's name without its directory ("/usr/bin/sudo" is
+// "sudo"), or "" when it is only known at run time.
+func (c *command) name() string {
+	if len(c.words) == 0 {
+		return ""
+	}
+	s, ok := c.sc.text(c.words[0])
+	if !ok {
+		return ""
+	}
+	if i := strings.LastIndexByte(s, '/'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+// source is the command as written, on one line and shortened for a
+// message.
+func (c *command) source() string {
+	if len(c.words) == 0 {
+		return ""
+	}
+	return oneLine(c.sc.raw(c.words[0].Pos(), c.words[len(c.words)-1].End()))
+}
+
+// short puts text on one line and cuts it for a message.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\\\n", " ")), " ")
+	if r := []rune(s); len(r) > 72 {
+		s = string(r[:71]) + "…"
+	}
+	return s
+}

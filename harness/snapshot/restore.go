@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/rehearse/rehearse/harness/dataset"
 	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/harness/image"
@@ -26,16 +28,22 @@ import (
 // Snapshot is a known point of a whole environment, to come back to: a
 // copy of every PostgreSQL service's data directory (taken with the
 // service stopped), an archive of every declared configuration path and
-// crontab, the recorded state of the declared systemd units, and the data
-// and configuration fingerprints of that point, against which Restore
-// checks itself. See the package documentation, "Snapshots".
+// crontab, the recorded state of the declared systemd units, the image
+// each restored service ran, and the data (every database) and
+// configuration fingerprints of that point, against which Restore checks
+// itself. See the package documentation, "Snapshots".
 type Snapshot struct {
 	Name  string
 	Taken time.Time
 
 	e      *env.Environment
-	config *ConfigPrint          // ConfigAll at Take
-	data   map[string]*DataPrint // per PostgreSQL service, without keys
+	config *ConfigPrint // ConfigAll at Take
+	// data is, per PostgreSQL service, the print (without keys) of each
+	// database that accepted connections at Take (templates left out).
+	data map[string]map[string]*DataPrint
+	// images is the image ID each service the snapshot restores (its
+	// data, files or state in memory) ran at Take.
+	images map[string]string
 	pg     []*restorePG
 	files  []*restoreFiles
 	memory []string   // services restored by a restart (state in memory)
@@ -123,8 +131,16 @@ type restoreRoot struct {
 type RestoreMismatch struct {
 	Snapshot string
 	Config   ConfigDiff
-	Data     map[string]DataDiff // by service; only non-empty diffs
+	// Data holds the non-empty diffs by "SERVICE/DATABASE" (RestoreDataKey):
+	// a table's changes, or, as a finding of Kind "database", a database
+	// the snapshot had that is missing, or one created after the snapshot
+	// that the restore left.
+	Data map[string]DataDiff
 }
+
+// RestoreDataKey is how a RestoreMismatch names one database of a
+// PostgreSQL service: "db/billing".
+func RestoreDataKey(service, database string) string { return service + "/" + database }
 
 func (m *RestoreMismatch) Error() string {
 	var lines []string
@@ -214,16 +230,21 @@ func restoreInMemory(sp *env.ServicePlan) bool {
 //   - each service declaring config files: or crontab: an archive of those
 //     paths as the engine reads them (owners, modes, links), in memory;
 //   - the configuration fingerprint of every declared service (units'
-//     states, roles, HTTP lists...) and each PostgreSQL service's data
-//     fingerprint (without keys), which Restore checks itself against.
+//     states, roles, HTTP lists...) and the data fingerprint (without
+//     keys) of every database of each PostgreSQL service that accepts
+//     connections (templates left out), which Restore checks itself
+//     against;
+//   - the image ID each service it restores runs.
 //
-// It returns once every service is ready again. On error nothing of the
+// A declared path that is or holds a mount point (the plan's, or a VOLUME
+// of the service's image) is refused. It returns once every service is
+// ready again. On error nothing of the
 // snapshot is left (a stopped service is started again).
 func Take(ctx context.Context, e *env.Environment, name string) (_ *Snapshot, err error) {
 	if len(name) > restoreMaxName || !restoreNameRE.MatchString(name) {
 		return nil, fmt.Errorf("snapshot %q: a name is 1-%d letters, digits, '.', '_' or '-', starting with a letter or digit", name, restoreMaxName)
 	}
-	s := &Snapshot{Name: name, Taken: time.Now().UTC(), e: e, data: map[string]*DataPrint{}}
+	s := &Snapshot{Name: name, Taken: time.Now().UTC(), e: e, data: map[string]map[string]*DataPrint{}, images: map[string]string{}}
 	defer func() {
 		if err != nil {
 			s.Drop(context.WithoutCancel(ctx))
@@ -238,14 +259,25 @@ func Take(ctx context.Context, e *env.Environment, name string) (_ *Snapshot, er
 		if svc == nil {
 			return nil, fmt.Errorf("service %s is not running", sp.Name)
 		}
+		restored := true
 		switch {
 		case IsPostgres(sp):
 			work = append(work, func() error { return s.takePG(ctx, sp, svc) })
 		case restoreInMemory(sp):
 			s.memory = append(s.memory, sp.Name)
+		default:
+			restored = false
 		}
 		if c := sp.Ext.Config; c != nil && (len(c.Files) > 0 || c.Crontab) {
+			restored = true
 			work = append(work, func() error { return s.takeFiles(ctx, sp, svc) })
+		}
+		if restored {
+			id, err := svc.Container().ImageID(ctx)
+			if err != nil {
+				return nil, err
+			}
+			s.images[sp.Name] = id
 		}
 	}
 	if err := restoreParallel(work); err != nil {
@@ -333,12 +365,66 @@ func (s *Snapshot) takePG(ctx context.Context, sp *env.ServicePlan, svc *env.Ser
 		return err
 	}
 	return s.phase(sp.Name+": data fingerprint", func() error {
-		p, err := Data(ctx, s.e, sp.Name, DataWithoutKeys())
+		dbs, err := restoreDatabases(ctx, s.e, sp.Name)
+		if err != nil {
+			return err
+		}
+		prints := map[string]*DataPrint{}
+		for _, db := range dbs {
+			p, err := Data(ctx, s.e, sp.Name, DataWithoutKeys(), DataDatabase(db))
+			if err != nil {
+				return err
+			}
+			prints[db] = p
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.data[sp.Name] = p
-		return err
+		s.data[sp.Name] = prints
+		return nil
 	})
+}
+
+// restoreDatabases lists the databases of a PostgreSQL service that accept
+// connections, templates left out (template1 is what CREATE DATABASE
+// copies, not the service's data; template0 refuses connections), by name.
+func restoreDatabases(ctx context.Context, e *env.Environment, service string) ([]string, error) {
+	conn, err := dataConnect(ctx, e, service, "")
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, `SELECT datname::pg_catalog.text FROM pg_catalog.pg_database
+WHERE datallowconn AND NOT datistemplate ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("%s: list databases: %w", service, err)
+	}
+	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("%s: list databases: %w", service, err)
+	}
+	return dbs, nil
+}
+
+// restoreDatabaseChanges compares the databases a snapshot printed (was)
+// with those there now: each missing one, and each created since (a
+// restore of the cluster removes it; one still there is named), is a
+// finding of Kind "database", by RestoreDataKey.
+func restoreDatabaseChanges(service string, was, now []string) map[string]DataDiff {
+	out := map[string]DataDiff{}
+	add := func(db, change string) {
+		out[RestoreDataKey(service, db)] = DataDiff{Findings: []DataFinding{{Object: "database", Kind: "database", Change: change}}}
+	}
+	for _, db := range was {
+		if !slices.Contains(now, db) {
+			add(db, "in the snapshot, missing after the restore")
+		}
+	}
+	for _, db := range now {
+		if !slices.Contains(was, db) {
+			add(db, "created after the snapshot, still there after the restore")
+		}
+	}
+	return out
 }
 
 // restoreLocate finds the named volume that holds a service's data
@@ -573,11 +659,15 @@ func (s *Snapshot) takeFiles(ctx context.Context, sp *env.ServicePlan, svc *env.
 	if sp.Ext.Config.Crontab {
 		roots = append(roots, restoreCronPaths...)
 	}
-	if err := restoreCheckRoots(s.e.Plan.File, sp, roots); err != nil {
+	vols, err := svc.Container().ImageVolumes(ctx)
+	if err != nil {
+		return err
+	}
+	if err := restoreCheckRoots(s.e.Plan.File, sp, roots, vols); err != nil {
 		return err
 	}
 	budget := &configBudget{maxEntries: configMaxEntries, maxBytes: configMaxBytes, what: "files under " + strings.Join(roots, ", ")}
-	err := s.phase(sp.Name+": archive files", func() error {
+	err = s.phase(sp.Name+": archive files", func() error {
 		for _, root := range roots {
 			r, err := restoreArchive(ctx, svc, root, budget)
 			if err != nil {
@@ -617,18 +707,30 @@ func (s *Snapshot) holdArchive(n int64) error {
 
 // restoreCheckRoots refuses declared paths that are a mount point or have
 // one inside them: Restore removes a path and puts it back, which a mount
-// point does not allow (it would be emptied, then the removal fail).
-func restoreCheckRoots(file string, sp *env.ServicePlan, roots []string) error {
+// point does not allow (it would be emptied, then the removal fail). The
+// mount points are the plan's (volumes, binds, tmpfs) and imageVolumes,
+// the VOLUMEs of the image the service runs (env.Container.ImageVolumes):
+// the engine mounts an anonymous volume at each, which the plan does not
+// list.
+func restoreCheckRoots(file string, sp *env.ServicePlan, roots, imageVolumes []string) error {
 	targets := slices.Sorted(maps.Keys(sp.Tmpfs))
 	for _, m := range sp.Mounts {
 		targets = append(targets, m.Target)
 	}
+	covers := func(root, t string) bool {
+		return t == root || root == "/" || strings.HasPrefix(t, root+"/")
+	}
 	for _, root := range roots {
 		root = path.Clean(root)
 		for _, t := range targets {
-			t = path.Clean(t)
-			if t == root || root == "/" || strings.HasPrefix(t, root+"/") {
+			if t = path.Clean(t); covers(root, t) {
 				return fmt.Errorf("%s: declared path %s (x-rehearse config files) is or holds the mount point %s in %s: a snapshot cannot put it back; declare the files inside the mount instead", sp.Name, root, t, file)
+			}
+		}
+		for _, v := range imageVolumes {
+			if v = path.Clean(v); covers(root, v) {
+				return fmt.Errorf("%s: declared path %s (x-rehearse config files) is or holds %s, a VOLUME of its image %s, where the engine mounts an anonymous volume (service %s in %s): a snapshot cannot put it back; declare the files inside the volume instead, or give the service a named volume there",
+					sp.Name, root, v, sp.Image.Ref, sp.Name, file)
 			}
 		}
 	}
@@ -700,9 +802,14 @@ func restoreArchive(ctx context.Context, svc *env.Service, root string, budget *
 //     initial state, which is the snapshot's only if the snapshot was
 //     taken before anything was registered there.
 //
-// Then every service must be ready, and the configuration and data
-// fingerprints must equal the snapshot's: otherwise the error is a
-// *RestoreMismatch naming each difference. Restoring twice is fine.
+// Before anything, every service it restores must run the image it ran at
+// Take: otherwise Restore refuses, having stopped nothing, naming each
+// service and both images. After, every service must be ready (the
+// dependents of a database reconnected), and then the configuration
+// fingerprint and the data fingerprint of every database Take printed
+// must equal the snapshot's, with no database added since: otherwise the
+// error is a *RestoreMismatch naming each difference. Restoring twice is
+// fine.
 func (s *Snapshot) Restore(ctx context.Context) (err error) {
 	s.mu.Lock()
 	dropped := s.dropped
@@ -718,11 +825,14 @@ func (s *Snapshot) Restore(ctx context.Context) (err error) {
 		}
 	}()
 	e := s.e
+	// Nothing is stopped before every restored service is known to run
+	// the image it ran at Take.
+	if err := s.phase("check images", func() error { return s.checkImages(ctx) }); err != nil {
+		return err
+	}
 	// Services restore in parallel: each PostgreSQL service (stop, copy
-	// back, start, then its data fingerprint's check), each service's
-	// files and units, each in-memory service.
-	dataDiffs := map[string]DataDiff{}
-	var mu sync.Mutex
+	// back, start), each service's files and units, each in-memory
+	// service.
 	var work []func() error
 	for _, pg := range s.pg {
 		work = append(work, func() error {
@@ -730,21 +840,8 @@ func (s *Snapshot) Restore(ctx context.Context) (err error) {
 			if svc == nil || sp == nil {
 				return fmt.Errorf("service %s is not running", pg.service)
 			}
-			err := s.withStopped(ctx, sp, svc, func() error {
+			return s.withStopped(ctx, sp, svc, func() error {
 				return s.phase(pg.service+": copy back", func() error { return s.copyBack(ctx, svc, pg) })
-			})
-			if err != nil {
-				return err
-			}
-			return s.phase(pg.service+": verify data", func() error {
-				d, err := DiffData(ctx, e, pg.service, s.data[pg.service])
-				if err != nil {
-					return fmt.Errorf("verify: %w", err)
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				dataDiffs[pg.service] = d
-				return nil
 			})
 		})
 	}
@@ -761,10 +858,40 @@ func (s *Snapshot) Restore(ctx context.Context) (err error) {
 	if err := restoreParallel(work); err != nil {
 		return err
 	}
+	// The checks run once every service is ready: the dependents of a
+	// restarted database have reconnected, and whatever they write then
+	// is seen.
 	if err := s.phase("ready", func() error { return restoreAllReady(ctx, e) }); err != nil {
 		return err
 	}
-	return s.phase("verify config", func() error { return s.verify(ctx, dataDiffs) })
+	return s.verify(ctx)
+}
+
+// checkImages refuses a restore when a service the snapshot restores runs
+// another image than at Take (an upgrade that replaced it, a recreated
+// container): a data directory written by one PostgreSQL may not be read
+// by another, and declared files put back under another image's program
+// would pass the configuration check while the service runs a mix of two
+// versions. Every such service is named, with both image IDs.
+func (s *Snapshot) checkImages(ctx context.Context) error {
+	var msgs []string
+	for _, name := range slices.Sorted(maps.Keys(s.images)) {
+		svc, sp := s.e.Service(name), s.e.Plan.Service(name)
+		if svc == nil || sp == nil {
+			return fmt.Errorf("service %s is not running", name)
+		}
+		id, err := svc.Container().ImageID(ctx)
+		if err != nil {
+			return err
+		}
+		if want := s.images[name]; id != want {
+			msgs = append(msgs, fmt.Sprintf("%s runs image %s (%s) now, %s at the snapshot", name, id, sp.Image.Ref, want))
+		}
+	}
+	if len(msgs) > 0 {
+		return fmt.Errorf("refused, nothing was stopped or changed: %s; a snapshot is put back only under the images it was taken with (take another after the images change)", strings.Join(msgs, "; "))
+	}
+	return nil
 }
 
 // copyBack stages the snapshot's copy on the data directory's volume,
@@ -1017,24 +1144,72 @@ func restoreAllReady(ctx context.Context, e *env.Environment) error {
 	return errors.Join(errs...)
 }
 
-// verify takes the configuration fingerprint again and diffs it against
-// the snapshot's; data holds the data diffs the services' restores found.
-func (s *Snapshot) verify(ctx context.Context, data map[string]DataDiff) error {
+// verify checks the restore, every service being ready: the
+// configuration fingerprint and each PostgreSQL service's databases
+// (verifyData), at once, against the snapshot's.
+func (s *Snapshot) verify(ctx context.Context) error {
 	mm := &RestoreMismatch{Snapshot: s.Name, Data: map[string]DataDiff{}}
-	cfg, err := ConfigAll(ctx, s.e)
-	if err != nil {
-		return fmt.Errorf("verify: %w", err)
+	var mu sync.Mutex
+	work := []func() error{func() error {
+		return s.phase("verify config", func() error {
+			cfg, err := ConfigAll(ctx, s.e)
+			if err != nil {
+				return fmt.Errorf("verify: %w", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			mm.Config = s.config.Diff(cfg)
+			return nil
+		})
+	}}
+	for _, pg := range s.pg {
+		work = append(work, func() error {
+			return s.phase(pg.service+": verify data", func() error {
+				diffs, err := s.verifyData(ctx, pg.service)
+				if err != nil {
+					return fmt.Errorf("verify: %w", err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				maps.Copy(mm.Data, diffs)
+				return nil
+			})
+		})
 	}
-	mm.Config = s.config.Diff(cfg)
-	for svc, d := range data {
-		if !d.Empty() {
-			mm.Data[svc] = d
-		}
+	if err := restoreParallel(work); err != nil {
+		return err
 	}
 	if len(mm.Config) > 0 || len(mm.Data) > 0 {
 		return mm
 	}
 	return nil
+}
+
+// verifyData diffs each database of a PostgreSQL service that the
+// snapshot printed against its print, and names the databases missing or
+// added since (restoreDatabaseChanges); only non-empty diffs, by
+// RestoreDataKey.
+func (s *Snapshot) verifyData(ctx context.Context, service string) (map[string]DataDiff, error) {
+	now, err := restoreDatabases(ctx, s.e, service)
+	if err != nil {
+		return nil, err
+	}
+	was := s.data[service]
+	names := slices.Sorted(maps.Keys(was))
+	out := restoreDatabaseChanges(service, names, now)
+	for _, db := range names {
+		if !slices.Contains(now, db) {
+			continue
+		}
+		d, err := DiffData(ctx, s.e, service, was[db])
+		if err != nil {
+			return nil, err
+		}
+		if !d.Empty() {
+			out[RestoreDataKey(service, db)] = d
+		}
+	}
+	return out, nil
 }
 
 // Drop removes what the snapshot keeps in the engine (the data copies'

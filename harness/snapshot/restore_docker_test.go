@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +40,22 @@ func TestSnapshotRestore(t *testing.T) {
 	if _, err := dataset.Load(ctx, e, spec, restoreTestScale); err != nil {
 		t.Fatal(err)
 	}
+	// A second database of the cluster: Take prints it, Restore checks it.
+	sqlIn := func(t *testing.T, db string, qs ...string) {
+		t.Helper()
+		conn, err := dataset.Connect(ctx, e, "db", db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		for _, q := range qs {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+	sqlIn(t, "", `CREATE DATABASE ledger`)
+	sqlIn(t, "ledger", `CREATE TABLE entries (id int PRIMARY KEY, note text)`, `INSERT INTO entries SELECT g, 'n' || g FROM generate_series(1, 100) g`)
 	_, _, volsBefore := enginetest.Resources(t, cli, e.RunID)
 
 	snap, err := Take(ctx, e, "before")
@@ -58,6 +76,21 @@ func TestSnapshotRestore(t *testing.T) {
 	data0, err := Data(ctx, e, "db", DataWithoutKeys())
 	if err != nil {
 		t.Fatal(err)
+	}
+	ledger0, err := Data(ctx, e, "db", DataWithoutKeys(), DataDatabase("ledger"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Sorted(maps.Keys(snap.data["db"])); !slices.Equal(got, []string{"billing", "ledger", "postgres"}) {
+		t.Errorf("Take printed the databases %q of db, want billing, ledger and postgres (templates left out)", got)
+	}
+	databases := func(t *testing.T) string {
+		t.Helper()
+		dbs, err := dataset.QueryValue(ctx, e, "db", "SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database WHERE NOT datistemplate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dbs
 	}
 
 	billing, payments := e.Service("billing"), e.Service("payments")
@@ -108,12 +141,17 @@ func TestSnapshotRestore(t *testing.T) {
 		if d := cfg0.Diff(cfg); len(d) != 0 {
 			t.Errorf("configuration differs from the snapshot's:\n%s", d)
 		}
-		d, err := DiffData(ctx, e, "db", data0)
-		if err != nil {
-			t.Fatal(err)
+		for _, p := range []*DataPrint{data0, ledger0} {
+			d, err := DiffData(ctx, e, "db", p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !d.Empty() {
+				t.Errorf("data of database %s differs from the snapshot's:\n%s", p.Database, d)
+			}
 		}
-		if !d.Empty() {
-			t.Errorf("data differs from the snapshot's:\n%s", d)
+		if got := databases(t); got != "billing ledger postgres" {
+			t.Errorf("after the restore db has the databases %q, want billing ledger postgres", got)
 		}
 	}
 	// changed asserts that the world differs (so that a restore has
@@ -145,8 +183,20 @@ func TestSnapshotRestore(t *testing.T) {
 		if err := snap.Restore(ctx); err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range snap.Phases() {
+		// The data check ends after every service is ready (the
+		// dependents reconnected), not before.
+		ready, verified := -1, -1
+		for i, p := range snap.Phases() {
 			t.Logf("restore: %s %s", p.Name, p.Duration.Round(time.Millisecond))
+			switch p.Name {
+			case "ready":
+				ready = i
+			case "db: verify data":
+				verified = i
+			}
+		}
+		if ready < 0 || verified < ready {
+			t.Errorf("restore phases: ready at %d, db's data check at %d: the data check must come after every service is ready", ready, verified)
 		}
 		check(t)
 	}
@@ -166,6 +216,23 @@ func TestSnapshotRestore(t *testing.T) {
 		run(t, billing, `echo extra=1 >/etc/billing/extra.conf && echo '* * * * * root true' >/etc/cron.d/upgrade`)
 		run(t, billing, `systemctl disable billing-api.service`)
 		webhook(t, "http://billing:8080/upgrade-tmp")
+		sqlIn(t, "ledger", `UPDATE entries SET note = 'changed' WHERE id = 7`)
+		sqlIn(t, "", `CREATE DATABASE scratch`)
+		// The restore's own data check sees the other database and the
+		// one created since, by service and database.
+		diffs, err := snap.verifyData(ctx, "db")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for key, want := range map[string]string{
+			"db/ledger":  "entries: rows: ",
+			"db/scratch": "database: created after the snapshot, still there after the restore",
+			"db/billing": "invoices: rows: ",
+		} {
+			if !strings.Contains(diffs[key].String(), want) {
+				t.Errorf("before the restore the data check of %s lacks %q: %v", key, want, diffs)
+			}
+		}
 		changed(t, []string{
 			"billing: /etc/billing/billing.conf: mode 0640 -> 0644, sha256 changed",
 			"billing: /etc/billing/extra.conf added",
@@ -211,6 +278,30 @@ func TestSnapshotRestore(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "another") || len(mm.Data) != 0 {
 			t.Errorf("the error names more than the lost webhook: %v", err)
+		}
+	})
+
+	t.Run("another image is refused before anything stops", func(t *testing.T) {
+		was := maps.Clone(snap.images)
+		defer func() { snap.images = was }()
+		const other = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+		snap.images["db"], snap.images["billing"] = other, other
+		sql(t, `INSERT INTO customers (name, email, country) VALUES ('Kept', 'kept@example.com', 'NL')`)
+		err := snap.Restore(ctx)
+		for _, want := range []string{"refused, nothing was stopped or changed",
+			"db runs image " + was["db"] + " (rehearse/billing-db:15) now, " + other + " at the snapshot",
+			"billing runs image " + was["billing"] + " (rehearse/billing:2.3) now, " + other + " at the snapshot"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("restore under another image: %v, want it to say %q", err, want)
+			}
+		}
+		for _, p := range snap.Phases() {
+			if p.Name != "check images" {
+				t.Errorf("the refused restore ran phase %q", p.Name)
+			}
+		}
+		if n, err := dataset.QueryValue(ctx, e, "db", "SELECT count(*) FROM customers WHERE email = 'kept@example.com'"); err != nil || n != "1" {
+			t.Errorf("after the refused restore the customer added since is gone (%s, %v): the restore ran", n, err)
 		}
 	})
 
@@ -305,5 +396,36 @@ func TestRestoreMismatchError(t *testing.T) {
 	want := `restore of snapshot "before": still different after restoring: db: role tmp added; db: invoices: index i dropped`
 	if got := mm.Error(); got != want {
 		t.Errorf("error:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestTakeRefusesImageVolumes checks declared config paths at or above a
+// VOLUME of the service's image (an anonymous volume the plan does not
+// list) are refused at Take, naming the compose file, service and volume,
+// and that files beside them are not.
+func TestTakeRefusesImageVolumes(t *testing.T) {
+	const file = "testdata/image-volume/compose.yaml"
+	e := envtest.Start(t, file)
+	ctx := context.Background()
+	cli := enginetest.Connect(t)
+	_, _, volsBefore := enginetest.Resources(t, cli, e.RunID)
+	snap, err := Take(ctx, e, "image-volumes")
+	if err == nil {
+		snap.Drop(ctx)
+		t.Fatal("Take archived paths the engine mounts a volume at")
+	}
+	for _, want := range []string{
+		"above: declared path /etc/app (x-rehearse config files) is or holds /etc/app/data, a VOLUME of its image rehearse-test/snapshot-image-volume:1, where the engine mounts an anonymous volume (service above in " + file + ")",
+		"at: declared path /srv/state (x-rehearse config files) is or holds /srv/state, a VOLUME of its image rehearse-test/snapshot-image-volume:1, where the engine mounts an anonymous volume (service at in " + file + ")",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Take: %v\nwant it to say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "beside") {
+		t.Errorf("Take refused the files beside the volumes: %v", err)
+	}
+	if _, _, vols := enginetest.Resources(t, cli, e.RunID); vols != volsBefore {
+		t.Errorf("the refused Take left %d volumes, want %d", vols, volsBefore)
 	}
 }

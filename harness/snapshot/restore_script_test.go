@@ -2,9 +2,12 @@ package snapshot
 
 import (
 	"encoding/binary"
+	"maps"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -218,12 +221,22 @@ func TestSnapshotPlanRules(t *testing.T) {
 		t.Errorf("a mount inside the data directory: %v", err)
 	}
 
-	if err := restoreCheckRoots("compose.yaml", db, []string{"/etc/app", "/etc/pgconf/x.conf"}); err != nil {
+	db.Image.Ref = "rehearse/db:1"
+	imageVols := []string{"/var/lib/app/state", "/opt/cache"}
+	if err := restoreCheckRoots("compose.yaml", db, []string{"/etc/app", "/etc/pgconf/x.conf", "/var/lib/app/state/x.conf", "/opt/cachex"}, imageVols); err != nil {
 		t.Errorf("paths that are no mount point: %v", err)
 	}
 	for _, root := range []string{"/etc/pgconf", "/etc", "/run/pg", "/"} {
-		if err := restoreCheckRoots("compose.yaml", db, []string{root}); err == nil || !strings.Contains(err.Error(), "mount point") {
+		if err := restoreCheckRoots("compose.yaml", db, []string{root}, imageVols); err == nil || !strings.Contains(err.Error(), "mount point") {
 			t.Errorf("declared path %s: %v", root, err)
+		}
+	}
+	// The image's VOLUMEs, which the plan does not list.
+	for root, vol := range map[string]string{"/var/lib/app": "/var/lib/app/state", "/var/lib/app/state": "/var/lib/app/state", "/opt/cache/": "/opt/cache", "/opt": "/opt/cache"} {
+		err := restoreCheckRoots("compose.yaml", db, []string{root}, imageVols)
+		want := "db: declared path " + path.Clean(root) + " (x-rehearse config files) is or holds " + vol + ", a VOLUME of its image rehearse/db:1, where the engine mounts an anonymous volume (service db in compose.yaml)"
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("declared path %s: %v, want %q", root, err, want)
 		}
 	}
 
@@ -250,5 +263,28 @@ func TestSnapshotPlanRules(t *testing.T) {
 	}
 	if err := s.holdArchive(60); err == nil || !strings.Contains(err.Error(), "summed over every service") {
 		t.Errorf("archives over the snapshot's bound: %v", err)
+	}
+}
+
+// TestRestoreDatabaseChanges checks a database missing after a restore,
+// and one created after the snapshot that a restore left, are each named
+// by service and database.
+func TestRestoreDatabaseChanges(t *testing.T) {
+	got := restoreDatabaseChanges("db", []string{"billing", "gone", "postgres"}, []string{"billing", "postgres", "scratch"})
+	var lines []string
+	for _, k := range slices.Sorted(maps.Keys(got)) {
+		for _, f := range got[k].Findings {
+			lines = append(lines, k+": "+f.String()+" ("+f.Kind+")")
+		}
+	}
+	want := []string{
+		"db/gone: database: in the snapshot, missing after the restore (database)",
+		"db/scratch: database: created after the snapshot, still there after the restore (database)",
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	if got := restoreDatabaseChanges("db", []string{"billing"}, []string{"billing"}); len(got) != 0 {
+		t.Errorf("the same databases: %v", got)
 	}
 }

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package preflight
+
+const oNoFollow = 0

@@ -1,0 +1,114 @@
+package preflight
+
+import (
+	"strings"
+
+	"mvdan.cc/sh/v3/syntax"
+)
+
+// wrapperSpec says how a command that runs another command (env, nohup,
+// timeout, xargs, sudo, ...) finds it.
+type wrapperSpec struct {
+	opts   optSpec
+	skip   int    // positionals before the command (timeout's duration)
+	assign bool   // NAME=VALUE words before the command (env)
+	none   string // short flags after which no command runs (command -v)
+}
+
+// wrappers are the commands whose command is checked like any other.
+var wrappers = map[string]wrapperSpec{
+	"env":     {opts: optSpec{short: "uCS", long: []string{"unset", "chdir", "split-string"}}, assign: true, none: "S"},
+	"nohup":   {},
+	"timeout": {opts: optSpec{short: "sk", long: []string{"signal", "kill-after"}}, skip: 1},
+	"xargs": {opts: optSpec{short: "aEILnPsd", long: []string{"arg-file", "delimiter", "max-lines", "max-args",
+		"max-procs", "max-chars", "process-slot-var"}}},
+	"exec":    {opts: optSpec{short: "a"}},
+	"command": {none: "vV"},
+	"builtin": {},
+	"time":    {opts: optSpec{short: "fo", long: []string{"format", "output"}}},
+	"nice":    {opts: optSpec{short: "n", long: []string{"adjustment"}}},
+	"ionice":  {opts: optSpec{short: "cnPpu", long: []string{"class", "classdata"}}, none: "pPu"},
+	"stdbuf":  {opts: optSpec{short: "ioe", long: []string{"input", "output", "error"}}},
+	"setsid":  {},
+	"chroot":  {opts: optSpec{long: []string{"userspec", "groups"}}, skip: 1},
+	"flock":   {opts: optSpec{short: "wEc", long: []string{"timeout", "conflict-exit-code", "command"}}, skip: 1, none: "c"},
+	"sudo":    {opts: optSpec{short: "ugpCrtUDRhT", long: []string{"user", "group", "prompt", "chdir", "chroot", "host", "other-user", "role", "type", "close-from", "command-timeout"}}, assign: true},
+	"doas":    {opts: optSpec{short: "uC"}},
+	"pkexec":  {opts: optSpec{long: []string{"user"}}},
+	"runuser": {opts: optSpec{short: "ugGcsw", long: []string{"user", "group", "supp-group", "command", "shell", "whitelist-environment"}}, none: "c"},
+}
+
+// unwrap is the command (or find's -exec commands) a wrapper runs.
+func (c *command) unwrap() []*command {
+	name := c.name()
+	if name == "find" {
+		return c.findExec()
+	}
+	w, ok := wrappers[name]
+	if !ok {
+		return nil
+	}
+	args := c.sc.args(c.words[1:], w.opts, true)
+	if name == "runuser" {
+		if _, ok := lastOpt(args, "-u", "--user"); !ok {
+			return nil // runuser USER -c CMD, like su
+		}
+	}
+	skip := w.skip
+	for _, a := range args {
+		if a.opt != "" {
+			if len(a.opt) == 2 && w.none != "" && strings.Contains(w.none, a.opt[1:]) {
+				return nil
+			}
+			continue
+		}
+		if w.assign && a.ok && isAssignment(a.val) {
+			continue
+		}
+		if skip > 0 {
+			skip--
+			continue
+		}
+		return []*command{c.with(c.words[1+a.at:])}
+	}
+	return nil
+}
+
+// findExec are the commands of find's -exec, -execdir, -ok and -okdir.
+func (c *command) findExec() []*command {
+	var out []*command
+	for i := 1; i < len(c.words); i++ {
+		switch s, _ := c.sc.text(c.words[i]); s {
+		case "-exec", "-execdir", "-ok", "-okdir":
+			j := i + 1
+			for ; j < len(c.words); j++ {
+				if t, _ := c.sc.text(c.words[j]); t == ";" || t == "+" {
+					break
+				}
+			}
+			if j > i+1 {
+				out = append(out, c.with(c.words[i+1:j]))
+			}
+			i = j
+		}
+	}
+	return out
+}
+
+func (c *command) with(words []*syntax.Word) *command {
+	return &command{sc: c.sc, words: words, redirs: c.redirs, piped: c.piped, wrapped: true}
+}
+
+// isAssignment says whether s is NAME=VALUE.
+func isAssignment(s string) bool {
+	name, _, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return false
+	}
+	for i, r := range name {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
