@@ -19,6 +19,7 @@ import (
 	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/harness/snapshot"
 	"github.com/rehearse/rehearse/internal/enginetest"
+	"github.com/rehearse/rehearse/internal/envtest"
 )
 
 // TestSeededStateCached runs a feature whose two scenarios load one
@@ -30,22 +31,8 @@ import (
 func TestSeededStateCached(t *testing.T) {
 	cli := enginetest.Connect(t)
 	dir := t.TempDir()
-	ds := filepath.Join(dir, "datasets", "seedtest")
-	if err := os.MkdirAll(ds, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"dataset.yaml", "schema.sql"} {
-		b, err := os.ReadFile(filepath.Join("../fixtures/billing/datasets/billing", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f == "dataset.yaml" {
-			b = []byte(strings.Replace(string(b), "seed: 2026", fmt.Sprintf("seed: %d", 3000+mrand.IntN(1_000_000)), 1))
-		}
-		if err := os.WriteFile(filepath.Join(ds, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ds := envtest.CopyDataset(t, "../fixtures/billing/datasets/billing", filepath.Join(dir, "datasets", "seedtest"),
+		fmt.Sprint(3000+mrand.IntN(1_000_000)))
 	t.Cleanup(func() {
 		abs, _ := filepath.Abs(ds)
 		if _, inUse, err := env.RemoveCacheVolumes(context.Background(), cli, "seed", map[string]string{"dataset.dir": abs}); err != nil || len(inUse) > 0 {

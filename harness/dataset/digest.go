@@ -6,23 +6,23 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
-	"os"
 )
 
 // Digest is the sha256, in hex, of everything of the dataset that makes
-// what Load writes: the bytes of its definition file (generators, seed,
-// service, database), of its schema and of every dump file, each with its
-// name, in the order Load runs them. Two specs with the same digest load
-// the same rows at the same scale into the same starting database; a
-// cache of seeded states keys on it (with the scale, the images and the
-// database's state before the load).
+// what Load writes: GeneratorVersion, the bytes of its definition file
+// (generators, seed, service, database) as Parse read them (not the file
+// as it is now: the spec is what loads), of its schema and of every dump
+// file, each with its name, in the order Load runs them. Two specs with
+// the same digest load the same rows at the same scale into the same
+// starting database; a cache of seeded states keys on it (with the scale,
+// the images and the database's state before the load).
 func (s *Spec) Digest() (string, error) {
-	h := sha256.New()
-	def, err := os.ReadFile(s.File)
-	if err != nil {
-		return "", fmt.Errorf("dataset %s: digest: %w", s.Name, err)
+	if s.def == nil {
+		return "", fmt.Errorf("dataset %s: digest: the spec was not read by Parse or Find", s.Name)
 	}
-	digestPart(h, FileName, def)
+	h := sha256.New()
+	digestPart(h, "generator version", []byte(GeneratorVersion))
+	digestPart(h, FileName, s.def)
 	for _, f := range append([]string{s.Schema}, s.Files...) {
 		if f == "" {
 			continue

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rehearse/rehearse/internal/envtest"
 )
 
 // TestDigest checks that the digest follows every input of a load: the
@@ -12,17 +14,7 @@ import (
 func TestDigest(t *testing.T) {
 	copyDir := func(t *testing.T) string {
 		t.Helper()
-		dir := t.TempDir()
-		for _, f := range []string{"dataset.yaml", "schema.sql"} {
-			b, err := os.ReadFile(filepath.Join("../../fixtures/billing/datasets/billing", f))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return dir
+		return envtest.CopyDataset(t, "../../fixtures/billing/datasets/billing", "", "")
 	}
 	digest := func(t *testing.T, dir string) string {
 		t.Helper()
@@ -53,6 +45,23 @@ func TestDigest(t *testing.T) {
 	if again := digest(t, copyDir(t)); again != base {
 		t.Errorf("the same dataset in another directory digests to %s, then %s", base, again)
 	}
+	t.Run("the definition as parsed", func(t *testing.T) {
+		dir := copyDir(t)
+		s, err := Find(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The file changes after Parse: the spec still loads what was
+		// parsed, and the digest must say so.
+		edit(t, filepath.Join(dir, FileName), "seed: 2026", "seed: 2027")
+		d, err := s.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d != base {
+			t.Errorf("a spec parsed before its file changed digests to %s, want the parsed bytes' %s", d, base)
+		}
+	})
 	for _, tc := range []struct {
 		name string
 		file string

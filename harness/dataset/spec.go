@@ -35,6 +35,8 @@ type Spec struct {
 	Seed     uint64      `yaml:"seed"`
 	Main     string      `yaml:"main"` // the table whose row count is the scale
 	Tables   []TableSpec `yaml:"tables"`
+
+	def []byte // the definition file's bytes as Parse read them (Digest hashes them)
 }
 
 // TableSpec generates one table.
@@ -90,7 +92,7 @@ func Parse(file, name string) (*Spec, error) {
 	if err := dec.Decode(&s); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	s.Name, s.File, s.Dir = name, file, filepath.Dir(file)
+	s.Name, s.File, s.Dir, s.def = name, file, filepath.Dir(file), data
 	if s.Service == "" {
 		return nil, fmt.Errorf("%s: service: required (the PostgreSQL service to load into)", file)
 	}

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -48,15 +47,7 @@ type CacheVolume struct {
 }
 
 // Owner is the process that made the volume, when its labels say.
-func (v CacheVolume) Owner() (runs.Owner, bool) {
-	host, pid, ok := strings.Cut(v.Labels[runs.LabelOwner], "/")
-	n, err := strconv.Atoi(pid)
-	if !ok || err != nil || n <= 0 {
-		return runs.Owner{}, false
-	}
-	return runs.Owner{Host: host, PID: n, Start: v.Labels[runs.LabelOwnerStart],
-		PIDNS: v.Labels[runs.LabelOwnerPIDNS], Boot: v.Labels[runs.LabelOwnerBoot]}, true
-}
+func (v CacheVolume) Owner() (runs.Owner, bool) { return runs.OwnerFromLabels(v.Labels) }
 
 // OwnerGone reports whether the process that made the volume is known to
 // be gone (runs.Owner.Alive); an owner it cannot judge counts as alive.
@@ -97,7 +88,33 @@ func (e *Environment) CreateCacheVolume(ctx context.Context, kind, key string, l
 	if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: all}); err != nil {
 		return nil, fmt.Errorf("create cache volume %s: %w", name, err)
 	}
+	// The engine hands back a volume of that name that appeared since the
+	// inspect as it is: only one with our labels is ours.
+	ins, err := e.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
+	if err != nil {
+		// Ours (just created, unless another process raced us to a random
+		// name): removed, since nothing else would remove it.
+		_, rerr := e.cli.VolumeRemove(context.WithoutCancel(ctx), name, client.VolumeRemoveOptions{})
+		if rerr != nil && !cerrdefs.IsNotFound(rerr) {
+			err = errors.Join(err, rerr)
+		}
+		return nil, fmt.Errorf("create cache volume %s: inspect: %w", name, err)
+	}
+	if got := ins.Volume.Labels; !cacheLabelsHold(got, all) {
+		return nil, fmt.Errorf("create cache volume %s: the engine holds another volume of that name (labels %s=%q, %s=%q, %s=%q)",
+			name, LabelCache, got[LabelCache], LabelCacheKey, got[LabelCacheKey], runs.LabelOwner, got[runs.LabelOwner])
+	}
 	return &SpareVolume{Name: name, e: e}, nil
+}
+
+// cacheLabelsHold reports whether got holds every label of want.
+func cacheLabelsHold(got, want map[string]string) bool {
+	for k, v := range want {
+		if w, ok := got[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }
 
 // OpenCacheVolume opens an existing cache volume of a kind and key, to
@@ -162,18 +179,21 @@ func ListCacheVolumes(ctx context.Context, cli CacheEngine, kind string, match m
 var ErrCacheVolumeInUse = errors.New("in use")
 
 // RemoveCacheVolume removes one cache volume, unless a container mounts
-// it (then the error is ErrCacheVolumeInUse); one already gone is no
-// error. Only a volume labelled as a cache volume (and of no run) is
-// removed.
-func RemoveCacheVolume(ctx context.Context, cli CacheEngine, name string) error {
+// it (then the error is ErrCacheVolumeInUse), and says whether it removed
+// it. Only a volume labelled as a cache volume (and of no run) is removed;
+// one gone already, or not a cache volume, is no error (false).
+func RemoveCacheVolume(ctx context.Context, cli CacheEngine, name string) (bool, error) {
 	vs, err := ListCacheVolumes(ctx, cli, "", nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !slices.ContainsFunc(vs, func(v CacheVolume) bool { return v.Name == name }) {
-		return nil
+		return false, nil
 	}
-	return removeCacheVolume(ctx, cli, name)
+	if err := removeCacheVolume(ctx, cli, name); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 func removeCacheVolume(ctx context.Context, cli CacheEngine, name string) error {
@@ -214,19 +234,34 @@ func RemoveCacheVolumes(ctx context.Context, cli CacheEngine, kind string, match
 
 // RemoveCacheVolume removes one cache volume unless it is in use (see
 // the package function).
-func (e *Environment) RemoveCacheVolume(ctx context.Context, name string) error {
+func (e *Environment) RemoveCacheVolume(ctx context.Context, name string) (bool, error) {
 	return RemoveCacheVolume(ctx, e.cli, name)
 }
 
-// ImageID is the ID (sha256:...) of the image the service's container
-// runs: what a cache keys on, since a tag can move to another image.
-func (s *Service) ImageID(ctx context.Context) (string, error) {
-	ins, err := s.env.cli.ContainerInspect(ctx, s.ContainerID, client.ContainerInspectOptions{})
-	if err != nil {
-		return "", fmt.Errorf("image of %s: %w", s.Name, err)
+// cacheVolumeNameRE is what CreateCacheVolume names a volume.
+var cacheVolumeNameRE = regexp.MustCompile(`^rehearse-cache-[a-z][a-z0-9-]{0,15}-[0-9a-f]{12}-[0-9a-f]+$`)
+
+// RemoveRecreatedCacheVolume removes a volume of a cache volume's name
+// that is no cache volume: the one the engine made, empty and without
+// labels, when a helper mounted the name after the entry had been
+// removed. It removes nothing else (a volume with any label stays, a
+// cache entry above all) and says whether it removed one; one that is
+// gone, or in use (ErrCacheVolumeInUse), is not removed.
+func (e *Environment) RemoveRecreatedCacheVolume(ctx context.Context, name string) (bool, error) {
+	if !cacheVolumeNameRE.MatchString(name) {
+		return false, fmt.Errorf("remove recreated cache volume %q: not a cache volume's name", name)
 	}
-	if ins.Container.Image == "" {
-		return "", fmt.Errorf("image of %s: the engine reports none", s.Name)
+	ins, err := e.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("remove recreated cache volume %s: inspect: %w", name, err)
+	case len(ins.Volume.Labels) > 0:
+		return false, nil
 	}
-	return ins.Container.Image, nil
+	if err := removeCacheVolume(ctx, e.cli, name); err != nil {
+		return false, err
+	}
+	return true, nil
 }

@@ -79,7 +79,7 @@ func (c *Container) runHelper(ctx context.Context, what, kind, image string, cmd
 		}()
 	}
 	if err != nil {
-		return ExecResult{}, fmt.Errorf("%s: create helper: %w", what, err)
+		return ExecResult{}, fmt.Errorf("%s: create helper: %w: %w", what, ErrHelperNotRun, err)
 	}
 	// Wait is asked for before the start, so that a helper that exits at
 	// once cannot be missed.
@@ -87,7 +87,12 @@ func (c *Container) runHelper(ctx context.Context, what, kind, image string, cmd
 	defer stopWait()
 	wait := c.cli().ContainerWait(waitCtx, created.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
 	if _, err := c.cli().ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
-		return ExecResult{}, fmt.Errorf("%s: start helper: %w", what, err)
+		if ctx.Err() != nil {
+			// A start cut short may have reached the engine: not known
+			// whether the helper ran.
+			return ExecResult{}, fmt.Errorf("%s: start helper: %w", what, err)
+		}
+		return ExecResult{}, fmt.Errorf("%s: start helper: %w: %w", what, ErrHelperNotRun, err)
 	}
 	select {
 	case r := <-wait.Result:

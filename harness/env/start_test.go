@@ -509,3 +509,62 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// A bind source replaced since the create is named for what changed: a
+// bound file replaced by an editor's atomic save (a new file renamed over
+// it, a new inode) says to recreate the environment; a directory replaced
+// says directory; an unchanged source passes.
+func TestBindSourceCheckSaysWhatChanged(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"conf", "data"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(dir, "conf", "app.yaml")
+	if err := os.WriteFile(file, []byte("a: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	record := func(p string) bindSource {
+		t.Helper()
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev, ino, err := fileID(real)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bindSource{Path: real, Target: "/x", Dev: dev, Ino: ino}
+	}
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, db := record(file), record(filepath.Join(dir, "data"))
+	if err := fb.check(root); err != nil {
+		t.Fatalf("unchanged file: %v", err)
+	}
+	if err := db.check(root); err != nil {
+		t.Fatalf("unchanged directory: %v", err)
+	}
+	// The editor's save: a new file, renamed over the old one.
+	if err := os.WriteFile(file+".swp", []byte("a: 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(file+".swp", file); err != nil {
+		t.Fatal(err)
+	}
+	if err := fb.check(root); err == nil || !strings.Contains(err.Error(), "the file was replaced (a new inode): recreate the environment to mount the new one") {
+		t.Errorf("a bound file saved atomically: %v", err)
+	}
+	if err := os.Rename(filepath.Join(dir, "data"), filepath.Join(dir, "data.orig")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.check(root); err == nil || !strings.Contains(err.Error(), "the directory was replaced (a new inode)") {
+		t.Errorf("a bound directory replaced: %v", err)
+	}
+}

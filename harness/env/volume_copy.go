@@ -33,9 +33,27 @@ const helperVolumesMemory int64 = 1 << 30
 
 // SpareVolume is a volume of the run that no service mounts.
 type SpareVolume struct {
-	Name string // the engine's name: rehearse-<run>-<name>
-	e    *Environment
+	Name     string // the engine's name: rehearse-<run>-<name>
+	e        *Environment
+	readOnly bool
 }
+
+// ReadOnly is the same volume, mounted read-only by RunWithVolumes: a
+// helper that only reads it (a restore from a cached state) cannot change
+// it.
+func (v *SpareVolume) ReadOnly() *SpareVolume {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	c.readOnly = true
+	return &c
+}
+
+// ErrHelperNotRun is a RunWithVolumes whose helper never ran: its image
+// is missing, or the engine refused to create or start it. Nothing was
+// read or written in the volumes.
+var ErrHelperNotRun = errors.New("the helper did not run")
 
 // CreateSpareVolume creates an empty volume of the run, named
 // rehearse-<run>-<name>, with the run's labels and LabelSpare=what. It
@@ -106,21 +124,26 @@ type VolumeMount struct {
 // memory, the page cache it fills included (a lower bound makes a large
 // copy wait for writeback). Like every helper it carries the run's labels
 // and LabelHelper. A helper that exits non-zero is not an error: read
-// ExitCode.
+// ExitCode. A helper that never ran (its image missing, its create or
+// start refused) is an error wrapping ErrHelperNotRun; any other error
+// leaves unknown what the helper did.
 func (c *Container) RunWithVolumes(ctx context.Context, image string, cmd []string, capAdd []string, spare *SpareVolume, vols ...VolumeMount) (ExecResult, error) {
 	what := fmt.Sprintf("run %q on the volumes of %s", strings.Join(cmd, " "), c.svc.Name)
 	mounts, err := c.helperMounts(vols)
 	if err != nil {
-		return ExecResult{}, fmt.Errorf("%s: %w", what, err)
+		return ExecResult{}, fmt.Errorf("%s: %w: %w", what, ErrHelperNotRun, err)
 	}
 	if spare != nil {
 		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: spare.Name, Target: HelperSparePath,
-			VolumeOptions: &mount.VolumeOptions{NoCopy: true}})
+			ReadOnly: spare.readOnly, VolumeOptions: &mount.VolumeOptions{NoCopy: true}})
 	}
 	hc := &container.HostConfig{
 		NetworkMode: "none",
 		Mounts:      mounts,
 		Resources:   container.Resources{Memory: helperVolumesMemory, MemorySwap: helperVolumesMemory},
+	}
+	if _, err := c.cli().ImageInspect(ctx, image); err != nil {
+		return ExecResult{}, fmt.Errorf("%s: helper image %s: %w: %w", what, image, ErrHelperNotRun, err)
 	}
 	return c.runHelper(ctx, what, "volumes", image, cmd, capAdd, hc)
 }

@@ -16,7 +16,7 @@ var Rules = []RuleInfo{
 	{RuleExternalEndpoint, Warning, "curl, wget, nc, a URL or a host outside the environment and its allow-list: a rehearsal (or a staging copy) that calls production."},
 	{RuleCannotTell, Info, "Where the checks cannot see (a variable command name, eval, a file over the size limit, an unknown installed version): said, not guessed."},
 	{RuleLockNoTimeout, Error, "A statement takes an ACCESS EXCLUSIVE lock (or rewrites the table) with no lock_timeout set before it: queued behind one long transaction, it stops every query on the table."},
-	{RuleTableRewrite, Error, "A column type change or a volatile default rewrites the whole table under ACCESS EXCLUSIVE: an outage as long as the table is large."},
+	{RuleTableRewrite, Warning, "A column type change or a volatile default rewrites the whole table under ACCESS EXCLUSIVE: an outage as long as the table is large."},
 	{RuleIndexNotConcurrent, Warning, "CREATE INDEX without CONCURRENTLY blocks writes to the table for the whole build."},
 	{RuleConstraintNotValid, Warning, "A foreign key or check added without NOT VALID scans the table while holding a lock that blocks writes."},
 	{RuleSetNotNull, Warning, "SET NOT NULL scans the table under ACCESS EXCLUSIVE unless a validated CHECK (col IS NOT NULL) proves it first."},

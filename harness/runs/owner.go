@@ -44,8 +44,9 @@ func (o Owner) Labels(runID string) map[string]string {
 	return l
 }
 
-// ownerFromLabels parses the owner of a resource.
-func ownerFromLabels(l map[string]string) (Owner, bool) {
+// OwnerFromLabels parses the owner labels of a resource (Owner.Labels);
+// false when they do not name one.
+func OwnerFromLabels(l map[string]string) (Owner, bool) {
 	host, pid, ok := strings.Cut(l[LabelOwner], "/")
 	if !ok {
 		return Owner{}, false

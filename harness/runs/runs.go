@@ -95,7 +95,7 @@ func list(ctx context.Context, cli Engine, f client.Filters) ([]Info, error) {
 			r = &Info{ID: id}
 			runs[id] = r
 		}
-		if o, ok := ownerFromLabels(labels); ok && !r.HasOwner {
+		if o, ok := OwnerFromLabels(labels); ok && !r.HasOwner {
 			r.Owner, r.HasOwner = o, true
 		}
 		return r

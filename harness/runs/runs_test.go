@@ -246,9 +246,9 @@ func TestAliveJudgesOnlyOwnersWeCanSee(t *testing.T) {
 
 func TestOwnerLabelsRoundTrip(t *testing.T) {
 	self := Self()
-	got, ok := ownerFromLabels(self.Labels("r1"))
+	got, ok := OwnerFromLabels(self.Labels("r1"))
 	if !ok || got != self {
-		t.Errorf("ownerFromLabels(Labels) = %+v %v, want %+v", got, ok, self)
+		t.Errorf("OwnerFromLabels(Labels) = %+v %v, want %+v", got, ok, self)
 	}
 	if !self.Alive() {
 		t.Errorf("this process is not alive by its own labels")

@@ -120,8 +120,13 @@
 //     manifest. Restore stops the service, copies the snapshot into a
 //     staging directory on the same volume, checks it against the
 //     manifest, and only then swaps it in by renames; a copy that fails
-//     the check leaves the live data untouched and the service is started
-//     again. Everything in the cluster comes back: every database, the
+//     the check, or a failure before the swap (no space on the volume, a
+//     leftover it cannot remove), leaves the live data untouched, the
+//     error saying which of the two (the copy damaged, or the
+//     environment), and the service is started again. A helper that may
+//     have run and whose end is unknown (its wait failed, the context was
+//     cancelled) or a swap that failed half-way leaves the service
+//     stopped. Everything in the cluster comes back: every database, the
 //     roles and their memberships, the server's own settings (ALTER
 //     SYSTEM); a database created after Take goes. The dependents see an
 //     outage while the service is down and reconnect.
@@ -163,13 +168,14 @@
 // a mix of two versions that no fingerprint covers. Take another snapshot
 // after an image changes.
 //
-// Restore checks itself: Take fingerprints the data (without keys) of
-// every database of each PostgreSQL service that accepts connections
-// (templates left out) and the configuration of every declared service;
-// once every service is ready again (the dependents of a restarted
-// database reconnected, so that what they write on reconnecting is seen),
-// Restore diffs each of those databases and, at the same time, the
-// configuration. It returns a *RestoreMismatch naming each difference by
+// Restore checks itself: once every service is ready again after the
+// copies (the dependents of a restarted database reconnected, so that
+// what they write on reconnecting is seen), Take fingerprints the data
+// (without keys) of every database of each PostgreSQL service that
+// accepts connections (templates left out) and the configuration of
+// every declared service; once every service is ready again after the
+// restore, alike, Restore diffs each of those databases and, at the same
+// time, the configuration. It returns a *RestoreMismatch naming each difference by
 // service and database ("db/billing"), a database missing since Take, and
 // one created since that the restore did not remove. Services restore in
 // parallel. The copies live in volumes labelled with the run, so Down, the
@@ -223,4 +229,93 @@
 // billing host (7-9s), not to the copy: the template would save about 2
 // to 5s of 11-15s. Both meet the target; the data-directory copy brings
 // back everything PostgreSQL keeps, so it is the mechanism.
+//
+// # Seeded states
+//
+// Seed makes a seeded state once (rehearse run, "Given the dataset ... is
+// loaded at scale N"); a later load of the same dataset at the same scale
+// from the same starting point restores it. A hit swaps the whole data
+// directory, so the key covers whatever a restore brings back or a load
+// depends on:
+//
+//   - the image ID of every service, and the plan of every service
+//     sorted by name (environment, entrypoint, command, user, working
+//     directory, hostname, mounts, tmpfs, sysctls, shm size, dependencies,
+//     networks, init, read-only root, capabilities, security options,
+//     disk), bind sources relative to the project directory, and the
+//     contents of every bind source (names, modes, link targets, files by
+//     sha256 up to 64 MiB in all, then by size and modification time;
+//     past 20,000 entries the key fails and the load runs uncached): the
+//     dependents run during the load and write into the stored state;
+//   - the dataset (dataset.Spec.Digest: the definition as parsed,
+//     dataset.GeneratorVersion, schema, dump files), service, database
+//     and scale;
+//   - the cluster before the load: every database that accepts
+//     connections (templates included) by its data fingerprint without
+//     keys under a fixed seed and its catalog (functions and procedures
+//     with their source, triggers, views' definitions, owners and ACLs of
+//     relations, columns, schemas and types, row security and policies,
+//     extensions and their versions, default privileges, rules, enums and
+//     domains, event triggers, publications), and the cluster's
+//     databases and their ACLs, roles, memberships, per-role and
+//     per-database settings, server settings from files (ALTER SYSTEM
+//     included), tablespaces, pg_hba's rules and role passwords. A SCRAM
+//     verifier has a random salt, so two clusters initialised alike hold
+//     different verifiers of one password: one that verifies a secret of
+//     the compose file (an environment value, or the password of a URL
+//     or key=value string in one) counts as that secret, any other by its
+//     bytes (a miss, never a wrong hit). Not covered: comments, security
+//     labels, operators, casts, collations, text search configurations,
+//     foreign servers and user mappings, pg_ident.
+//
+// The cluster part was measured against `pg_dumpall --schema-only` run in
+// the service on a fresh bundled world (machine busy with other tests):
+// the key, queries plus the data fingerprint of the three databases that
+// accept connections, took 0.35-0.95s (about 0.55s typically);
+// pg_dumpall alone took 0.5-0.75s through docker exec and would still
+// need the fingerprints beside it, an exec in the project's image and
+// its local authentication. The queries are the key.
+//
+// An entry is a cache volume (not of any run) labelled with the key, the
+// group (compose file, dataset directory, service, scale), the inputs
+// (the key without the cluster's state) and its maker's owner labels; the
+// copy of the data directory and, written last, a manifest: the key, the
+// copy's entries, bytes and pg_control digest, the load's time, the rows
+// per generated table and the loaded database's per-table row counts and
+// checksums (its data fingerprint without keys under the fixed seed),
+// names quoted. A lookup reads each entry's manifest with a helper that
+// mounts only that volume, read-only (0.35-0.75s an entry; nothing is
+// stopped), passes over incomplete entries (a store under way, or one
+// whose maker died) and tries the newest complete ones, up to three. A
+// try stops the service, stages the copy from the entry mounted
+// read-only, checks it against the manifest, swaps it in, starts the
+// service, waits for every service and compares the loaded database's
+// fingerprint with the recorded one. The helper scripts exit 11 (no
+// manifest: the entry is kept, or, when the engine made its name again
+// empty for the mount because it had been removed, that volume goes), 12
+// (a manifest of another key: removed), restoreBackDamaged (the copy is
+// damaged or does not match: removed) and restoreBackUntouched (no space,
+// leftovers: kept); each leaves the data directory untouched and the
+// service is started again, as after a helper that never ran
+// (env.ErrHelperNotRun: its image is ensured first). A failure after the
+// swap fails the step (Cache "hit-failed"). After a store, the group
+// keeps its newest three complete entries: entries of other inputs go,
+// so do other complete entries of the same key (concurrent stores), and
+// incomplete ones whose maker is gone or, when this process cannot judge
+// its maker (another host or container), older than an hour. Fresh
+// removes the key's entries before the load, whether or not it stores.
+// `rehearse gc` removes every cached state not in use (--keep-cache keeps
+// them); runs, Down and the watchdog leave them.
+//
+// The measure, BenchmarkSeedCache (two bundled worlds, one stores, the
+// other restores; 2-core machine with other tests running): at 5,000,
+// 20,000 and 400,000 invoices the load took 0.5s, 1.8s and 21.7s; a hit
+// 3.5s, 4.7s and 6.9s (key 0.4-0.5s, reading the entry 0.4-0.5s, stop
+// 0.2s, copy back 0.8s, 1.6s and 2.7s, start 1.7s, fingerprint check
+// 0.2s at 20,000 and 1.4s at 400,000); a store added 3.3s, 4.1s and 6.0s
+// to the load, its key included (the fingerprint 1.3s of it at 400,000). Below 4s of load
+// (SeedMinLoad) nothing is stored. The fingerprint check is a fifth of a
+// hit at 400,000, and it covers the loaded database only: the other
+// databases are in the key, and a load does not change them (a dependent
+// writing into one during the load goes unchecked).
 package snapshot

@@ -1,15 +1,11 @@
 package snapshot
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"maps"
 	"path"
 	"regexp"
@@ -75,12 +71,6 @@ type restorePG struct {
 	manifest restoreManifest
 }
 
-// restoreManifest describes a copy of a data directory.
-type restoreManifest struct {
-	entries, bytes int64
-	control        string // sha256 of global/pg_control
-}
-
 // restoreHelperImage runs the copy helpers: the harness's own base image
 // (sh, cp, find, od, sha256sum), never the service's image (the project's,
 // untrusted, while the helper holds capabilities).
@@ -110,21 +100,6 @@ func (e *restoreSwapFailed) Error() string {
 	return e.err.Error() + " (the data directory may be half-swapped: the service is left stopped)"
 }
 func (e *restoreSwapFailed) Unwrap() error { return e.err }
-
-// restoreFiles is one service's archived paths.
-type restoreFiles struct {
-	service string
-	roots   []restoreRoot
-	units   bool
-}
-
-// restoreRoot is one declared path: absent, or the engine's archive of it
-// with names relative to the directory above it.
-type restoreRoot struct {
-	path    string
-	absent  bool
-	archive []byte
-}
 
 // RestoreMismatch is a restore that did not reach the snapshot: what the
 // fingerprints taken after it still find different.
@@ -163,9 +138,6 @@ const (
 
 // restoreNameRE is what a snapshot's name may be: it names volumes.
 var restoreNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-
-// The crontab paths a service declaring crontab: true has archived.
-var restoreCronPaths = []string{configSystemCrontab, configCronD, configCronSpool}
 
 // restorePGPort is PostgreSQL's port.
 const restorePGPort = 5432
@@ -229,11 +201,12 @@ func restoreInMemory(sp *env.ServicePlan) bool {
 //     outage and reconnect);
 //   - each service declaring config files: or crontab: an archive of those
 //     paths as the engine reads them (owners, modes, links), in memory;
-//   - the configuration fingerprint of every declared service (units'
-//     states, roles, HTTP lists...) and the data fingerprint (without
-//     keys) of every database of each PostgreSQL service that accepts
-//     connections (templates left out), which Restore checks itself
-//     against;
+//   - once every service is ready again (the dependents of a restarted
+//     database reconnected), the configuration fingerprint of every
+//     declared service (units' states, roles, HTTP lists...) and the data
+//     fingerprint (without keys) of every database of each PostgreSQL
+//     service that accepts connections (templates left out), which
+//     Restore checks itself against;
 //   - the image ID each service it restores runs.
 //
 // A declared path that is or holds a mount point (the plan's, or a VOLUME
@@ -283,13 +256,22 @@ func Take(ctx context.Context, e *env.Environment, name string) (_ *Snapshot, er
 	if err := restoreParallel(work); err != nil {
 		return nil, err
 	}
+	// The fingerprints are taken once every service is ready, as Restore
+	// checks: the dependents of a restarted database have reconnected,
+	// and whatever they write then is in the print, not a mismatch.
 	if err := s.phase("ready", func() error { return restoreAllReady(ctx, e) }); err != nil {
 		return nil, err
 	}
-	if err := s.phase("config fingerprint", func() (err error) {
-		s.config, err = ConfigAll(ctx, e)
-		return err
-	}); err != nil {
+	work = []func() error{func() error {
+		return s.phase("config fingerprint", func() (err error) {
+			s.config, err = ConfigAll(ctx, e)
+			return err
+		})
+	}}
+	for _, pg := range s.pg {
+		work = append(work, func() error { return s.takeData(ctx, pg.service) })
+	}
+	if err := restoreParallel(work); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -361,17 +343,21 @@ func (s *Snapshot) takePG(ctx context.Context, sp *env.ServicePlan, svc *env.Ser
 			return nil
 		})
 	})
-	if err != nil {
-		return err
-	}
-	return s.phase(sp.Name+": data fingerprint", func() error {
-		dbs, err := restoreDatabases(ctx, s.e, sp.Name)
+	return err
+}
+
+// takeData fingerprints (without keys) each database of a PostgreSQL
+// service that accepts connections, templates left out: what Restore
+// checks itself against.
+func (s *Snapshot) takeData(ctx context.Context, service string) error {
+	return s.phase(service+": data fingerprint", func() error {
+		dbs, err := restoreDatabases(ctx, s.e, service)
 		if err != nil {
 			return err
 		}
 		prints := map[string]*DataPrint{}
 		for _, db := range dbs {
-			p, err := Data(ctx, s.e, sp.Name, DataWithoutKeys(), DataDatabase(db))
+			p, err := Data(ctx, s.e, service, DataWithoutKeys(), DataDatabase(db))
 			if err != nil {
 				return err
 			}
@@ -379,7 +365,7 @@ func (s *Snapshot) takePG(ctx context.Context, sp *env.ServicePlan, svc *env.Ser
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.data[sp.Name] = prints
+		s.data[service] = prints
 		return nil
 	})
 }
@@ -495,135 +481,6 @@ func (s *Snapshot) withStopped(ctx context.Context, sp *env.ServicePlan, svc *en
 	return errors.Join(err, s.phase(sp.Name+": start", start))
 }
 
-// restoreManifestScript (a shell function) prints the manifest of a
-// directory ($1): "manifest ENTRIES BYTES SHA256-OF-PG_CONTROL".
-const restoreManifestScript = `manifest() {
-	printf 'manifest %s %s %s\n' "$(find "$1" | wc -l)" \
-		"$(find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f", s }')" \
-		"$(sha256sum < "$1/global/pg_control" | cut -d' ' -f1)"
-}
-`
-
-// restoreCopyScript copies a data directory ($1) to $2, which it creates;
-// $3 is the server's WAL segment size in bytes. It refuses what a copy of
-// the directory would not bring back whole: pg_wal as a link (WAL kept
-// elsewhere, POSTGRES_INITDB_WALDIR) and tablespaces (links in
-// pg_tblspc). After a clean shutdown (pg_control, PostgreSQL 11 or later,
-// says "shut down") the server needs, of its WAL, only the segment holding
-// the shutdown checkpoint's redo point (and the next, should the record
-// cross into it): the other segments are old or recycled ahead of use,
-// often hundreds of megabytes after a bulk load, and are left out. After
-// anything else, with replication slots, or on doubt, everything is
-// copied. The copy is then checked against the source (entries, bytes,
-// pg_control) and its manifest printed.
-const restoreCopyScript = `set -eu
-export LC_ALL=C
-` + restoreManifestScript + `src=$1 dst=$2 size=$3
-[ -f "$src/PG_VERSION" ] && [ -f "$src/global/pg_control" ] || { echo "$src is not a PostgreSQL data directory (no PG_VERSION or global/pg_control)" >&2; exit 3; }
-if [ -L "$src/pg_wal" ] || [ -L "$src/pg_xlog" ]; then echo "not supported: pg_wal is a link (WAL outside the data directory, initdb --waldir or POSTGRES_INITDB_WALDIR)" >&2; exit 3; fi
-if [ -d "$src/pg_tblspc" ] && [ -n "$(ls -A "$src/pg_tblspc")" ]; then echo "not supported: tablespaces present (pg_tblspc is not empty)" >&2; exit 3; fi
-mkdir "$dst"
-num() { od -An -v -j "$1" -N "$2" -t "$3" "$src/global/pg_control" | tr -d ' \n'; }
-version=$(num 8 4 u4) state=$(num 16 4 u4) redo=$(num 40 8 x8) tli=$(num 48 4 u4)
-full=
-case $size in ''|*[!0-9]*) full=1 ;; esac
-if [ -z "$full" ]; then
-	[ "$size" -ge 1048576 ] && [ "$size" -le 1073741824 ] && [ $((size & (size - 1))) -eq 0 ] || full=1
-fi
-[ "$version" -ge 1100 ] 2>/dev/null && [ "$state" = 1 ] && [ "$tli" -ge 1 ] 2>/dev/null && [ -n "$redo" ] || full=1
-[ -d "$src/pg_replslot" ] && [ -n "$(ls -A "$src/pg_replslot")" ] && full=1
-[ -d "$src/pg_wal" ] || full=1
-skipped=0 skippedBytes=0
-if [ -z "$full" ]; then
-	per=$((4294967296 / size))
-	segno=$((0x$redo / size))
-	keep=$(printf '%08X%08X%08X' "$tli" $((segno / per)) $((segno % per)))
-	segno=$((segno + 1))
-	next=$(printf '%08X%08X%08X' "$tli" $((segno / per)) $((segno % per)))
-	[ -f "$src/pg_wal/$keep" ] || full=1
-fi
-if [ -n "$full" ]; then
-	cp -a "$src"/. "$dst"/
-else
-	for f in "$src"/* "$src"/.[!.]* "$src"/..?*; do
-		[ -e "$f" ] || [ -L "$f" ] || continue
-		[ "$f" = "$src/pg_wal" ] && continue
-		cp -a "$f" "$dst"/
-	done
-	mkdir "$dst/pg_wal"
-	for f in "$src"/pg_wal/* "$src"/pg_wal/.[!.]* "$src"/pg_wal/..?*; do
-		[ -e "$f" ] || [ -L "$f" ] || continue
-		n=${f##*/}
-		if [ ${#n} -eq 24 ] && [ "$n" != "$keep" ] && [ "$n" != "$next" ] && [ -z "$(printf '%s' "$n" | tr -d 0-9A-F)" ] && [ -f "$f" ] && [ ! -L "$f" ]; then
-			skipped=$((skipped + 1)) skippedBytes=$((skippedBytes + $(stat -c %s "$f")))
-			continue
-		fi
-		cp -a "$f" "$dst/pg_wal/"
-	done
-	chown --reference="$src/pg_wal" "$dst/pg_wal"
-	chmod --reference="$src/pg_wal" "$dst/pg_wal"
-	chown --reference="$src" "$dst"
-	chmod --reference="$src" "$dst"
-fi
-set -- $(manifest "$src") ; want=$(($2 - skipped)) wantBytes=$(($3 - skippedBytes)) wantSha=$4
-set -- $(manifest "$dst")
-if [ "$2" != "$want" ] || [ "$3" != "$wantBytes" ] || [ "$4" != "$wantSha" ]; then
-	echo "the copy does not match the data directory: $2 entries, $3 bytes, pg_control $4; want $want, $wantBytes, $wantSha" >&2
-	exit 4
-fi
-echo "manifest $2 $3 $4"
-`
-
-// restoreBackScript puts a copy ($2) back into a data directory ($1) on a
-// volume mounted at $3: it copies it into a staging directory on that
-// volume, checks the staged copy against the manifest recorded at Take
-// ($4 entries, $5 bytes, $6 pg_control's sha256), and only then swaps it
-// in by renames (the old files moved aside, the staged ones moved in) and
-// removes the old files. It exits 10 when it failed before the swap (the
-// data directory untouched), anything else non-zero when the swap failed.
-const restoreBackScript = `set -u
-export LC_ALL=C
-` + restoreManifestScript + `data=$1 spare=$2 vol=$3
-stage=$vol/.rehearse-stage old=$vol/.rehearse-old
-fail() { echo "$*" >&2; rm -rf -- "$stage"; exit 10; }
-rm -rf -- "$stage" "$old" || fail "remove a previous restore's leftovers"
-[ -f "$spare/PG_VERSION" ] && [ -f "$spare/global/pg_control" ] || fail "the snapshot's copy is damaged: no PG_VERSION or global/pg_control"
-cp -a "$spare" "$stage" || fail "copy the snapshot into $stage failed"
-[ -f "$stage/PG_VERSION" ] && [ -f "$stage/global/pg_control" ] || fail "the staged copy is damaged: no PG_VERSION or global/pg_control"
-got=$(manifest "$stage") || fail "read the staged copy"
-[ "$got" = "manifest $4 $5 $6" ] || fail "the staged copy does not match the snapshot taken ($got; want $4 entries, $5 bytes, pg_control $6)"
-set -e
-if [ "$data" != "$vol" ]; then
-	mv -- "$data" "$old"
-	mv -- "$stage" "$data"
-else
-	mkdir "$old"
-	for f in "$data"/* "$data"/.[!.]* "$data"/..?*; do
-		[ -e "$f" ] || [ -L "$f" ] || continue
-		[ "$f" = "$stage" ] || [ "$f" = "$old" ] || mv -- "$f" "$old"/
-	done
-	for f in "$stage"/* "$stage"/.[!.]* "$stage"/..?*; do
-		[ -e "$f" ] || [ -L "$f" ] || continue
-		mv -- "$f" "$data"/
-	done
-	chown --reference="$stage" "$data"
-	chmod --reference="$stage" "$data"
-	rmdir -- "$stage"
-fi
-rm -rf -- "$old"
-`
-
-// restoreParseManifest reads the "manifest ENTRIES BYTES SHA" line.
-func restoreParseManifest(out string) (restoreManifest, error) {
-	for _, l := range strings.Split(out, "\n") {
-		var m restoreManifest
-		if n, _ := fmt.Sscanf(l, "manifest %d %d %s", &m.entries, &m.bytes, &m.control); n == 3 && len(m.control) == 64 && m.entries > 0 {
-			return m, nil
-		}
-	}
-	return restoreManifest{}, fmt.Errorf("no manifest of the copy in its output: %q", restoreTail(out))
-}
-
 // restoreHelper runs a shell script in a copy helper of a PostgreSQL
 // service (the harness's image; the data directory's volume at
 // restoreVolumeRoot, read-only if asked; the copy's volume at
@@ -650,133 +507,6 @@ func restoreTail(s string) string {
 		s = "..." + s[len(s)-300:]
 	}
 	return s
-}
-
-// takeFiles archives a service's declared paths (and crontabs).
-func (s *Snapshot) takeFiles(ctx context.Context, sp *env.ServicePlan, svc *env.Service) error {
-	f := &restoreFiles{service: sp.Name, units: sp.Ext.Config.Units}
-	roots := slices.Clone(sp.Ext.Config.Files)
-	if sp.Ext.Config.Crontab {
-		roots = append(roots, restoreCronPaths...)
-	}
-	vols, err := svc.Container().ImageVolumes(ctx)
-	if err != nil {
-		return err
-	}
-	if err := restoreCheckRoots(s.e.Plan.File, sp, roots, vols); err != nil {
-		return err
-	}
-	budget := &configBudget{maxEntries: configMaxEntries, maxBytes: configMaxBytes, what: "files under " + strings.Join(roots, ", ")}
-	err = s.phase(sp.Name+": archive files", func() error {
-		for _, root := range roots {
-			r, err := restoreArchive(ctx, svc, root, budget)
-			if err != nil {
-				return fmt.Errorf("%s: archive %s: %w", sp.Name, root, err)
-			}
-			if err := s.holdArchive(int64(len(r.archive))); err != nil {
-				return fmt.Errorf("%s: archive %s: %w", sp.Name, root, err)
-			}
-			f.roots = append(f.roots, r)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.files = append(s.files, f)
-	return nil
-}
-
-// restoreMaxArchives bounds the archives one snapshot holds in memory,
-// summed over its services (each service's reading is bounded on its own
-// by configMaxBytes and configMaxEntries).
-var restoreMaxArchives int64 = 512 << 20
-
-// holdArchive counts an archive against restoreMaxArchives.
-func (s *Snapshot) holdArchive(n int64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.archived += n
-	if s.archived > restoreMaxArchives {
-		return fmt.Errorf("the snapshot's archives of declared files exceed %d MiB in memory (summed over every service): declare fewer or smaller paths (x-rehearse config files)", restoreMaxArchives>>20)
-	}
-	return nil
-}
-
-// restoreCheckRoots refuses declared paths that are a mount point or have
-// one inside them: Restore removes a path and puts it back, which a mount
-// point does not allow (it would be emptied, then the removal fail). The
-// mount points are the plan's (volumes, binds, tmpfs) and imageVolumes,
-// the VOLUMEs of the image the service runs (env.Container.ImageVolumes):
-// the engine mounts an anonymous volume at each, which the plan does not
-// list.
-func restoreCheckRoots(file string, sp *env.ServicePlan, roots, imageVolumes []string) error {
-	targets := slices.Sorted(maps.Keys(sp.Tmpfs))
-	for _, m := range sp.Mounts {
-		targets = append(targets, m.Target)
-	}
-	covers := func(root, t string) bool {
-		return t == root || root == "/" || strings.HasPrefix(t, root+"/")
-	}
-	for _, root := range roots {
-		root = path.Clean(root)
-		for _, t := range targets {
-			if t = path.Clean(t); covers(root, t) {
-				return fmt.Errorf("%s: declared path %s (x-rehearse config files) is or holds the mount point %s in %s: a snapshot cannot put it back; declare the files inside the mount instead", sp.Name, root, t, file)
-			}
-		}
-		for _, v := range imageVolumes {
-			if v = path.Clean(v); covers(root, v) {
-				return fmt.Errorf("%s: declared path %s (x-rehearse config files) is or holds %s, a VOLUME of its image %s, where the engine mounts an anonymous volume (service %s in %s): a snapshot cannot put it back; declare the files inside the volume instead, or give the service a named volume there",
-					sp.Name, root, v, sp.Image.Ref, sp.Name, file)
-			}
-		}
-	}
-	return nil
-}
-
-// restoreArchive reads one path of a service into a tar archive whose
-// names are relative to the directory above it, as the engine extracts
-// them there.
-func restoreArchive(ctx context.Context, svc *env.Service, root string, budget *configBudget) (restoreRoot, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	parent := path.Dir(root)
-	err := svc.ReadTree(ctx, root, func(h *tar.Header, r io.Reader) error {
-		if err := budget.entry(h); err != nil {
-			return err
-		}
-		if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeRegA {
-			if err := budget.take(h.Size); err != nil {
-				return err
-			}
-		}
-		h.Name = strings.TrimPrefix(strings.TrimPrefix(h.Name, parent), "/")
-		if h.Typeflag == tar.TypeDir {
-			h.Name += "/"
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return fmt.Errorf("%q: %w", h.Name, err)
-		}
-		if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeRegA {
-			if _, err := io.Copy(tw, r); err != nil {
-				return fmt.Errorf("read %q: %w", h.Name, err)
-			}
-		}
-		return nil
-	})
-	if errors.Is(err, fs.ErrNotExist) {
-		return restoreRoot{path: root, absent: true}, nil
-	}
-	if err != nil {
-		return restoreRoot{}, err
-	}
-	if err := tw.Close(); err != nil {
-		return restoreRoot{}, err
-	}
-	return restoreRoot{path: root, archive: buf.Bytes()}, nil
 }
 
 // Restore brings the environment back to the snapshot, then checks itself:
@@ -900,17 +630,27 @@ func (s *Snapshot) copyBack(ctx context.Context, svc *env.Service, pg *restorePG
 	m := pg.manifest
 	res, err := restoreRun(ctx, svc, pg, false, restoreBackScript, pg.helperDir(), env.HelperSparePath+"/data", restoreVolumeRoot,
 		fmt.Sprint(m.entries), fmt.Sprint(m.bytes), m.control)
+	return restoreBackOutcome(ctx, svc.Name, res, err)
+}
+
+// restoreBackOutcome judges a run of restoreBackScript: nil, an error
+// (the data directory untouched: the service may start on it), or a
+// *restoreSwapFailed. Only a helper that never ran (env.ErrHelperNotRun,
+// the context still live) or a script that exited before the swap left
+// the directory untouched: any other error (waiting for the helper, a
+// cancelled context) leaves unknown whether it swapped.
+func restoreBackOutcome(ctx context.Context, service string, res env.ExecResult, err error) error {
 	switch {
-	case err != nil && ctx.Err() == nil:
-		// The helper could not run (or be waited for): nothing says
-		// whether it swapped.
+	case err != nil && ctx.Err() == nil && errors.Is(err, env.ErrHelperNotRun):
 		return err
 	case err != nil:
 		return &restoreSwapFailed{err}
-	case res.ExitCode == 10:
-		return fmt.Errorf("%s: copy back refused, the data directory is untouched: %s", svc.Name, restoreTail(res.Stderr))
+	case res.ExitCode == restoreBackDamaged:
+		return fmt.Errorf("%s: copy back refused, the snapshot's copy is damaged (the data directory is untouched): %s", service, restoreTail(res.Stderr))
+	case res.ExitCode == restoreBackUntouched:
+		return fmt.Errorf("%s: copy back failed before the swap, the copy not judged damaged (the data directory is untouched): %s", service, restoreTail(res.Stderr))
 	case res.ExitCode != 0:
-		return &restoreSwapFailed{fmt.Errorf("%s: copy back failed while swapping the copy in (exit %d): %s", svc.Name, res.ExitCode, restoreTail(res.Stderr))}
+		return &restoreSwapFailed{fmt.Errorf("%s: copy back failed while swapping the copy in (exit %d): %s", service, res.ExitCode, restoreTail(res.Stderr))}
 	}
 	return nil
 }
@@ -928,179 +668,6 @@ func restoreParallel(fns []func() error) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-// restoreFiles puts one service's archived paths back, then its units'
-// states.
-func (s *Snapshot) restoreFiles(ctx context.Context, f *restoreFiles) error {
-	svc := s.e.Service(f.service)
-	if svc == nil {
-		return fmt.Errorf("service %s is not running", f.service)
-	}
-	// What changed, for the units to restart: the declared files' items
-	// now against the snapshot's.
-	var changed []string
-	err := s.phase(f.service+": compare files", func() error {
-		if !f.units {
-			return nil
-		}
-		spec := s.e.Plan.Service(f.service).Ext.Config
-		if len(spec.Files) == 0 {
-			return nil
-		}
-		now, err := configFiles(ctx, svc, spec.Files)
-		if err != nil {
-			return err
-		}
-		for i := range now {
-			now[i].Service = f.service
-		}
-		was := &ConfigPrint{}
-		for _, it := range s.config.Items {
-			if it.Service == f.service && strings.HasPrefix(it.Name, "/") {
-				was.Items = append(was.Items, it)
-			}
-		}
-		for _, c := range was.Diff(&ConfigPrint{Items: configNumber(now)}) {
-			changed = append(changed, c.Item)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	err = s.phase(f.service+": put files back", func() error {
-		for _, r := range f.roots {
-			cctx, cancel := context.WithTimeout(ctx, restoreCmdTimeout)
-			_, err := configExec(cctx, svc, "sh", "-c", `rm -rf -- "$1" && mkdir -p -- "$2"`, "sh", r.path, path.Dir(r.path))
-			cancel()
-			if err != nil {
-				return fmt.Errorf("remove %s: %w", r.path, err)
-			}
-			if r.absent {
-				continue
-			}
-			if err := svc.ExtractTree(ctx, path.Dir(r.path), bytes.NewReader(r.archive)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil || !f.units {
-		return err
-	}
-	return s.restoreUnits(ctx, svc, changed)
-}
-
-// restoreUnits reloads systemd and brings each unit back to the state and
-// enablement the snapshot recorded; a unit active at both ends restarts
-// when a path it names lies under a changed one.
-func (s *Snapshot) restoreUnits(ctx context.Context, svc *env.Service, changed []string) error {
-	run := func(args ...string) error {
-		cctx, cancel := context.WithTimeout(ctx, restoreCmdTimeout)
-		defer cancel()
-		_, err := configExec(cctx, svc, append([]string{"systemctl", "--no-ask-password"}, args...)...)
-		return err
-	}
-	if err := s.phase(svc.Name+": daemon-reload", func() error { return run("daemon-reload") }); err != nil {
-		return err
-	}
-	was := map[string]ConfigItem{}
-	for _, it := range s.config.Items {
-		if it.Service == svc.Name && strings.HasPrefix(it.Name, "unit ") {
-			was[strings.TrimPrefix(it.Name, "unit ")] = it
-		}
-	}
-	nowItems, err := configUnits(ctx, svc)
-	if err != nil {
-		return err
-	}
-	now := map[string]ConfigItem{}
-	for _, it := range nowItems {
-		now[strings.TrimPrefix(it.Name, "unit ")] = it
-	}
-	var errs []error
-	// Units the snapshot did not have: stopped if they run.
-	for _, u := range slices.Sorted(maps.Keys(now)) {
-		if _, ok := was[u]; !ok && restoreActive(restoreAttr(now[u], "state")) {
-			errs = append(errs, run("stop", "--", u))
-		}
-	}
-	for _, u := range slices.Sorted(maps.Keys(was)) {
-		want, cur := was[u], now[u]
-		wantEn, curEn := restoreAttr(want, "enabled"), restoreAttr(cur, "enabled")
-		if wantEn != curEn {
-			if curEn == "masked" {
-				errs = append(errs, run("unmask", "--", u))
-			}
-			switch wantEn {
-			case "enabled":
-				errs = append(errs, run("enable", "--", u))
-			case "disabled":
-				errs = append(errs, run("disable", "--", u))
-			case "masked":
-				errs = append(errs, run("mask", "--", u))
-			}
-		}
-		wantSt, curSt := restoreAttr(want, "state"), restoreAttr(cur, "state")
-		switch {
-		case wantSt == "active" && curSt != "active":
-			if curSt == "failed" {
-				errs = append(errs, run("reset-failed", "--", u))
-			}
-			errs = append(errs, run("start", "--", u))
-		case wantSt == "active":
-			if len(changed) > 0 {
-				affected, err := restoreUnitAffected(ctx, svc, u, changed)
-				if err == nil && affected {
-					err = run("restart", "--", u)
-				}
-				errs = append(errs, err)
-			}
-		case !restoreActive(wantSt) && restoreActive(curSt):
-			errs = append(errs, run("stop", "--", u))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func restoreActive(state string) bool {
-	return state == "active" || state == "activating" || state == "reloading"
-}
-
-func restoreAttr(it ConfigItem, name string) string {
-	for _, a := range it.Attrs {
-		if a.Name == name {
-			return a.Value
-		}
-	}
-	return ""
-}
-
-// restoreUnitPathRE finds absolute paths in systemctl show's values.
-var restoreUnitPathRE = regexp.MustCompile(`(?:^|[\s=])(/[^\s;]+)`)
-
-// restoreUnitAffected reports whether a unit names a path under (or
-// above) one that changed: its unit file, drop-ins, environment files,
-// and the paths in its commands.
-func restoreUnitAffected(ctx context.Context, svc *env.Service, unit string, changed []string) (bool, error) {
-	cctx, cancel := context.WithTimeout(ctx, restoreCmdTimeout)
-	defer cancel()
-	out, err := configExec(cctx, svc, "systemctl", "show", "--value",
-		"-p", "FragmentPath", "-p", "DropInPaths", "-p", "EnvironmentFiles",
-		"-p", "ExecStartPre", "-p", "ExecStart", "-p", "ExecStartPost", "-p", "ExecReload", "--", unit)
-	if err != nil {
-		return false, err
-	}
-	for _, m := range restoreUnitPathRE.FindAllStringSubmatch(out, -1) {
-		p := path.Clean(m[1])
-		for _, c := range changed {
-			if p == c || strings.HasPrefix(p, c+"/") || strings.HasPrefix(c, p+"/") {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
 }
 
 // restoreMemory restarts a service whose state is in memory when its

@@ -66,8 +66,21 @@ func TestSnapshotRestore(t *testing.T) {
 	if _, _, vols := enginetest.Resources(t, cli, e.RunID); vols != volsBefore+1 {
 		t.Errorf("after Take the run has %d volumes, want %d (one copy of db's data)", vols, volsBefore+1)
 	}
-	for _, p := range snap.Phases() {
+	// The data fingerprint is taken once every service is ready (the
+	// dependents of the restarted db reconnected, whatever they write then
+	// written), as Restore checks against it.
+	takeReady, takePrinted := -1, -1
+	for i, p := range snap.Phases() {
 		t.Logf("take: %s %s", p.Name, p.Duration.Round(time.Millisecond))
+		switch p.Name {
+		case "ready":
+			takeReady = i
+		case "db: data fingerprint":
+			takePrinted = i
+		}
+	}
+	if takeReady < 0 || takePrinted < takeReady {
+		t.Errorf("take phases: ready at %d, db's data fingerprint at %d: the fingerprint must come after every service is ready", takeReady, takePrinted)
 	}
 	cfg0, err := ConfigAll(ctx, e)
 	if err != nil {
@@ -330,8 +343,8 @@ func TestSnapshotRestore(t *testing.T) {
 			t.Fatalf("damage the copy: %v, exit %d, %s", err, res.ExitCode, res.Stderr)
 		}
 		err = snap.Restore(ctx)
-		if err == nil || !strings.Contains(err.Error(), "pg_control") || !strings.Contains(err.Error(), "untouched") {
-			t.Errorf("restore from a copy without pg_control: %v, want an error naming pg_control and the untouched data", err)
+		if err == nil || !strings.Contains(err.Error(), "pg_control") || !strings.Contains(err.Error(), "the snapshot's copy is damaged (the data directory is untouched)") {
+			t.Errorf("restore from a copy without pg_control: %v, want an error naming pg_control, the damaged copy and the untouched data", err)
 		}
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()

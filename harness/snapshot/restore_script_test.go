@@ -1,7 +1,10 @@
 package snapshot
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -10,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rehearse/rehearse/harness/env"
@@ -55,7 +59,16 @@ func restoreFakeCluster(t *testing.T, dir string) {
 
 func restoreSh(t *testing.T, script string, args ...string) (string, string, int) {
 	t.Helper()
+	return restoreShAs(t, nil, script, args...)
+}
+
+// restoreShAs runs a script under sh, as cred when it is not nil.
+func restoreShAs(t *testing.T, cred *syscall.Credential, script string, args ...string) (string, string, int) {
+	t.Helper()
 	cmd := exec.Command("sh", append([]string{"-c", script, "sh"}, args...)...)
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -129,9 +142,12 @@ func TestSnapshotCopyScript(t *testing.T) {
 }
 
 // TestSnapshotCopyBackScript runs the copy-back script under sh: a damaged
-// copy is refused (exit 10) with the data directory untouched; a good one
-// is swapped in, whether the data directory is the volume's root or below
-// it, and nothing of the staging is left.
+// copy, or one not matching its manifest, is refused with
+// restoreBackDamaged; a failure of the environment before the swap (a
+// leftover it cannot remove, a volume it cannot write) with
+// restoreBackUntouched; either way the data directory is untouched. A
+// good copy is swapped in, whether the data directory is the volume's
+// root or below it, and nothing of the staging is left.
 func TestSnapshotCopyBackScript(t *testing.T) {
 	for _, rel := range []string{"", "pgdata"} {
 		tmp := t.TempDir()
@@ -156,21 +172,45 @@ func TestSnapshotCopyBackScript(t *testing.T) {
 		// A copy that does not match what Take recorded: refused.
 		bad := m
 		bad.bytes++
-		if _, stderr, code := restoreSh(t, restoreBackScript, args(bad)...); code != 10 || !strings.Contains(stderr, "does not match") {
+		if _, stderr, code := restoreSh(t, restoreBackScript, args(bad)...); code != restoreBackDamaged || !strings.Contains(stderr, "does not match") {
 			t.Errorf("rel %q: a copy not matching its manifest: exit %d, %q", rel, code, stderr)
 		}
 		// A damaged copy: refused.
 		os.Rename(filepath.Join(spare, "global/pg_control"), filepath.Join(tmp, "ctl"))
-		if _, stderr, code := restoreSh(t, restoreBackScript, args(m)...); code != 10 || !strings.Contains(stderr, "pg_control") {
+		if _, stderr, code := restoreSh(t, restoreBackScript, args(m)...); code != restoreBackDamaged || !strings.Contains(stderr, "pg_control") {
 			t.Errorf("rel %q: a copy without pg_control: exit %d, %q", rel, code, stderr)
 		}
+		os.Rename(filepath.Join(tmp, "ctl"), filepath.Join(spare, "global/pg_control"))
+		// The environment fails before the swap, the copy being good: a
+		// previous restore's leftover it cannot remove, a volume it cannot
+		// write.
+		leftover := filepath.Join(vol, ".rehearse-old")
+		if err := os.MkdirAll(leftover, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(leftover, "x"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		restoreUnwritable(t, tmp, leftover, func(cred *syscall.Credential) {
+			if _, stderr, code := restoreShAs(t, cred, restoreBackScript, args(m)...); code != restoreBackUntouched || !strings.Contains(stderr, "leftovers") {
+				t.Errorf("rel %q: a leftover that cannot be removed: exit %d, %q", rel, code, stderr)
+			}
+		})
+		if _, err := os.Stat(filepath.Join(leftover, "x")); err != nil {
+			t.Errorf("rel %q: the leftover that could not be removed: %v", rel, err)
+		}
+		os.RemoveAll(leftover)
+		restoreUnwritable(t, tmp, vol, func(cred *syscall.Credential) {
+			if _, stderr, code := restoreShAs(t, cred, restoreBackScript, args(m)...); code != restoreBackUntouched || !strings.Contains(stderr, "copy the snapshot into") {
+				t.Errorf("rel %q: a volume that cannot be written: exit %d, %q", rel, code, stderr)
+			}
+		})
 		if b, _ := os.ReadFile(filepath.Join(data, "base/1/1259")); string(b) != "live" {
 			t.Errorf("rel %q: after a refused copy back the live data is %q", rel, b)
 		}
 		if _, err := os.Stat(filepath.Join(vol, ".rehearse-stage")); err == nil {
 			t.Errorf("rel %q: a refused copy back left its staging directory", rel)
 		}
-		os.Rename(filepath.Join(tmp, "ctl"), filepath.Join(spare, "global/pg_control"))
 		if _, stderr, code := restoreSh(t, restoreBackScript, args(m)...); code != 0 {
 			t.Fatalf("rel %q: copy back: exit %d: %s", rel, code, stderr)
 		}
@@ -186,6 +226,41 @@ func TestSnapshotCopyBackScript(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// restoreUnwritable runs fn with dir (under tmp) unwritable to the user fn
+// names: the test's own when it is not root; when it is root (who writes
+// anything), nobody (65534), to whom tmp is handed over first.
+func restoreUnwritable(t *testing.T, tmp, dir string, fn func(*syscall.Credential)) {
+	t.Helper()
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		cred = &syscall.Credential{Uid: 65534, Gid: 65534}
+		err := filepath.Walk(tmp, func(p string, _ os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, 65534, 65534)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The directories above tmp (t.TempDir's, mode 0700) let nobody pass.
+		for d := filepath.Dir(tmp); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+			if err := os.Chmod(d, 0o711); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(dir, fi.Mode().Perm())
+	fn(cred)
+}
 
 // TestSnapshotPlanRules: the data directory must lie on a named volume
 // with no other mount inside it; a declared path may not be or hold a
@@ -286,5 +361,47 @@ func TestRestoreDatabaseChanges(t *testing.T) {
 	}
 	if got := restoreDatabaseChanges("db", []string{"billing"}, []string{"billing"}); len(got) != 0 {
 		t.Errorf("the same databases: %v", got)
+	}
+}
+
+// TestRestoreBackOutcome: a copy-back whose helper never ran, or whose
+// script refused before the swap, leaves the data directory untouched
+// (the error says whether the copy is damaged or the environment failed);
+// a helper that may have run (any other error, a cancelled context) or a
+// script that failed in the swap may have half-swapped it.
+func TestRestoreBackOutcome(t *testing.T) {
+	live := context.Background()
+	cancelled, cancel := context.WithCancel(live)
+	cancel()
+	notRun := fmt.Errorf("run on the volumes of db: %w: %w", env.ErrHelperNotRun, errors.New("create helper: no space"))
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+		res  env.ExecResult
+		err  error
+		swap bool   // a *restoreSwapFailed
+		want string // in the error
+	}{
+		{"swapped", live, env.ExecResult{}, nil, false, ""},
+		{"helper never ran", live, env.ExecResult{}, notRun, false, "the helper did not run"},
+		{"helper never ran, context cancelled", cancelled, env.ExecResult{}, notRun, true, "half-swapped"},
+		{"wait for the helper failed", live, env.ExecResult{}, errors.New("wait helper: connection reset"), true, "half-swapped"},
+		{"copy damaged", live, env.ExecResult{ExitCode: restoreBackDamaged, Stderr: "the staged copy does not match"}, nil, false, "db: copy back refused, the snapshot's copy is damaged (the data directory is untouched): the staged copy does not match"},
+		{"environment failed", live, env.ExecResult{ExitCode: restoreBackUntouched, Stderr: "copy the snapshot into /rehearse-data/.rehearse-stage failed"}, nil, false, "db: copy back failed before the swap, the copy not judged damaged (the data directory is untouched): copy the snapshot into"},
+		{"swap failed", live, env.ExecResult{ExitCode: 1, Stderr: "mv: cannot move"}, nil, true, "while swapping the copy in (exit 1)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := restoreBackOutcome(c.ctx, "db", c.res, c.err)
+			if c.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var swap *restoreSwapFailed
+			if err == nil || errors.As(err, &swap) != c.swap || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got %v (half-swapped: %v), want half-swapped %v and %q", err, swap != nil, c.swap, c.want)
+			}
+		})
 	}
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +21,9 @@ const (
 	SeedHit     SeedCache = "hit"     // restored from a cached state
 	SeedStored  SeedCache = "stored"  // loaded, and the state stored for the next time
 	SeedSkipped SeedCache = "skipped" // loaded; nothing stored (Reason says why)
+	// SeedHitFailed is a restore from a cached state that failed after it
+	// may have changed the live data: Seed's error says how.
+	SeedHitFailed SeedCache = "hit-failed"
 )
 
 // SeedResult says what Seed did.
@@ -52,9 +53,9 @@ type seedOptions struct {
 	load    []dataset.Option
 }
 
-// WithSeedFresh ignores cached states: the dataset is loaded from scratch,
-// and the state it makes is stored (when worth it) in place of the entries
-// of the same key, which are removed when not in use. Default: false.
+// WithSeedFresh ignores cached states: the entries of the key are removed
+// (those not in use), the dataset is loaded from scratch, and the state it
+// makes is stored when worth it. Default: false.
 func WithSeedFresh(fresh bool) SeedOption {
 	return func(o *seedOptions) error { o.fresh = fresh; return nil }
 }
@@ -99,9 +100,13 @@ const SeedMinLoad = 4 * time.Second
 // goes into a key, or into a volume, changes.
 const (
 	seedKind       = "seed"
-	seedKeyVersion = "rehearse seed cache v1"
+	seedKeyVersion = "rehearse seed cache v2"
 	seedShortKey   = 12
-	seedMaxTries   = 3 // cached states tried before a load
+	seedMaxTries   = 3 // complete cached states tried before a load
+	seedKeep       = 3 // complete entries kept per group (seedGroup)
+	// seedStaleIncomplete is the age past which an incomplete entry whose
+	// maker this process cannot judge goes: no store takes that long.
+	seedStaleIncomplete = time.Hour
 )
 
 // seedDamaged is a cached state that could not be restored while the live
@@ -110,6 +115,9 @@ const (
 type seedDamaged struct {
 	err    error
 	remove bool // the entry is damaged (not merely being written now)
+	// recreated: the helper's mount found the entry gone and the engine
+	// made its name again, empty and unlabelled (exit 11 or 12).
+	recreated bool
 }
 
 func (e *seedDamaged) Error() string { return e.err.Error() }
@@ -117,7 +125,7 @@ func (e *seedDamaged) Unwrap() error { return e.err }
 
 // seedInputs is what a key covers.
 type seedInputs struct {
-	inputs string // the hex hash of everything but the database's state before the load
+	inputs string // the hex hash of everything but the cluster's state before the load
 	key    string // inputs and that state
 	pg     *restorePG
 	db     string // the database loaded into
@@ -127,30 +135,34 @@ type seedInputs struct {
 // the state such a load made before back from a cache (see the package
 // doc, "Seeded states"):
 //
-//   - the key is the sha256 of the images of every service (their IDs, not
-//     tags), the dataset (Spec.Digest: definition, seed, schema, dump
-//     files), the service, database and scale, the service's environment
-//     and command, and the state of the database before the load (its data
-//     fingerprint without keys under a fixed seed, and the cluster's
-//     databases, roles, memberships and settings), so that a scenario that
-//     changed anything before loading never gets another's state;
-//   - on a hit, the service is stopped, the cached copy of its data
-//     directory staged, checked against the manifest stored with it and
-//     swapped in, the service started, every service waited for, and the
-//     recorded row counts checked. A cached state that is incomplete or
-//     does not check leaves the live data untouched: it is removed (when
-//     not in use) and the load runs from scratch, the reason in Reason. A
-//     restore that may have changed the live data and then failed (a
-//     half-swapped directory, a service that does not come back, counts
-//     that differ) is an error;
+//   - the key (seedKey) is the sha256 of the images of every service
+//     (their IDs, not tags), the plan of every service, the contents of
+//     their bind mounts' sources, the dataset (Spec.Digest: definition,
+//     generator version, schema, dump files), the service, database and
+//     scale, and the state of the whole cluster before the load (every
+//     database's data fingerprint and catalog, roles and their passwords,
+//     settings, pg_hba), so that a scenario that changed anything a
+//     restore would bring back never gets another's state;
+//   - the key's entries are read without stopping anything (a helper that
+//     mounts only the cache volume), incomplete ones passed over; on a
+//     hit, the service is stopped, the cached copy of its data directory
+//     staged, checked against the manifest stored with it and swapped in,
+//     the service started, every service waited for, and the loaded
+//     database's data fingerprint compared with the one recorded at the
+//     store. A cached state that does not check before the swap leaves
+//     the live data untouched: it is removed when damaged and the load
+//     runs from scratch, the reason in Reason. A restore that may have
+//     changed the live data and then failed (a half-swapped directory, a
+//     service that does not come back, a fingerprint that differs) is an
+//     error, and Cache says SeedHitFailed;
 //   - on a miss, dataset.Load runs; when it took at least the minimum load
-//     time (WithSeedMinLoad), the service is stopped, its data directory
-//     copied into a new cache volume (not a volume of the run: Down and gc
-//     of runs leave it, env.RemoveCacheVolumes removes it) and checked,
-//     the manifest and row counts written into the volume last, and the
-//     service started again. Entries of the same compose file, dataset,
-//     service and scale made from other images or another dataset are
-//     then removed when not in use.
+//     time (WithSeedMinLoad), the loaded database is fingerprinted, the
+//     service stopped, its data directory copied into a new cache volume
+//     (not a volume of the run: Down and gc of runs leave it,
+//     env.RemoveCacheVolumes removes it) and checked, the manifest written
+//     into the volume last, and the service started again. The group's
+//     entries (same compose file, dataset, service and scale) are then
+//     evicted (seedEvict).
 //
 // It returns once every service is ready.
 func Seed(ctx context.Context, e *env.Environment, spec *dataset.Spec, scale int64, opts ...SeedOption) (res SeedResult, err error) {
@@ -185,43 +197,28 @@ func Seed(ctx context.Context, e *env.Environment, spec *dataset.Spec, scale int
 	}
 	var in *seedInputs
 	if err := s.phase("key", func() (err error) { in, err = seedKey(ctx, e, spec, scale, o.salt); return err }); err != nil {
+		if ctx.Err() != nil {
+			return res, fmt.Errorf("dataset %s: %w", spec.Name, ctx.Err())
+		}
 		return load("no key: " + err.Error())
 	}
 	short := in.key[:seedShortKey]
 	var passed string
 	if o.fresh {
-		passed = "fresh: cached states ignored"
+		passed = seedJoin("fresh: cached states ignored", seedRemoveKey(ctx, e, in.key))
 	} else {
-		vols, err := e.CacheVolumes(ctx, seedKind, map[string]string{"key": in.key})
-		if err != nil {
-			return load(err.Error())
+		hit, why, err := seedLookup(ctx, s, e, sp, svc, spec, in)
+		passed = why
+		switch {
+		case err != nil:
+			return SeedResult{Cache: SeedHitFailed, Key: short, Volume: hit.Volume, Reason: passed},
+				fmt.Errorf("dataset %s: restore of cached state %s (%s): %w", spec.Name, short, hit.Volume, err)
+		case hit.Cache == SeedHit:
+			hit.Key, hit.Reason = short, passed
+			return hit, nil
 		}
-		// Oldest first: the likeliest complete (a newer one may still be
-		// being written). An entry passed over leaves the live data as it
-		// was, so the next is tried, up to seedMaxTries.
-		for i, v := range vols {
-			if i == seedMaxTries {
-				break
-			}
-			rows, recorded, err := seedRestore(ctx, s, e, sp, svc, spec, in, v)
-			var dmg *seedDamaged
-			switch {
-			case err == nil:
-				return SeedResult{Result: dataset.Result{Rows: rows}, Cache: SeedHit, Key: short, Volume: v.Name, Load: recorded, Reason: passed}, nil
-			case errors.As(err, &dmg):
-				why := fmt.Sprintf("cached state %s passed over: %v", v.Name, err)
-				if dmg.remove {
-					if rerr := e.RemoveCacheVolume(context.WithoutCancel(ctx), v.Name); rerr != nil {
-						why += " (not removed: " + rerr.Error() + ")"
-					} else {
-						why += " (removed)"
-					}
-				}
-				passed = seedJoin(passed, why)
-			default:
-				return SeedResult{Cache: SeedHit, Key: short, Volume: v.Name, Reason: passed},
-					fmt.Errorf("dataset %s: restore of cached state %s (%s): %w", spec.Name, short, v.Name, err)
-			}
+		if ctx.Err() != nil {
+			return SeedResult{Key: short, Reason: passed}, fmt.Errorf("dataset %s: %w", spec.Name, ctx.Err())
 		}
 	}
 	res, err = load("")
@@ -236,16 +233,18 @@ func Seed(ctx context.Context, e *env.Environment, spec *dataset.Spec, scale int
 	vol, err := seedStore(ctx, s, e, sp, svc, spec, scale, in, res)
 	if err != nil {
 		var fatal *seedStoreFatal
-		if errors.As(err, &fatal) {
+		switch {
+		case errors.As(err, &fatal):
 			return res, fmt.Errorf("dataset %s: store the seeded state: %w", spec.Name, err)
+		case ctx.Err() != nil:
+			// Cancelled: the step did not finish, whatever was loaded.
+			return res, fmt.Errorf("dataset %s: store the seeded state: %w", spec.Name, ctx.Err())
 		}
 		res.Reason = seedJoin(passed, "store failed: "+err.Error())
 		return res, nil
 	}
 	res.Cache, res.Volume = SeedStored, vol
-	if ev := seedEvict(ctx, e, spec, scale, in, vol, o.fresh); ev != "" {
-		res.Reason = seedJoin(passed, ev)
-	}
+	res.Reason = seedJoin(passed, seedEvict(ctx, s, e, svc, spec, scale, in, vol))
 	return res, nil
 }
 
@@ -256,53 +255,102 @@ func seedJoin(a, b string) string {
 	return a + "; " + b
 }
 
-// seedManifestFile is the manifest in a cache volume, as a helper sees it:
-// written last, after the copy checked out. Its lines: "key HEX",
-// "manifest ENTRIES BYTES SHA256" (as restoreCopyScript prints it),
-// "load NANOSECONDS", "rows TABLE N" for each generated table.
-const seedManifestFile = env.HelperSparePath + "/manifest"
+// seedLookup reads the key's entries and restores the newest complete one
+// that checks (up to seedMaxTries). Incomplete entries are passed over
+// (and removed when left over). A hit returns Cache SeedHit; an error is
+// a restore that may have changed the live data.
+func seedLookup(ctx context.Context, s *Snapshot, e *env.Environment, sp *env.ServicePlan, svc *env.Service, spec *dataset.Spec, in *seedInputs) (SeedResult, string, error) {
+	vols, err := e.CacheVolumes(ctx, seedKind, map[string]string{"key": in.key})
+	if err != nil {
+		return SeedResult{}, err.Error(), nil
+	}
+	if len(vols) == 0 {
+		return SeedResult{}, "", nil
+	}
+	var passed string
+	if err := restoreEnsureHelper(ctx, e); err != nil {
+		return SeedResult{}, "cached states not read: " + err.Error(), nil
+	}
+	var entries []seedEntry
+	s.phase("read entries", func() error {
+		var note string
+		entries, note = seedEntries(ctx, e, svc, vols)
+		passed = seedJoin(passed, note)
+		return nil
+	})
+	tries := 0
+	for _, en := range entries {
+		v := en.vol
+		if en.m == nil {
+			why := fmt.Sprintf("cached state %s passed over: incomplete (no manifest: being stored, or its store did not finish)", v.Name)
+			if seedIncompleteGoes(v, time.Now()) {
+				why += seedRemoveNote(ctx, e, v.Name)
+			}
+			passed = seedJoin(passed, why)
+			continue
+		}
+		if tries == seedMaxTries || ctx.Err() != nil {
+			break
+		}
+		tries++
+		m, err := seedRestore(ctx, s, e, sp, svc, spec, in, v, en.m)
+		var dmg *seedDamaged
+		switch {
+		case err == nil:
+			return SeedResult{Result: dataset.Result{Rows: m.rows}, Cache: SeedHit, Volume: v.Name, Load: m.load}, passed, nil
+		case errors.As(err, &dmg):
+			why := fmt.Sprintf("cached state %s passed over: %v", v.Name, err)
+			switch {
+			case dmg.recreated:
+				why += seedRecreatedNote(ctx, e, v.Name)
+			case dmg.remove:
+				why += seedRemoveNote(ctx, e, v.Name)
+			}
+			passed = seedJoin(passed, why)
+		default:
+			return SeedResult{Volume: v.Name}, passed, err
+		}
+	}
+	return SeedResult{}, passed, nil
+}
 
-// seedBackScript restores a cached state: it reads the volume's manifest
-// (exit 11 when there is none, or it is for another key: the data
-// directory untouched), prints it, and runs restoreBackScript with its
-// figures. Arguments: the data directory, the cached copy, the data
-// volume's root, the key.
-const seedBackScript = `set -u
-m=` + seedManifestFile + `
-[ -f "$m" ] || { echo "incomplete: no manifest (the store that made it did not finish)" >&2; exit 11; }
-k=$(sed -n 's/^key //p' "$m")
-[ "$k" = "$4" ] || { echo "its manifest is for key $k" >&2; exit 12; }
-l=$(sed -n 's/^manifest \([0-9][0-9]*\) \([0-9][0-9]*\) \([0-9a-f]\{64\}\)$/\1 \2 \3/p' "$m")
-[ -n "$l" ] || { echo "its manifest has no copy manifest line" >&2; exit 12; }
-cat "$m"
-set -- "$1" "$2" "$3" $l
-` + restoreBackScript
-
-// seedRestore brings a cached state back (see Seed) and returns the rows
-// and load time recorded with it. A *seedDamaged error left the live data
-// as it was and the service running.
-func seedRestore(ctx context.Context, s *Snapshot, e *env.Environment, sp *env.ServicePlan, svc *env.Service, spec *dataset.Spec, in *seedInputs, v env.CacheVolume) (map[string]int64, time.Duration, error) {
+// seedRestore brings a cached state back (see Seed) and returns its
+// manifest. A *seedDamaged error left the live data as it was and the
+// service running.
+func seedRestore(ctx context.Context, s *Snapshot, e *env.Environment, sp *env.ServicePlan, svc *env.Service, spec *dataset.Spec, in *seedInputs, v env.CacheVolume, read *seedManifest) (*seedManifest, error) {
 	vol, err := e.OpenCacheVolume(ctx, v.Name, seedKind, in.key)
 	if err != nil {
-		return nil, 0, &seedDamaged{err: err}
+		return nil, &seedDamaged{err: err}
+	}
+	// The helper's image first: a create that fails for want of it would
+	// leave nothing to tell from a half-swapped directory.
+	if err := restoreEnsureHelper(ctx, e); err != nil {
+		return nil, &seedDamaged{err: fmt.Errorf("not run, entry kept, the data untouched: %w", err)}
 	}
 	pg := *in.pg
-	pg.vol = vol
+	pg.vol = vol.ReadOnly() // a restore only reads the entry
 	var out string
 	err = s.withStopped(ctx, sp, svc, func() error {
 		return s.phase(sp.Name+": copy back", func() error {
 			res, err := restoreRun(ctx, svc, &pg, false, seedBackScript, pg.helperDir(), env.HelperSparePath+"/data", restoreVolumeRoot, in.key)
+			untouched := "(the data directory is untouched, the service started again)"
 			switch {
-			case err != nil && ctx.Err() == nil:
-				// The helper could not run, or be waited for: nothing says
-				// whether it swapped.
-				return &restoreSwapFailed{err}
+			case err != nil && errors.Is(err, env.ErrHelperNotRun):
+				return &seedDamaged{err: fmt.Errorf("%s: not run, entry kept, %s: %w", v.Name, untouched, err)}
 			case err != nil:
+				// The helper could not be waited for (or the wait was
+				// cancelled): nothing says whether it swapped.
 				return &restoreSwapFailed{err}
-			case res.ExitCode == 11:
-				return &seedDamaged{err: fmt.Errorf("%s: %s", v.Name, restoreTail(res.Stderr)), remove: v.OwnerGone()}
-			case res.ExitCode == 10 || res.ExitCode == 12:
-				return &seedDamaged{err: fmt.Errorf("%s: %s (the data directory is untouched)", v.Name, restoreTail(res.Stderr)), remove: true}
+			case res.ExitCode == seedExitIncomplete || res.ExitCode == seedExitOtherKey:
+				// The entry went since it was read, or changed: the engine
+				// may have made its name again, empty, for the mount.
+				_, oerr := e.OpenCacheVolume(context.WithoutCancel(ctx), v.Name, seedKind, in.key)
+				return &seedDamaged{err: fmt.Errorf("%s: %s %s", v.Name, restoreTail(res.Stderr), untouched),
+					remove: oerr == nil && res.ExitCode == seedExitOtherKey, recreated: oerr != nil}
+			case res.ExitCode == restoreBackDamaged:
+				return &seedDamaged{err: fmt.Errorf("%s: %s %s", v.Name, restoreTail(res.Stderr), untouched), remove: true}
+			case res.ExitCode == restoreBackUntouched:
+				return &seedDamaged{err: fmt.Errorf("%s: copy back refused, entry kept: %s %s", v.Name, restoreTail(res.Stderr), untouched)}
 			case res.ExitCode != 0:
 				return &restoreSwapFailed{fmt.Errorf("%s: copy back failed while swapping the copy in (exit %d): %s", svc.Name, res.ExitCode, restoreTail(res.Stderr))}
 			}
@@ -315,76 +363,56 @@ func seedRestore(ctx context.Context, s *Snapshot, e *env.Environment, sp *env.S
 		// withStopped started the service again on its untouched data;
 		// a start that failed is joined in, and is no damage of the entry.
 		if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 1 {
-			return nil, 0, err
+			return nil, err
 		}
 		if err := s.phase("ready", func() error { return restoreAllReady(ctx, e) }); err != nil {
-			return nil, 0, err
+			return nil, err
 		}
-		return nil, 0, dmg
+		return nil, dmg
 	}
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if err := s.phase("ready", func() error { return restoreAllReady(ctx, e) }); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	rows, recorded, err := seedParseManifest(out)
-	if err != nil {
-		return nil, 0, err
+	m, err := seedParseManifest(out)
+	if err == nil && m.key != in.key {
+		err = fmt.Errorf("the restored manifest is for key %s", m.key)
 	}
-	err = s.phase("verify rows", func() error { return seedCheckRows(ctx, e, spec, rows) })
+	if err == nil {
+		err = s.phase("verify", func() error { return seedVerify(ctx, e, spec, in, m) })
+	}
 	if err != nil {
 		// The live data is the cached state's, and it is wrong: the entry
 		// goes, and the step fails (a load on top would start from a
 		// state no one chose).
-		if rerr := e.RemoveCacheVolume(context.WithoutCancel(ctx), v.Name); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-		return nil, 0, fmt.Errorf("%w (the cached state was removed)", err)
+		return nil, fmt.Errorf("%w%s", err, seedRemoveNote(ctx, e, v.Name))
 	}
-	return rows, recorded, nil
+	return m, nil
 }
 
-// seedParseManifest reads the rows and the load time a manifest records.
-func seedParseManifest(out string) (map[string]int64, time.Duration, error) {
-	rows := map[string]int64{}
-	var load time.Duration
-	for _, l := range strings.Split(out, "\n") {
-		f := strings.Fields(l)
-		switch {
-		case len(f) == 3 && f[0] == "rows":
-			n, err := strconv.ParseInt(f[2], 10, 64)
-			if err != nil {
-				return nil, 0, fmt.Errorf("the cached state's manifest: %q: %w", l, err)
-			}
-			rows[f[1]] = n
-		case len(f) == 2 && f[0] == "load":
-			n, _ := strconv.ParseInt(f[1], 10, 64)
-			load = time.Duration(n)
-		}
-	}
-	return rows, load, nil
-}
-
-// seedCheckRows compares each table's row count with the recorded one,
-// naming the tables as Load does (the connection's default search_path).
-func seedCheckRows(ctx context.Context, e *env.Environment, spec *dataset.Spec, rows map[string]int64) error {
-	conn, err := dataset.Connect(ctx, e, spec.Service, spec.Database)
+// seedFingerprint is the loaded database's data fingerprint without keys
+// under the fixed seed: what a store records and a hit compares.
+func seedFingerprint(ctx context.Context, e *env.Environment, service, db string) ([]seedTableSum, error) {
+	p, err := Data(ctx, e, service, DataWithoutKeys(), seedFixedSeedOption(), DataDatabase(db))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var bad []string
-	for _, t := range slices.Sorted(maps.Keys(rows)) {
-		var n int64
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+dataIdent(t)).Scan(&n); err != nil {
-			return fmt.Errorf("%s: count the rows of %s: %w", spec.Service, t, err)
-		}
-		if n != rows[t] {
-			bad = append(bad, fmt.Sprintf("%s has %d rows, the cached state recorded %d", t, n, rows[t]))
-		}
+	return seedTableSums(p), nil
+}
+
+// seedVerify compares the restored database's fingerprint with the one
+// the manifest recorded, naming each table that differs.
+func seedVerify(ctx context.Context, e *env.Environment, spec *dataset.Spec, in *seedInputs, m *seedManifest) error {
+	if len(m.tables) == 0 {
+		return fmt.Errorf("%s after the restore: the cached state records no fingerprint", spec.Service)
 	}
-	if len(bad) > 0 {
+	got, err := seedFingerprint(ctx, e, spec.Service, in.db)
+	if err != nil {
+		return fmt.Errorf("%s after the restore: %w", spec.Service, err)
+	}
+	if bad := seedCompareSums(m.tables, got); len(bad) > 0 {
 		return fmt.Errorf("%s after the restore: %s", spec.Service, strings.Join(bad, "; "))
 	}
 	return nil
@@ -397,8 +425,9 @@ type seedStoreFatal struct{ err error }
 func (e *seedStoreFatal) Error() string { return e.err.Error() }
 func (e *seedStoreFatal) Unwrap() error { return e.err }
 
-// seedStore copies the loaded state into a new cache volume (see Seed)
-// and returns its name. On error the volume is removed.
+// seedStore fingerprints the loaded database and copies the loaded state
+// into a new cache volume (see Seed); it returns the volume's name. On
+// error the volume is removed.
 func seedStore(ctx context.Context, s *Snapshot, e *env.Environment, sp *env.ServicePlan, svc *env.Service, spec *dataset.Spec, scale int64, in *seedInputs, res SeedResult) (_ string, err error) {
 	segSize, err := dataset.QueryValue(ctx, e, sp.Name, "SELECT pg_size_bytes(current_setting('wal_segment_size'))")
 	if err != nil {
@@ -406,6 +435,13 @@ func seedStore(ctx context.Context, s *Snapshot, e *env.Environment, sp *env.Ser
 	}
 	if err := restoreEnsureHelper(ctx, e); err != nil {
 		return "", err
+	}
+	m := &seedManifest{key: in.key, load: res.Load, rows: res.Rows}
+	if err := s.phase("fingerprint", func() (err error) {
+		m.tables, err = seedFingerprint(ctx, e, sp.Name, in.db)
+		return err
+	}); err != nil {
+		return "", fmt.Errorf("%s: fingerprint the loaded database: %w", sp.Name, err)
 	}
 	labels := seedGroup(e, spec, scale)
 	labels["dataset"] = spec.Name
@@ -426,14 +462,13 @@ func seedStore(ctx context.Context, s *Snapshot, e *env.Environment, sp *env.Ser
 	}()
 	pg := *in.pg
 	pg.vol = vol
-	var m restoreManifest
 	err = s.withStopped(ctx, sp, svc, func() error {
 		return s.phase(sp.Name+": copy", func() error {
 			out, err := restoreHelper(ctx, svc, &pg, true, restoreCopyScript, pg.helperDir(), env.HelperSparePath+"/data", segSize)
 			if err != nil {
 				return err
 			}
-			m, err = restoreParseManifest(out)
+			m.copy, err = restoreParseManifest(out)
 			if err != nil {
 				return fmt.Errorf("%s: copy helper: %w", sp.Name, err)
 			}
@@ -446,17 +481,12 @@ func seedStore(ctx context.Context, s *Snapshot, e *env.Environment, sp *env.Ser
 		}
 		return "", err
 	}
-	var manifest strings.Builder
-	fmt.Fprintf(&manifest, "key %s\nmanifest %d %d %s\nload %d\n", in.key, m.entries, m.bytes, m.control, res.Load)
-	for _, t := range slices.Sorted(maps.Keys(res.Rows)) {
-		fmt.Fprintf(&manifest, "rows %s %d\n", t, res.Rows[t])
-	}
 	// The dependents reconnect while the manifest is written.
 	ready := make(chan error, 1)
 	go func() { ready <- s.phase("ready", func() error { return restoreAllReady(ctx, e) }) }()
 	err = s.phase("manifest", func() error {
 		r, err := svc.Container().RunWithVolumes(ctx, restoreHelperImage,
-			[]string{"sh", "-c", `printf '%s' "$1" >"$2.tmp" && sync "$2.tmp" && mv -- "$2.tmp" "$2"`, "sh", manifest.String(), seedManifestFile},
+			[]string{"sh", "-c", `printf '%s' "$1" >"$2.tmp" && sync "$2.tmp" && mv -- "$2.tmp" "$2"`, "sh", m.String(), seedManifestFile},
 			nil, vol)
 		if err == nil && r.ExitCode != 0 {
 			err = fmt.Errorf("write the manifest into %s: exit %d: %s", vol.Name, r.ExitCode, restoreTail(r.Stderr))
@@ -468,6 +498,9 @@ func seedStore(ctx context.Context, s *Snapshot, e *env.Environment, sp *env.Ser
 	}
 	if err != nil {
 		return "", err
+	}
+	if ctx.Err() != nil {
+		return "", ctx.Err()
 	}
 	// A volume removed while its copy had not started (not yet in use) is
 	// made again, empty and unlabelled, by the helper's mount: it is no
@@ -484,32 +517,4 @@ func seedGroup(e *env.Environment, spec *dataset.Spec, scale int64) map[string]s
 	dir, _ := filepath.Abs(spec.Dir)
 	compose, _ := filepath.Abs(e.Plan.File)
 	return map[string]string{"compose": compose, "dataset.dir": dir, "service": spec.Service, "scale": strconv.FormatInt(scale, 10)}
-}
-
-// seedEvict removes, when not in use, the entries of the same compose
-// file, dataset, service and scale made from other inputs (other images,
-// another dataset: stale), the entries of the same key made by a process
-// that is gone (duplicates of concurrent stores), and with fresh every
-// other entry of the key. It says what it removed.
-func seedEvict(ctx context.Context, e *env.Environment, spec *dataset.Spec, scale int64, in *seedInputs, ours string, fresh bool) string {
-	ctx = context.WithoutCancel(ctx)
-	group, err := e.CacheVolumes(ctx, seedKind, seedGroup(e, spec, scale))
-	if err != nil {
-		return ""
-	}
-	var removed []string
-	for _, c := range group {
-		stale := c.Labels[env.LabelCachePrefix+"inputs"] != in.inputs
-		dup := c.Key == in.key && (fresh || c.OwnerGone())
-		if c.Name == ours || !(stale || dup) {
-			continue
-		}
-		if e.RemoveCacheVolume(ctx, c.Name) == nil {
-			removed = append(removed, c.Name)
-		}
-	}
-	if len(removed) == 0 {
-		return ""
-	}
-	return "removed older entries " + strings.Join(removed, ", ")
 }

@@ -2,7 +2,7 @@ package snapshot
 
 import (
 	"context"
-	"os"
+	"errors"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,19 +25,7 @@ const seedTestScale = 20_000
 // with that directory, so the test removes exactly its own entries.
 func seedTestDataset(t testing.TB, seed string) *dataset.Spec {
 	t.Helper()
-	dir := t.TempDir()
-	for _, f := range []string{"dataset.yaml", "schema.sql"} {
-		b, err := os.ReadFile(filepath.Join("../../fixtures/billing/datasets/billing", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if seed != "" && f == "dataset.yaml" {
-			b = []byte(strings.Replace(string(b), "seed: 2026", "seed: "+seed, 1))
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := envtest.CopyDataset(t, "../../fixtures/billing/datasets/billing", "", seed)
 	spec, err := dataset.Find(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +43,27 @@ func seedTestCleanup(t testing.TB, spec *dataset.Spec) {
 	if err != nil || len(inUse) > 0 {
 		t.Errorf("remove the test's cache volumes: %v (in use: %v)", err, inUse)
 	}
+}
+
+// fullKey is the key of the test's dataset at seedTestScale in e's state
+// now (e at its starting point).
+func fullKey(t *testing.T, e *env.Environment, spec *dataset.Spec, salt string) string {
+	t.Helper()
+	in, err := seedKey(context.Background(), e, spec, seedTestScale, salt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in.key
+}
+
+// r1Inputs is the inputs label of the test's entries.
+func r1Inputs(t *testing.T, e *env.Environment, spec *dataset.Spec, salt string) string {
+	t.Helper()
+	in, err := seedKey(context.Background(), e, spec, seedTestScale, salt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in.inputs
 }
 
 func seedTestVolumes(t *testing.T, e *env.Environment, spec *dataset.Spec) []env.CacheVolume {
@@ -176,6 +185,91 @@ func TestSeedCache(t *testing.T) {
 		}
 	})
 
+	// What the key of the first version missed: the cluster beyond the
+	// loaded database's tables, which a hit swaps all the same. Each case
+	// sets up (not compared), changes one thing, and is undone.
+	t.Run("the key follows the whole cluster", func(t *testing.T) {
+		key := func(t *testing.T) string {
+			t.Helper()
+			t0 := time.Now()
+			in, err := seedKey(ctx, e2, spec, seedTestScale, salt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("key: %s", time.Since(t0).Round(time.Millisecond))
+			return in.key
+		}
+		exec := func(t *testing.T, db string, qs ...string) {
+			t.Helper()
+			conn, err := dataset.Connect(ctx, e2, "db", db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			for _, q := range qs {
+				if _, err := conn.Exec(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+		}
+		base := key(t)
+		for _, tc := range []struct {
+			name                    string
+			db                      string // of the change ("": the loaded one)
+			setup, change, teardown []string
+		}{
+			{name: "another database's rows", db: "seed_other",
+				setup:    []string{"CREATE DATABASE seed_other"},
+				change:   []string{"CREATE TABLE IF NOT EXISTS ledger (id int)", "INSERT INTO ledger VALUES (1)"},
+				teardown: []string{"DROP DATABASE seed_other"}},
+			{name: "a trigger",
+				setup:    []string{"CREATE TABLE seed_t (id int)", "CREATE FUNCTION seed_f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$"},
+				change:   []string{"CREATE TRIGGER seed_tr BEFORE INSERT ON seed_t FOR EACH ROW EXECUTE FUNCTION seed_f()"},
+				teardown: []string{"DROP TABLE seed_t", "DROP FUNCTION seed_f()"}},
+			{name: "a function's body",
+				setup:    []string{"CREATE FUNCTION seed_g() RETURNS int LANGUAGE sql AS 'SELECT 1'"},
+				change:   []string{"CREATE OR REPLACE FUNCTION seed_g() RETURNS int LANGUAGE sql AS 'SELECT 2'"},
+				teardown: []string{"DROP FUNCTION seed_g()"}},
+			{name: "a view's definition",
+				setup:    []string{"CREATE VIEW seed_v AS SELECT 1 AS x"},
+				change:   []string{"CREATE OR REPLACE VIEW seed_v AS SELECT 2 AS x"},
+				teardown: []string{"DROP VIEW seed_v"}},
+			{name: "a role's password",
+				setup:    []string{"CREATE ROLE seed_r LOGIN PASSWORD 'one'"},
+				change:   []string{"ALTER ROLE seed_r PASSWORD 'two'"},
+				teardown: []string{"DROP ROLE seed_r"}},
+			{name: "a grant",
+				setup:    []string{"CREATE ROLE seed_r", "CREATE TABLE seed_t (id int)"},
+				change:   []string{"GRANT SELECT ON seed_t TO seed_r"},
+				teardown: []string{"DROP TABLE seed_t", "DROP ROLE seed_r"}},
+			{name: "a policy",
+				setup:    []string{"CREATE TABLE seed_t (id int)"},
+				change:   []string{"CREATE POLICY seed_p ON seed_t USING (id > 0)"},
+				teardown: []string{"DROP TABLE seed_t"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				exec(t, "", tc.setup...)
+				before := key(t)
+				exec(t, tc.db, tc.change...)
+				if key(t) == before {
+					t.Errorf("after %s the key is the same", strings.Join(tc.change, "; "))
+				}
+				if tc.db != "" {
+					// Rows of another database, once more: another key again.
+					changed := key(t)
+					exec(t, tc.db, tc.change[len(tc.change)-1])
+					if key(t) == changed {
+						t.Error("another row in another database left the key as it was")
+					}
+				}
+				exec(t, "", tc.teardown...)
+			})
+		}
+		if k := key(t); k != base {
+			t.Error("the key did not come back with the cluster it was made of")
+		}
+	})
+
 	t.Run("another environment restores the stored state", func(t *testing.T) {
 		r2, err := Seed(ctx, e2, spec, seedTestScale, opts...)
 		seedLog(t, "second", r2)
@@ -252,19 +346,80 @@ func TestSeedCache(t *testing.T) {
 		if r.Cache != SeedStored || !strings.Contains(r.Reason, "no manifest") || strings.Contains(r.Reason, "(removed)") {
 			t.Errorf("seed over an incomplete entry: cache %s, reason %q; want stored, the entry passed over for its manifest, not removed", r.Cache, r.Reason)
 		}
+		for _, p := range r.Phases {
+			if p.Name == "db: copy back" {
+				t.Errorf("the incomplete entry was tried by stopping the database (phases %v): its manifest is read without", r.Phases)
+			}
+		}
 		if vs := seedTestVolumes(t, e1, spec); len(vs) != 2 {
 			t.Errorf("cache volumes: %v, want the incomplete one and the new one", vs)
 		}
+		// More incomplete entries of the key (stores under way) than
+		// seedMaxTries: the complete one is still reached.
 		backToPristine(t)
+		labels := seedGroup(e1, spec, seedTestScale)
+		labels["inputs"] = r1Inputs(t, e1, spec, salt)
+		for range seedMaxTries {
+			if _, err := e1.CreateCacheVolume(ctx, seedKind, fullKey(t, e1, spec, salt), labels); err != nil {
+				t.Fatal(err)
+			}
+		}
 		r2, err := Seed(ctx, e1, spec, seedTestScale, opts...)
 		seedLog(t, "after incomplete", r2)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r2.Cache != SeedHit || r2.Volume != r.Volume {
-			t.Errorf("next seed: cache %s from %s, want a hit from %s past the incomplete one", r2.Cache, r2.Volume, r.Volume)
+			t.Errorf("next seed: cache %s from %s, want a hit from %s past %d incomplete ones", r2.Cache, r2.Volume, r.Volume, seedMaxTries+1)
 		}
 		r1 = r
+	})
+
+	t.Run("an entry removed while a helper mounts it is no entry", func(t *testing.T) {
+		backToPristine(t)
+		key := fullKey(t, e1, spec, salt)
+		labels := seedGroup(e1, spec, seedTestScale)
+		v, err := e1.CreateCacheVolume(ctx, seedKind, key, labels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A restore's helper mounts the entry read-only; a helper whose
+		// image is missing never ran, and says so.
+		db := e1.Service("db").Container()
+		if res, err := db.RunWithVolumes(ctx, restoreHelperImage, []string{"touch", env.HelperSparePath + "/x"}, nil, v.ReadOnly()); err != nil || res.ExitCode == 0 {
+			t.Errorf("a write into the read-only entry: %v, exit %d; want it refused", err, res.ExitCode)
+		}
+		if _, err := db.RunWithVolumes(ctx, "rehearse-test/absent:never", []string{"true"}, nil, v.ReadOnly()); !errors.Is(err, env.ErrHelperNotRun) {
+			t.Errorf("a helper of a missing image: %v, want env.ErrHelperNotRun", err)
+		}
+		if removed, err := e1.RemoveCacheVolume(ctx, v.Name); err != nil || !removed {
+			t.Fatalf("remove the entry: %v %v", removed, err)
+		}
+		if removed, err := e1.RemoveCacheVolume(ctx, v.Name); err != nil || removed {
+			t.Errorf("removing it again: removed %v, %v; want nothing removed, no error", removed, err)
+		}
+		// The helper mounts the name: the engine makes it again, empty.
+		m, err := seedRead(ctx, e1.Service("db"), v, key)
+		if err != nil || m != nil {
+			t.Fatalf("read the removed entry: %v %v, want incomplete", m, err)
+		}
+		if _, err := e1.OpenCacheVolume(ctx, v.Name, seedKind, key); err == nil {
+			t.Fatal("the recreated volume opens as an entry")
+		}
+		note := seedRecreatedNote(ctx, e1, v.Name)
+		if !strings.Contains(note, "was removed") {
+			t.Errorf("the recreated volume: %q, want it removed", note)
+		}
+		if removed, err := e1.RemoveRecreatedCacheVolume(ctx, v.Name); removed || err != nil {
+			t.Errorf("the recreated volume is still there to remove: %v %v", removed, err)
+		}
+		// An entry proper is never taken for a recreated one.
+		if removed, err := e1.RemoveRecreatedCacheVolume(ctx, r1.Volume); removed || err != nil {
+			t.Errorf("a labelled entry: removed %v, %v; want it kept", removed, err)
+		}
+		if _, err := e1.OpenCacheVolume(ctx, r1.Volume, seedKind, key); err != nil {
+			t.Errorf("the entry after RemoveRecreatedCacheVolume: %v", err)
+		}
 	})
 
 	t.Run("fresh loads and replaces the key's entries", func(t *testing.T) {
@@ -291,6 +446,29 @@ func TestSeedCache(t *testing.T) {
 		}
 		if r.Cache != SeedSkipped || !strings.Contains(r.Reason, "not worth it, load took") {
 			t.Errorf("seed below the minimum: cache %s, reason %q; want skipped, not worth it", r.Cache, r.Reason)
+		}
+	})
+
+	t.Run("fresh removes the key's entries even when it stores nothing", func(t *testing.T) {
+		backToPristine(t)
+		if vs := seedTestVolumes(t, e1, spec); len(vs) == 0 {
+			t.Fatal("no entry to remove")
+		}
+		r, err := Seed(ctx, e1, spec, seedTestScale, append(opts, WithSeedFresh(true), WithSeedMinLoad(time.Hour))...)
+		seedLog(t, "fresh, not stored", r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Cache != SeedSkipped || !strings.Contains(r.Reason, "removed the key's entries") {
+			t.Errorf("fresh seed below the minimum: cache %s, reason %q; want skipped, the key's entries removed", r.Cache, r.Reason)
+		}
+		if vs := seedTestVolumes(t, e1, spec); len(vs) != 0 {
+			t.Errorf("cache volumes after fresh: %v, want none", vs)
+		}
+		// Stored again, for the removal below.
+		backToPristine(t)
+		if r, err := Seed(ctx, e1, spec, seedTestScale, opts...); err != nil || r.Cache != SeedStored {
+			t.Fatalf("store again: %s %v", r.Cache, err)
 		}
 	})
 

@@ -5,16 +5,41 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/rehearse/rehearse/harness/dataset"
 	"github.com/rehearse/rehearse/harness/env"
+	"github.com/rehearse/rehearse/harness/runs"
 )
 
-// seedFixedSeed is the seed of the row hashes in a key's fingerprint: the
-// same for every run, so that equal databases give equal keys.
+// seedFixedSeed is the seed of the row hashes in a key's fingerprint and
+// a manifest's: the same for every run, so that equal databases give
+// equal keys.
 const seedFixedSeed int64 = 0x5eed5eed
+
+func seedFixedSeedOption() DataOption {
+	return func(o *dataOptions) error { s := seedFixedSeed; o.seed = &s; return nil }
+}
+
+// Bounds of the bind sources a key reads: their files are configuration
+// and secrets, not data. Past seedBindBytes of content, files count by
+// size and modification time; past seedBindEntries entries the key fails
+// (the load runs, nothing is cached).
+const (
+	seedBindBytes   = 64 << 20
+	seedBindEntries = 20_000
+)
 
 // seedKey computes the key of a load (see Seed) and locates the data
 // directory that a store or a restore copies.
@@ -23,7 +48,7 @@ func seedKey(ctx context.Context, e *env.Environment, spec *dataset.Spec, scale 
 	line := func(k string, v ...any) { fmt.Fprintf(h, "%s %q\n", k, fmt.Sprint(v...)) }
 	line("version", seedKeyVersion)
 	for _, svc := range e.Services() {
-		id, err := svc.ImageID(ctx)
+		id, err := svc.Container().ImageID(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -37,23 +62,13 @@ func seedKey(ctx context.Context, e *env.Environment, spec *dataset.Spec, scale 
 	line("service", spec.Service)
 	line("database", spec.Database)
 	line("scale", scale)
-	sp := e.Plan.Service(spec.Service)
-	plan, err := json.Marshal(struct {
-		Env                 map[string]string
-		Entrypoint, Command []string
-		User, WorkingDir    string
-		Tmpfs               map[string]string
-		Mounts              []env.Mount
-		Sysctls             map[string]string
-		ShmSize             int64
-	}{sp.Env, sp.Entrypoint, sp.Command, sp.User, sp.WorkingDir, sp.Tmpfs, sp.Mounts, sp.Sysctls, sp.ShmSize})
-	if err != nil {
+	if err := seedHashPlans(h, e.Plan); err != nil {
 		return nil, err
 	}
-	line("plan", string(plan))
 	line("salt", salt)
 	in := &seedInputs{inputs: hex.EncodeToString(h.Sum(nil))}
 
+	sp := e.Plan.Service(spec.Service)
 	dir, err := dataset.QueryValue(ctx, e, spec.Service, "SHOW data_directory")
 	if err != nil {
 		return nil, fmt.Errorf("%s: find the data directory: %w", spec.Service, err)
@@ -71,65 +86,288 @@ func seedKey(ctx context.Context, e *env.Environment, spec *dataset.Spec, scale 
 	return in, nil
 }
 
-// seedPreState is the hash of the state a load starts from: the target
-// database's data fingerprint (without keys, under a fixed seed) and the
-// cluster's databases, roles, memberships, per-database and per-role
-// settings and the server's settings from its files (ALTER SYSTEM
-// included). It returns the database's name too.
-func seedPreState(ctx context.Context, e *env.Environment, spec *dataset.Spec) (string, string, error) {
-	opts := []DataOption{DataWithoutKeys(), func(o *dataOptions) error { s := seedFixedSeed; o.seed = &s; return nil }}
-	if spec.Database != "" {
-		opts = append(opts, DataDatabase(spec.Database))
+// seedServicePlan is what a key takes of each service's plan: whatever
+// changes what the service does to the database while it runs (its
+// image counts by ID apart). Bind sources are relative to the project
+// directory, so that two checkouts of one project share entries; their
+// contents are hashed apart (seedHashBind).
+type seedServicePlan struct {
+	Name                      string
+	Env                       map[string]string
+	Entrypoint, Command       []string
+	User, WorkingDir, Host    string
+	Tmpfs                     map[string]string
+	Mounts                    []env.Mount
+	Sysctls                   map[string]string
+	ShmSize                   int64
+	DependsOn                 map[string]string
+	Networks                  map[string][]string
+	NoNetwork, Init, ReadOnly bool
+	CapAdd, CapDrop, Security []string
+	Disk                      *env.Disk
+	ExtInit                   string
+	Egress                    bool
+}
+
+// seedHashPlans hashes the plan of every service, sorted by name, then
+// the contents of every bind mount's source.
+func seedHashPlans(h hash.Hash, p *env.Plan) error {
+	svcs := slices.Clone(p.Services)
+	slices.SortFunc(svcs, func(a, b *env.ServicePlan) int { return strings.Compare(a.Name, b.Name) })
+	type bind struct{ service, source string }
+	var binds []bind
+	for _, sp := range svcs {
+		mounts := slices.Clone(sp.Mounts)
+		for i, m := range mounts {
+			if m.Type != "bind" {
+				continue
+			}
+			binds = append(binds, bind{sp.Name, m.Source})
+			if rel, err := filepath.Rel(p.Dir, m.Source); err == nil && filepath.IsLocal(rel) {
+				mounts[i].Source = "project:" + filepath.ToSlash(rel)
+			}
+		}
+		b, err := json.Marshal(seedServicePlan{
+			Name: sp.Name, Env: sp.Env, Entrypoint: sp.Entrypoint, Command: sp.Command,
+			User: sp.User, WorkingDir: sp.WorkingDir, Host: sp.Hostname, Tmpfs: sp.Tmpfs, Mounts: mounts,
+			Sysctls: sp.Sysctls, ShmSize: sp.ShmSize, DependsOn: sp.DependsOn, Networks: sp.Networks,
+			NoNetwork: sp.NoNetwork, Init: sp.Init, ReadOnly: sp.ReadOnly,
+			CapAdd: sp.CapAdd, CapDrop: sp.CapDrop, Security: sp.SecurityOpt, Disk: sp.Disk,
+			ExtInit: sp.Ext.Init, Egress: sp.Ext.Egress,
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "plan %q\n", b)
 	}
-	p, err := Data(ctx, e, spec.Service, opts...)
+	budget := &seedBindBudget{bytes: seedBindBytes, entries: seedBindEntries}
+	for _, b := range binds {
+		fmt.Fprintf(h, "bind %q\n", b.service)
+		if err := seedHashBind(h, b.source, budget); err != nil {
+			return fmt.Errorf("%s: bind source %s: %w", b.service, b.source, err)
+		}
+	}
+	return nil
+}
+
+// seedBindBudget is what is left of the bounds.
+type seedBindBudget struct{ bytes, entries int64 }
+
+// seedHashBind hashes a bind source as the service sees it: the source
+// itself followed (the engine follows a link when it mounts), below it
+// each entry's relative name, type and mode, a link's target, a file's
+// contents (within the budget; past it, its size and modification
+// time). A source that does not exist hashes as such.
+func seedHashBind(h hash.Hash, src string, budget *seedBindBudget) error {
+	st, err := os.Stat(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintln(h, "absent")
+		return nil
+	}
 	if err != nil {
-		return "", "", fmt.Errorf("fingerprint before the load: %w", err)
+		return err
 	}
-	h := sha256.New()
-	if err := json.NewEncoder(h).Encode(struct {
-		Database  string
-		Tables    []DataTable
-		Sequences []DataSequence
-	}{p.Database, p.Tables, p.Sequences}); err != nil {
-		return "", "", err
+	if !st.IsDir() {
+		return seedHashEntry(h, src, ".", st, budget)
 	}
-	conn, err := dataConnect(ctx, e, spec.Service, p.Database)
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		return seedHashEntry(h, p, filepath.ToSlash(rel), info, budget)
+	})
+}
+
+func seedHashEntry(h hash.Hash, p, rel string, info fs.FileInfo, budget *seedBindBudget) error {
+	budget.entries--
+	if budget.entries < 0 {
+		return fmt.Errorf("more than %d entries: a key reads bind sources whole, and this one is too large to", seedBindEntries)
+	}
+	fmt.Fprintf(h, "%q %s", rel, info.Mode())
+	switch {
+	case info.Mode()&fs.ModeSymlink != 0:
+		t, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, " -> %q", t)
+	case info.Mode().IsRegular() && info.Size() <= budget.bytes:
+		budget.bytes -= info.Size()
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fh := sha256.New()
+		if _, err := io.Copy(fh, io.LimitReader(f, info.Size()+1)); err != nil {
+			return err
+		}
+		fmt.Fprintf(h, " %x", fh.Sum(nil))
+	case info.Mode().IsRegular():
+		fmt.Fprintf(h, " size %d mtime %d", info.Size(), info.ModTime().UnixNano())
+	}
+	fmt.Fprintln(h)
+	return nil
+}
+
+// seedPreState is the hash of the cluster's state before the load: what
+// a restore of the data directory would bring back. For every database
+// that accepts connections (templates included): its data fingerprint
+// (without keys, under a fixed seed) and its catalog (seedCatalogQueries);
+// for the cluster: databases, roles, memberships, role passwords (a hash),
+// per-database and per-role settings, the server's settings from its
+// files (ALTER SYSTEM included) and pg_hba's rules (seedClusterQueries).
+// It returns the loaded database's name too.
+func seedPreState(ctx context.Context, e *env.Environment, spec *dataset.Spec) (string, string, error) {
+	conn, err := dataConnect(ctx, e, spec.Service, spec.Database)
 	if err != nil {
 		return "", "", err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	for _, q := range seedClusterQueries {
+	var db string
+	if err := conn.QueryRow(ctx, "SELECT current_database()::text").Scan(&db); err != nil {
+		return "", "", fmt.Errorf("%s: read the cluster's state: %w", spec.Service, err)
+	}
+	h := sha256.New()
+	if err := seedHashQueries(ctx, h, conn, seedClusterQueries); err != nil {
+		return "", "", fmt.Errorf("%s: read the cluster's state: %w", spec.Service, err)
+	}
+	if err := seedHashPasswords(ctx, h, conn, seedSecrets(e.Plan)); err != nil {
+		return "", "", fmt.Errorf("%s: read the roles' passwords: %w", spec.Service, err)
+	}
+	rows, err := conn.Query(ctx, `SELECT datname::text FROM pg_catalog.pg_database WHERE datallowconn ORDER BY 1`)
+	if err != nil {
+		return "", "", fmt.Errorf("%s: list databases: %w", spec.Service, err)
+	}
+	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", "", fmt.Errorf("%s: list databases: %w", spec.Service, err)
+	}
+	for _, d := range dbs {
+		fmt.Fprintf(h, "database %q\n", d)
+		p, err := Data(ctx, e, spec.Service, DataWithoutKeys(), seedFixedSeedOption(), DataDatabase(d))
+		if err != nil {
+			return "", "", fmt.Errorf("fingerprint database %s before the load: %w", d, err)
+		}
+		if err := json.NewEncoder(h).Encode(struct {
+			Tables    []DataTable
+			Sequences []DataSequence
+		}{p.Tables, p.Sequences}); err != nil {
+			return "", "", err
+		}
+		dc, err := dataConnect(ctx, e, spec.Service, d)
+		if err != nil {
+			return "", "", err
+		}
+		err = seedHashQueries(ctx, h, dc, seedCatalogQueries)
+		dc.Close(context.WithoutCancel(ctx))
+		if err != nil {
+			return "", "", fmt.Errorf("%s: read the catalog of database %s: %w", spec.Service, d, err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), db, nil
+}
+
+// seedHashQueries hashes each query's rows, every value quoted on its own
+// (so that no two rows hash alike by where their values split).
+func seedHashQueries(ctx context.Context, h hash.Hash, conn *pgx.Conn, queries []string) error {
+	for _, q := range queries {
 		rows, err := conn.Query(ctx, q)
 		if err != nil {
-			return "", "", fmt.Errorf("%s: read the cluster's state: %w", spec.Service, err)
+			return err
 		}
 		for rows.Next() {
 			vals, err := rows.Values()
 			if err != nil {
 				rows.Close()
-				return "", "", err
+				return err
 			}
-			fmt.Fprintf(h, "%q\n", fmt.Sprint(vals...))
+			for _, v := range vals {
+				fmt.Fprintf(h, "%q\t", fmt.Sprint(v))
+			}
+			fmt.Fprintln(h)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return "", "", fmt.Errorf("%s: read the cluster's state: %w", spec.Service, err)
+			return err
 		}
 		fmt.Fprintln(h, "--")
 	}
-	return hex.EncodeToString(h.Sum(nil)), p.Database, nil
+	return nil
 }
 
-// seedClusterQueries read what a data fingerprint of one database does
-// not see and a copy of the data directory brings back.
+// seedCanJudge reports whether this process can judge whether an owner
+// lives (runs.Owner.Alive): the same host, pid namespace and boot.
+func seedCanJudge(o runs.Owner) bool {
+	self := runs.Self()
+	return o.Host == self.Host && o.PIDNS != "" && o.Boot != "" && o.PIDNS == self.PIDNS && o.Boot == self.Boot
+}
+
+// seedClusterQueries read what belongs to the cluster rather than one
+// database, and what a copy of the data directory brings back.
 var seedClusterQueries = []string{
 	`SELECT datname::text, pg_get_userbyid(datdba)::text, pg_encoding_to_char(encoding), datcollate::text, datctype::text,
-		datallowconn, datistemplate, datconnlimit FROM pg_database ORDER BY datname`,
+		datallowconn, datistemplate, datconnlimit, coalesce(datacl::text, '') FROM pg_database ORDER BY datname`,
 	`SELECT rolname::text, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls,
-		rolconnlimit, coalesce(rolvaliduntil::text, '') FROM pg_roles ORDER BY rolname`,
-	`SELECT r.rolname::text, m.rolname::text, a.admin_option FROM pg_auth_members a
-		JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member ORDER BY 1, 2`,
+		rolconnlimit, coalesce(rolvaliduntil::text, '') FROM pg_authid ORDER BY rolname`,
+	`SELECT r.rolname::text, m.rolname::text, a.admin_option, coalesce(g.rolname::text, '') FROM pg_auth_members a
+		JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member LEFT JOIN pg_roles g ON g.oid = a.grantor ORDER BY 1, 2`,
 	`SELECT coalesce(d.datname::text, ''), coalesce(r.rolname::text, ''), s.setconfig::text FROM pg_db_role_setting s
 		LEFT JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole ORDER BY 1, 2, 3`,
 	`SELECT name, setting FROM pg_settings WHERE source IN ('configuration file', 'command line', 'environment variable') ORDER BY name`,
+	`SELECT line_number, type, coalesce(database::text, ''), coalesce(user_name::text, ''), coalesce(address, ''),
+		coalesce(netmask, ''), coalesce(auth_method, ''), coalesce(options::text, ''), coalesce(error, '') FROM pg_hba_file_rules ORDER BY line_number`,
+	`SELECT spcname::text, pg_get_userbyid(spcowner)::text, coalesce(spcacl::text, ''), coalesce(spcoptions::text, '') FROM pg_tablespace ORDER BY 1`,
+}
+
+// seedNsFilter is the schemas of a database's own objects (not the
+// system's, nor sessions' temporary ones).
+const seedNsFilter = `(n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%')`
+
+// seedCatalogQueries read, in one database, what its data fingerprint
+// does not see: functions and procedures (their source, language,
+// settings, owner, ACL), triggers, views' definitions, every relation's
+// owner, ACL, row security and options, column ACLs, schemas, extensions
+// and their versions, policies, default privileges, rules, types
+// (enums' labels, domains' constraints), event triggers, publications.
+// A system object counts when its ACL was changed (a GRANT on it).
+var seedCatalogQueries = []string{
+	`SELECT n.nspname::text, p.proname::text, pg_get_function_identity_arguments(p.oid), p.prokind::text,
+		coalesce(pg_get_function_result(p.oid), ''), md5(coalesce(p.prosrc, '')), coalesce(p.probin, ''), l.lanname::text,
+		p.provolatile::text, p.prosecdef, p.proisstrict, coalesce(p.proconfig::text, ''), pg_get_userbyid(p.proowner)::text,
+		coalesce(p.proacl::text, '')
+		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+		WHERE ` + seedNsFilter + ` OR p.proacl IS NOT NULL ORDER BY 1, 2, 3`,
+	`SELECT c.oid::regclass::text, t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled::text
+		FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal ORDER BY 1, 2`,
+	`SELECT n.nspname::text, c.relname::text, c.relkind::text, pg_get_userbyid(c.relowner)::text, coalesce(c.relacl::text, ''),
+		c.relrowsecurity, c.relforcerowsecurity, coalesce(c.reloptions::text, ''),
+		CASE WHEN c.relkind IN ('v', 'm') THEN coalesce(pg_get_viewdef(c.oid), '') ELSE '' END
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE ` + seedNsFilter + ` OR c.relacl IS NOT NULL ORDER BY 1, 2`,
+	`SELECT a.attrelid::regclass::text, a.attname::text, a.attacl::text FROM pg_attribute a WHERE a.attacl IS NOT NULL ORDER BY 1, 2`,
+	`SELECT n.nspname::text, pg_get_userbyid(n.nspowner)::text, coalesce(n.nspacl::text, '') FROM pg_namespace n
+		WHERE n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast\_temp\_%' ORDER BY 1`,
+	`SELECT e.extname::text, e.extversion, e.extnamespace::regnamespace::text, coalesce(e.extconfig::text, '')
+		FROM pg_extension e ORDER BY 1`,
+	`SELECT p.polrelid::regclass::text, p.polname::text, p.polcmd::text, p.polpermissive, p.polroles::regrole[]::text,
+		coalesce(pg_get_expr(p.polqual, p.polrelid), ''), coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
+		FROM pg_policy p ORDER BY 1, 2`,
+	`SELECT pg_get_userbyid(d.defaclrole)::text, coalesce(d.defaclnamespace::regnamespace::text, ''), d.defaclobjtype::text,
+		coalesce(d.defaclacl::text, '') FROM pg_default_acl d ORDER BY 1, 2, 3`,
+	`SELECT schemaname::text, tablename::text, rulename::text, definition FROM pg_rules ORDER BY 1, 2, 3`,
+	`SELECT n.nspname::text, t.typname::text, t.typtype::text, pg_get_userbyid(t.typowner)::text, coalesce(t.typacl::text, ''),
+		coalesce(format_type(t.typbasetype, t.typtypmod), ''), coalesce(t.typdefault, ''),
+		coalesce((SELECT string_agg(quote_literal(e.enumlabel), ',' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid), ''),
+		coalesce((SELECT string_agg(c.conname || ' ' || pg_get_constraintdef(c.oid), ';' ORDER BY c.conname) FROM pg_constraint c WHERE c.contypid = t.oid), '')
+		FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+		WHERE (` + seedNsFilter + ` AND t.typtype IN ('e', 'd', 'r', 'm', 'b')) OR t.typacl IS NOT NULL ORDER BY 1, 2`,
+	`SELECT evtname::text, evtevent::text, evtfoid::regproc::text, evtenabled::text, coalesce(evttags::text, '')
+		FROM pg_event_trigger ORDER BY 1`,
+	`SELECT pubname::text, puballtables, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication ORDER BY 1`,
 }

@@ -1,0 +1,82 @@
+package dataset
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"testing"
+	"time"
+)
+
+// generatorGolden pins the rows the generators make of
+// testdata/generators (every generator kind) at generatorGoldenScale,
+// under GeneratorVersion. A change of any generated value fails
+// TestGeneratorGolden: bump GeneratorVersion (cached seeded states of the
+// old rows are then no longer hit) and pin the new hash with it.
+var generatorGolden = map[string]string{
+	"1": "dcea044359a15f24500c95ebe8babf3ad804fe3b8ceadf027b9efbb03b2aa489",
+}
+
+const generatorGoldenScale = 60
+
+// TestGeneratorGolden hashes every value of every table of the sample, as
+// Load copies them (their Go types included, times to the nanosecond),
+// and compares the hash with the one pinned for GeneratorVersion.
+func TestGeneratorGolden(t *testing.T) {
+	s, err := Find("testdata/generators")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := generatorSampleHash(t, s, generatorGoldenScale)
+	want, ok := generatorGolden[GeneratorVersion]
+	if !ok || got != want {
+		t.Errorf("the generators' output under GeneratorVersion %q hashes to %s, pinned %q: a change of generated rows needs a new GeneratorVersion (generator_version.go) and this hash pinned for it", GeneratorVersion, got, want)
+	}
+}
+
+// generatorSampleHash runs the tables in order as Load does (a per: table
+// follows its parent's produced count) and hashes their values.
+func generatorSampleHash(t *testing.T, s *Spec, scale int64) string {
+	t.Helper()
+	h := sha256.New()
+	rows := map[string]int64{}
+	for i := range s.Tables {
+		if s.Tables[i].Rows != "" {
+			n, err := rowCount(s.Tables[i].Rows, scale)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows[s.Tables[i].Name] = n
+		}
+	}
+	for i := range s.Tables {
+		tb := &s.Tables[i]
+		src, err := newSource(s, tb, scale, rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(h, "table %s %v\n", tb.Name, src.columnNames())
+		for src.Next() {
+			generatorHashRow(h, src.values)
+		}
+		if src.produced == 0 {
+			t.Fatalf("table %s: no rows: the sample must exercise every generator", tb.Name)
+		}
+		rows[tb.Name] = src.produced
+		fmt.Fprintf(h, "rows %d\n", src.produced)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func generatorHashRow(h hash.Hash, vals []any) {
+	for _, v := range vals {
+		switch v := v.(type) {
+		case time.Time:
+			fmt.Fprintf(h, "%T %s\t", v, v.UTC().Format(time.RFC3339Nano))
+		default:
+			fmt.Fprintf(h, "%T %q\t", v, fmt.Sprint(v))
+		}
+	}
+	h.Write([]byte{'\n'})
+}
