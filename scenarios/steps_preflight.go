@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/rehearse/rehearse/harness/preflight"
@@ -38,7 +36,7 @@ func preflightRun(ctx context.Context) (context.Context, error) {
 			return ctx, err
 		}
 		opts = append(opts, preflight.WithInventory(inv))
-		if m := filepath.Join(filepath.Dir(w.composeFile), "deprecations.yaml"); preflightFileExists(m) {
+		if m := preflight.MatrixBeside(w.composeFile); m != "" {
 			matrix, err := preflight.LoadMatrix(m)
 			if err != nil {
 				span.End(err)
@@ -56,11 +54,6 @@ func preflightRun(ctx context.Context) (context.Context, error) {
 		fmt.Fprintf(w.log, "preflight: %s:%d: %s %s: %s\n", f.File, f.Line, f.Severity, f.Rule, f.Message)
 	}
 	return context.WithValue(ctx, preflightKey{}, fs), nil
-}
-
-func preflightFileExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular()
 }
 
 func preflightFindings(ctx context.Context) ([]preflight.Finding, error) {

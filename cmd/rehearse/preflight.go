@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -24,10 +23,6 @@ var errSilent = fmt.Errorf("reported already: %w", errNotTrusted)
 
 // errPreflightErrors is exit 1: the findings are the output.
 var errPreflightErrors = fmt.Errorf("preflight found errors: %w", errSilent)
-
-// MatrixFile is the deprecation matrix preflight looks for beside the
-// compose file when --matrix is not given.
-const matrixFile = "deprecations.yaml"
 
 func newPreflight() *cobra.Command {
 	var (
@@ -66,9 +61,16 @@ installed version, its configuration files. Exit 0 when no finding is an error, 
 			if installed != "" {
 				opts = append(opts, preflight.WithInstalledVersion(installed))
 			}
-			if matrix == "" && file != "" {
-				if m := filepath.Join(filepath.Dir(file), matrixFile); fileExists(m) {
-					matrix = m
+			if file != "" {
+				// Up front: a missing compose file is a usage error, not a
+				// failure found after the package was read.
+				if st, err := os.Stat(file); err != nil {
+					return usageError{fmt.Errorf("preflight: compose file %w", err)}
+				} else if !st.Mode().IsRegular() {
+					return usageError{fmt.Errorf("preflight: compose file %s is not a regular file", file)}
+				}
+				if matrix == "" {
+					matrix = preflight.MatrixBeside(file)
 				}
 			}
 			if matrix != "" {
@@ -89,7 +91,7 @@ installed version, its configuration files. Exit 0 when no finding is an error, 
 				if trust == "" {
 					return usageError{errors.New("preflight: --trust FILE|DIR is required for an archive (or --no-verify)")}
 				}
-				t, vopts, err := trustFlags(trust, chains, usages)
+				t, vopts, err := trustFlags("preflight", trust, chains, usages)
 				if err != nil {
 					return err
 				}
@@ -141,7 +143,7 @@ installed version, its configuration files. Exit 0 when no finding is an error, 
 			case "json":
 				err = preflight.WriteJSON(out, fs)
 			case "sarif":
-				err = preflight.WriteSARIF(out, fs)
+				err = preflight.WriteSARIF(out, fs, preflight.SARIFAnchor(p))
 			default:
 				writePreflightText(out, fs)
 			}
@@ -158,7 +160,7 @@ installed version, its configuration files. Exit 0 when no finding is an error, 
 	f.StringVarP(&file, "file", "f", "", "the compose file of the environment the package is for")
 	f.StringSliceVar(&profiles, "profile", nil, "compose profiles to activate")
 	f.BoolVar(&up, "up", false, "start the environment to read its inventory (versions need the service running), and remove it after")
-	f.StringVar(&matrix, "matrix", "", "the deprecation matrix (default: "+matrixFile+" beside the compose file, when there is one)")
+	f.StringVar(&matrix, "matrix", "", "the deprecation matrix (default: "+preflight.MatrixFile+" beside the compose file, when there is one)")
 	f.StringVar(&format, "format", "text", "output format: text, json or sarif")
 	f.StringArrayVar(&allow, "allow", nil, "an external host the package may call (.example.com: its subdomains too); repeatable")
 	f.StringVar(&installed, "installed-version", "", "the version installed on the package's service (default: the environment's)")
@@ -168,34 +170,6 @@ installed version, its configuration files. Exit 0 when no finding is an error, 
 	f.StringSliceVar(&usages, "usage", nil, "what the signer's chain must allow: code-signing, smime or any; repeatable (default code-signing or smime)")
 	f.BoolVar(&noVerify, "no-verify", false, "read an archive without verifying its signature")
 	return cmd
-}
-
-// trustFlags reads the trust flags as rehearse verify does.
-func trustFlags(trust string, chains, usages []string) (upgrade.Trust, []upgrade.VerifyOption, error) {
-	var opts []upgrade.VerifyOption
-	if len(usages) > 0 {
-		var us []upgrade.Usage
-		for _, u := range usages {
-			if !slices.Contains(upgrade.Usages, upgrade.Usage(u)) {
-				return upgrade.Trust{}, nil, usageError{fmt.Errorf("--usage must be code-signing, smime or any, not %q", u)}
-			}
-			us = append(us, upgrade.Usage(u))
-		}
-		opts = append(opts, upgrade.WithUsage(us...))
-	}
-	roots, err := upgrade.LoadTrust(trust)
-	if err != nil {
-		return upgrade.Trust{}, nil, usageError{fmt.Errorf("trust store %w", err)}
-	}
-	t := upgrade.Trust{Roots: roots}
-	for _, c := range chains {
-		certs, err := upgrade.LoadCerts(c)
-		if err != nil {
-			return upgrade.Trust{}, nil, usageError{fmt.Errorf("chain %w", err)}
-		}
-		t.Extra = append(t.Extra, certs...)
-	}
-	return t, opts, nil
 }
 
 // preflightInventory reads the environment: from the planned images, or
@@ -214,11 +188,6 @@ func preflightInventory(ctx context.Context, file string, profiles []string, up 
 	}
 	inv, err := preflight.FromEnvironment(ctx, e)
 	return inv, errors.Join(err, e.Down(context.WithoutCancel(ctx)))
-}
-
-func fileExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular()
 }
 
 // writePreflightText prints one finding a line, as compilers do

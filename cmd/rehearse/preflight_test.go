@@ -42,6 +42,8 @@ func TestPreflightCommand(t *testing.T) {
 			{"preflight", shipped},                        // an archive needs --trust (or --no-verify)
 			{"preflight", shipped, "--no-verify", "--up"}, // --up needs -f
 			{"preflight", shipped, "--no-verify", "--matrix", filepath.Join(out, "nope.yaml")},
+			{"preflight", shipped, "--no-verify", "-f", filepath.Join(out, "nope-compose.yaml")}, // a missing compose file
+			{"preflight", shipped, "--usage", "nope", "--trust", filepath.Join(out, "pki", "old-root.pem")},
 		} {
 			if r := rehearse(t, args...); r.code != exitUsage {
 				t.Errorf("%q: exit %d, want %d\n%s%s", args, r.code, exitUsage, r.stdout, r.stderr)

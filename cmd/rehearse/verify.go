@@ -15,6 +15,36 @@ import (
 // errNotTrusted is exit 1: the verdict is printed already.
 var errNotTrusted = errors.New("package signature not trusted")
 
+// trustFlags reads the trust flags (--trust, --chain, --usage) of
+// rehearse verify and rehearse preflight; its errors are usage errors,
+// prefixed with the command's name.
+func trustFlags(command, trust string, chains, usages []string) (upgrade.Trust, []upgrade.VerifyOption, error) {
+	var opts []upgrade.VerifyOption
+	if len(usages) > 0 {
+		var us []upgrade.Usage
+		for _, u := range usages {
+			if !slices.Contains(upgrade.Usages, upgrade.Usage(u)) {
+				return upgrade.Trust{}, nil, usageError{fmt.Errorf("%s: --usage must be code-signing, smime or any, not %q", command, u)}
+			}
+			us = append(us, upgrade.Usage(u))
+		}
+		opts = append(opts, upgrade.WithUsage(us...))
+	}
+	roots, err := upgrade.LoadTrust(trust)
+	if err != nil {
+		return upgrade.Trust{}, nil, usageError{fmt.Errorf("%s: trust store %w", command, err)}
+	}
+	t := upgrade.Trust{Roots: roots}
+	for _, c := range chains {
+		certs, err := upgrade.LoadCerts(c)
+		if err != nil {
+			return upgrade.Trust{}, nil, usageError{fmt.Errorf("%s: chain %w", command, err)}
+		}
+		t.Extra = append(t.Extra, certs...)
+	}
+	return t, opts, nil
+}
+
 func newVerify() *cobra.Command {
 	var (
 		trust, signature, format string
@@ -32,33 +62,14 @@ func newVerify() *cobra.Command {
 			if format != "text" && format != "json" {
 				return usageError{fmt.Errorf("verify: --format must be text or json, not %q", format)}
 			}
-			var opts []upgrade.VerifyOption
-			if len(usages) > 0 {
-				var us []upgrade.Usage
-				for _, u := range usages {
-					if !slices.Contains(upgrade.Usages, upgrade.Usage(u)) {
-						return usageError{fmt.Errorf("verify: --usage must be code-signing, smime or any, not %q", u)}
-					}
-					us = append(us, upgrade.Usage(u))
-				}
-				opts = append(opts, upgrade.WithUsage(us...))
-			}
 			if st, err := os.Stat(pkg); err != nil {
 				return usageError{fmt.Errorf("verify: package %w", err)}
 			} else if st.IsDir() {
 				return usageError{fmt.Errorf("verify: package %s is a directory: only an archive's bytes can be signed", pkg)}
 			}
-			roots, err := upgrade.LoadTrust(trust)
+			t, opts, err := trustFlags("verify", trust, chains, usages)
 			if err != nil {
-				return usageError{fmt.Errorf("verify: trust store %w", err)}
-			}
-			t := upgrade.Trust{Roots: roots}
-			for _, c := range chains {
-				certs, err := upgrade.LoadCerts(c)
-				if err != nil {
-					return usageError{fmt.Errorf("verify: chain %w", err)}
-				}
-				t.Extra = append(t.Extra, certs...)
+				return err
 			}
 			if signature == "" {
 				signature = pkg + ".p7s"

@@ -164,7 +164,11 @@ func (s *Service) CopyIn(ctx context.Context, data []byte, file string, mode int
 	return nil
 }
 
-// CopyOut reads a file from the service.
+// MaxCopyOut bounds what CopyOut reads into memory; ReadTree streams a
+// larger file.
+const MaxCopyOut = 64 << 20
+
+// CopyOut reads a file of at most MaxCopyOut bytes from the service.
 func (s *Service) CopyOut(ctx context.Context, file string) ([]byte, error) {
 	fail := func(err error) ([]byte, error) { return nil, fmt.Errorf("copy from %s:%s: %w", s.Name, file, err) }
 	res, err := s.env.cli.CopyFromContainer(ctx, s.ContainerID, client.CopyFromContainerOptions{SourcePath: file})
@@ -180,9 +184,15 @@ func (s *Service) CopyOut(ctx context.Context, file string) ([]byte, error) {
 	if h.Typeflag != tar.TypeReg {
 		return fail(fmt.Errorf("not a regular file"))
 	}
-	data, err := io.ReadAll(tr)
+	if h.Size > MaxCopyOut {
+		return fail(fmt.Errorf("%d bytes, over the %d bytes CopyOut reads (ReadTree streams it)", h.Size, MaxCopyOut))
+	}
+	data, err := io.ReadAll(io.LimitReader(tr, MaxCopyOut+1))
 	if err != nil {
 		return fail(err)
+	}
+	if len(data) > MaxCopyOut {
+		return fail(fmt.Errorf("over the %d bytes CopyOut reads (ReadTree streams it)", MaxCopyOut))
 	}
 	return data, nil
 }

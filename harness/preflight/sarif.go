@@ -1,10 +1,14 @@
 package preflight
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/url"
+	"os"
 	"strings"
+
+	"github.com/rehearse/rehearse/harness/upgrade"
 )
 
 // SARIF 2.1.0, the subset code scanning tools read: one run of one tool,
@@ -101,8 +105,14 @@ func sarifLevel(s Severity) string {
 // ToSARIF turns findings into a SARIF 2.1.0 log: every rule (Rules) with
 // its help, each finding a result located on its package file (uri
 // relative to the package root) and line. A finding about the environment
-// (no file) has no location; its message says where.
-func ToSARIF(fs []Finding) SARIFLog {
+// (no file; its message says where, service:path:line) is anchored on
+// upgrade.yaml, at the line SARIFAnchor gives or line 1: code scanning
+// (GitHub's upload) refuses a log with a result that has no location.
+func ToSARIF(fs []Finding, opts ...SARIFOption) SARIFLog {
+	o := sarifOptions{anchorLine: 1}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	run := SARIFRun{Tool: SARIFTool{Driver: SARIFDriver{Name: "rehearse", InformationURI: "https://github.com/rehearse/rehearse"}}, Results: []SARIFResult{}}
 	index := map[string]int{}
 	for i, r := range Rules {
@@ -123,28 +133,66 @@ func ToSARIF(fs []Finding) SARIFLog {
 			msg += ". Fix: " + f.Fix
 		}
 		res := SARIFResult{RuleID: f.Rule, RuleIndex: i, Level: sarifLevel(f.Severity), Message: SARIFMessage{msg}}
-		if f.File != "" {
-			loc := SARIFLocation{PhysicalLocation: SARIFPhysical{ArtifactLocation: SARIFArtifact{URI: sarifURI(f.File)}}}
-			if f.Line > 0 {
-				loc.PhysicalLocation.Region = &SARIFRegion{StartLine: f.Line}
-			}
-			res.Locations = []SARIFLocation{loc}
+		file, line := f.File, f.Line
+		if file == "" {
+			file, line = upgrade.ManifestFile, o.anchorLine
 		}
+		loc := SARIFLocation{PhysicalLocation: SARIFPhysical{ArtifactLocation: SARIFArtifact{URI: sarifURI(file)}}}
+		if line > 0 {
+			loc.PhysicalLocation.Region = &SARIFRegion{StartLine: line}
+		}
+		res.Locations = []SARIFLocation{loc}
 		run.Results = append(run.Results, res)
 	}
 	return SARIFLog{Schema: SARIFSchema, Version: "2.1.0", Runs: []SARIFRun{run}}
 }
 
-// sarifURI escapes a package path as a relative URI reference.
+// SARIFOption changes ToSARIF and WriteSARIF.
+type SARIFOption func(*sarifOptions)
+
+type sarifOptions struct {
+	anchorLine int
+}
+
+// SARIFAnchor anchors the environment's findings on the package's
+// upgrade.yaml at its service: line (line 1 when it has none, the default
+// without this option).
+func SARIFAnchor(p *upgrade.Package) SARIFOption {
+	line := 1
+	if root, err := os.OpenRoot(p.Dir()); err == nil {
+		if f, err := readFile(root, upgrade.ManifestFile, DefaultLimits.FileBytes); err == nil && !f.Over {
+			for i, l := range bytes.Split(f.Data, []byte("\n")) {
+				if bytes.HasPrefix(l, []byte("service:")) {
+					line = i + 1
+					break
+				}
+			}
+		}
+		root.Close()
+	}
+	return func(o *sarifOptions) { o.anchorLine = line }
+}
+
+// sarifURI escapes a package path as a relative URI reference: each
+// segment percent-encoded (url.PathEscape), and "./" before a first
+// segment with a colon, which would otherwise read as a scheme (c:x.sh).
 func sarifURI(p string) string {
-	return (&url.URL{Path: p}).EscapedPath()
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	u := strings.Join(segs, "/")
+	if strings.Contains(segs[0], ":") {
+		u = "./" + u
+	}
+	return u
 }
 
 // WriteSARIF writes findings as an indented SARIF 2.1.0 log.
-func WriteSARIF(w io.Writer, fs []Finding) error {
+func WriteSARIF(w io.Writer, fs []Finding, opts ...SARIFOption) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(ToSARIF(fs))
+	return enc.Encode(ToSARIF(fs, opts...))
 }
 
 // WriteJSON writes findings as {"findings": [...]} (an empty list, never

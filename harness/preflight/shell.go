@@ -32,7 +32,7 @@ type ShellEnv struct {
 // YAML line); findings name lines of file. A script with a syntax error
 // gives one parse-error finding and nothing else.
 func CheckScript(file string, line int, src []byte, env ShellEnv) []Finding {
-	c := newShellCheck(file, env)
+	c := newShellCheck(file, env, len(src))
 	c.script(src, line, "")
 	return c.result()
 }
@@ -58,10 +58,21 @@ type shellCheck struct {
 	depth  int
 	out    []Finding
 	seen   map[Finding]bool
+
+	parsed int                   // bytes handed to the parser so far
+	budget int                   // bytes the parser may be handed for this file (shellBudget)
+	read   map[scriptKey]bool    // scripts read, and whether they parsed
+	cut    map[scriptKey]Finding // scripts past maxNesting not read by a shorter route (yet)
 }
 
-func newShellCheck(file string, env ShellEnv) *shellCheck {
-	c := &shellCheck{file: file, env: env, seen: map[Finding]bool{},
+// shellBudget is how many bytes of scripts the parser may read for a
+// file of n bytes, nested scripts included: 8 times the file, and 1 MiB.
+func shellBudget(n int) int { return 8*n + 1<<20 }
+
+// newShellCheck checks a file of size bytes.
+func newShellCheck(file string, env ShellEnv, size int) *shellCheck {
+	c := &shellCheck{file: file, env: env, seen: map[Finding]bool{}, budget: shellBudget(size),
+		read: map[scriptKey]bool{}, cut: map[scriptKey]Finding{},
 		parser: syntax.NewParser(syntax.Variant(syntax.LangBash))}
 	if env.Units != nil {
 		c.units = make(map[string]bool, len(env.Units))
@@ -78,20 +89,57 @@ func newShellCheck(file string, env ShellEnv) *shellCheck {
 // it. remote names the host the script runs on when it is not the target
 // (ssh host '...'). It reports false when src has a syntax error.
 func (c *shellCheck) script(src []byte, base int, remote string) bool {
+	return c.scriptIn(src, base, remote, nil)
+}
+
+// scriptIn is script with the aliases of the shell it runs in (an alias's
+// expansion runs in the shell that defined it; bash -c in a new one).
+func (c *shellCheck) scriptIn(src []byte, base int, remote string, aliases map[string][]aliasDef) bool {
+	key := scriptKey{text: string(src), base: base, remote: remote, aliased: aliases != nil}
+	if ok, done := c.read[key]; done {
+		return ok
+	}
 	if c.depth >= maxNesting {
+		if _, dup := c.cut[key]; !dup {
+			c.cut[key] = Finding{Rule: RuleCannotTell, Severity: Info, Line: base,
+				Message: fmt.Sprintf("a script nested deeper than %d scripts inside the file (a shell's -c string, heredoc or eval inside another) is not read: its commands are not seen", maxNesting-1),
+				Fix:     "unnest it (put the inner script in the package as a file) or check it by hand"}
+		}
 		return true
 	}
+	if c.parsed+len(src) > c.budget {
+		c.add(Finding{Rule: RuleCannotTell, Severity: Info, Line: base,
+			Message: fmt.Sprintf("nested scripts beyond preflight's budget (%d bytes parsed for this file): not read, their commands are not seen", c.budget),
+			Fix:     "unnest the scripts (put them in the package as files) or check them by hand"})
+		return true
+	}
+	c.parsed += len(src)
+	c.read[key] = true // before the walk: a script that reaches itself stops here
+	delete(c.cut, key)
 	c.depth++
 	defer func() { c.depth-- }()
 	f, err := c.parser.Parse(bytes.NewReader(src), c.file)
 	if err != nil {
+		c.read[key] = false
 		c.parseError(err, base)
 		return false
 	}
 	sc := &script{check: c, src: src, base: base, remote: remote}
-	sc.vars = sc.collectVars(f)
+	sc.vars = sc.collectVars(f, aliases)
 	sc.walk(f)
 	return true
+}
+
+// scriptKey names a script by its text and where it runs. The same text
+// on the same line gives the same findings, so it is read once: a bash -c
+// string inside $(...) is reached by the walk of the script around it and
+// again by the parse of every string around that, which nested n deep is
+// exponential work.
+type scriptKey struct {
+	text    string
+	base    int
+	remote  string
+	aliased bool // an alias's expansion (run with its shell's aliases)
 }
 
 func (c *shellCheck) parseError(err error, base int) {
@@ -128,6 +176,10 @@ func (c *shellCheck) add(f Finding) {
 // result is the file's findings in stable order; a parse-error of the
 // whole file stands alone.
 func (c *shellCheck) result() []Finding {
+	for _, f := range c.cut {
+		c.add(f)
+	}
+	c.cut = map[scriptKey]Finding{}
 	Sort(c.out)
 	return c.out
 }
@@ -135,11 +187,12 @@ func (c *shellCheck) result() []Finding {
 // script is one parsed script: a file, a step's command, or a script
 // inside one (bash -c '...', a heredoc fed to a shell).
 type script struct {
-	check  *shellCheck
-	src    []byte
-	base   int    // file line of the script's first line
-	remote string // host it runs on, when not the target host
-	vars   map[string]varDef
+	check   *shellCheck
+	src     []byte
+	base    int    // file line of the script's first line
+	remote  string // host it runs on, when not the target host
+	vars    map[string]varDef
+	aliases map[string][]aliasDef // by name, in the order defined
 }
 
 // line is the file line of a position in the script.
@@ -193,7 +246,7 @@ func (sc *script) stmt(s *syntax.Stmt, piped bool) {
 			r.check(c)
 		}
 		if in := c.inner(); in != nil && in.text != "" {
-			sc.check.script([]byte(in.text), in.line, in.remote)
+			sc.check.scriptIn([]byte(in.text), in.line, in.remote, in.aliases)
 		}
 		todo = append(todo, c.unwrap()...)
 	}

@@ -65,7 +65,7 @@ func CheckScheduledFile(path string, src []byte) []Finding {
 // CheckScheduledFile is CheckScheduledFile with what the environment's
 // shell rules know (hosts, allow-list, units).
 func (env ShellEnv) CheckScheduledFile(path string, src []byte) []Finding {
-	c := newShellCheck(path, env)
+	c := newShellCheck(path, env, len(src))
 	switch scheduledKind(path) {
 	case timerUnit:
 		c.timerFile(path, string(src))

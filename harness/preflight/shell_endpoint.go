@@ -17,15 +17,23 @@ type endpointRule struct{}
 
 // netTarget is a host a command reaches.
 type netTarget struct {
-	word *syntax.Word
-	host string
-	ok   bool // host is known (not built at run time)
+	word   *syntax.Word
+	host   string
+	ok     bool   // host is known (not built at run time)
+	unseen string // why the hosts are not seen (curl -K FILE), for a cannot-tell
+	what   string // what reaches it, when not the command (a redirection)
 }
 
 func (endpointRule) check(c *command) {
-	name := c.name()
-	for _, t := range c.targets(name) {
+	for _, t := range append(c.devNet(), c.targets(c.name())...) {
+		name := c.name()
+		if t.what != "" {
+			name = t.what
+		}
 		switch {
+		case t.unseen != "":
+			c.sc.report(RuleCannotTell, Info, t.word, t.unseen,
+				"name the hosts on the command line, or check by hand that every host the file names is in the environment")
 		case !t.ok:
 			c.sc.report(RuleCannotTell, Info, t.word,
 				fmt.Sprintf("`%s` reaches a host only known at run time (`%s`): whether it is outside the environment is not judged", name, oneLine(c.sc.wordSource(t.word))),
@@ -120,6 +128,22 @@ func (c *command) targets(name string) []netTarget {
 			} else if a.word != nil && a.ok && strings.Contains(a.val, "://") && (a.opt == "-x" || a.opt == "--proxy") {
 				h, known := urlHost(a.val)
 				add(a, h, known)
+			} else if a.word != nil && (a.opt == "--resolve" || a.opt == "--connect-to") && name == "curl" {
+				if !a.ok {
+					add(a, "", false)
+					continue
+				}
+				for _, h := range resolveHosts(a.val, a.opt == "--connect-to") {
+					add(a, h, true)
+				}
+			}
+			if a.word != nil && (name == "curl" && (a.opt == "-K" || a.opt == "--config") ||
+				name == "wget" && (a.opt == "-i" || a.opt == "--input-file")) {
+				from := "standard input"
+				if a.val != "-" {
+					from = "`" + oneLine(c.sc.wordSource(a.word)) + "`"
+				}
+				out = append(out, netTarget{word: a.word, unseen: fmt.Sprintf("`%s %s` reads its URLs from %s: the hosts it reaches are not seen", name, a.opt, from)})
 			}
 		}
 	case "nc", "ncat", "netcat", "telnet":
@@ -285,6 +309,69 @@ func connHosts(s string) []string {
 		if h = stripPort(h); h != "" && !strings.HasPrefix(h, "/") && !strings.HasPrefix(h, "%2F") {
 			out = append(out, h)
 		}
+	}
+	return out
+}
+
+// resolveHosts are the hosts curl's --resolve [+]HOST:PORT:ADDR[,ADDR...]
+// (the name and the addresses it then connects to; -HOST:PORT only drops
+// an entry) or --connect-to HOST1:PORT1:HOST2:PORT2 names. An empty or *
+// host is any host, named elsewhere.
+func resolveHosts(v string, connectTo bool) []string {
+	if strings.HasPrefix(v, "-") {
+		return nil
+	}
+	v = strings.TrimPrefix(v, "+")
+	host, rest, _ := strings.Cut(v, ":")
+	_, rest, _ = strings.Cut(rest, ":") // the port
+	var out []string
+	if host != "" && host != "*" {
+		out = append(out, strings.Trim(host, "[]"))
+	}
+	if connectTo {
+		if i := strings.LastIndexByte(rest, ':'); i >= 0 {
+			rest = rest[:i] // HOST2's port
+		}
+		if rest = strings.Trim(rest, "[]"); rest != "" {
+			out = append(out, rest)
+		}
+		return out
+	}
+	for _, a := range strings.Split(rest, ",") {
+		if a = strings.Trim(a, "[]"); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// devNet are the hosts a statement's redirections reach through bash's
+// /dev/tcp/HOST/PORT and /dev/udp/HOST/PORT (exec 3<>/dev/tcp/h/443,
+// cat < /dev/tcp/h/80): bash networking without a client.
+func (c *command) devNet() []netTarget {
+	if c.wrapped {
+		return nil // the statement's redirections are its first command's
+	}
+	var out []netTarget
+	for _, r := range c.redirs {
+		switch r.Op {
+		case syntax.Hdoc, syntax.DashHdoc, syntax.WordHdoc:
+			continue
+		}
+		if r.Word == nil {
+			continue
+		}
+		p, known := c.sc.text(r.Word)
+		rest, ok := strings.CutPrefix(p, "/dev/tcp/")
+		if !ok {
+			rest, ok = strings.CutPrefix(p, "/dev/udp/")
+		}
+		if !ok {
+			continue
+		}
+		host, _, ends := strings.Cut(rest, "/")
+		out = append(out, netTarget{word: r.Word, host: host, ok: host != "" && (known || ends),
+			what: oneLine(c.sc.raw(r.Pos(), r.End()))})
 	}
 	return out
 }

@@ -35,8 +35,25 @@ func TestExternalEndpointRule(t *testing.T) {
 	})
 }
 
+// TestExternalEndpointHidden: hosts reached without a client's URL
+// argument: bash's /dev/tcp, curl's config file and --resolve, wget -i.
+func TestExternalEndpointHidden(t *testing.T) {
+	env := ShellEnv{Hosts: []string{"billing", "db"}}
+	runShellCases(t, []shellCase{
+		{name: "bash's /dev/tcp in a redirection", src: "exec 3<>/dev/tcp/prod.example.com/443\ncat < /dev/udp/10.1.2.3/514\necho ping > /dev/tcp/db/5432\n", env: env,
+			want: []hit{{RuleExternalEndpoint, 1, "3<>/dev/tcp/prod.example.com/443` reaches prod.example.com"}, {RuleExternalEndpoint, 2, "10.1.2.3"}}},
+		{name: "/dev/tcp to a host known at run time", src: "exec 3<>\"/dev/tcp/$HOST/443\"\nexec 4<>/dev/tcp/localhost/$PORT\n", env: env,
+			want: []hit{{RuleCannotTell, 1, "/dev/tcp/$HOST/443"}}},
+		{name: "a heredoc is not a path", src: "cat <<EOF\n/dev/tcp/x.example/1\nEOF\n", env: env},
+		{name: "curl -K and --config, wget -i", src: "curl -K urls.txt\ncurl --config /etc/hooks.conf -s\nwget -i - < list\nwget --input-file=urls -q\n", env: env,
+			want: []hit{{RuleCannotTell, 1, "`urls.txt`"}, {RuleCannotTell, 2, "--config"}, {RuleCannotTell, 3, "standard input"}, {RuleCannotTell, 4, "--input-file"}}},
+		{name: "curl --resolve and --connect-to name hosts", src: "curl --resolve billing:443:203.0.113.9 https://billing/\ncurl --connect-to ::prod.example:443 http://db/\ncurl --resolve 'db:80:127.0.0.1' http://db/\n", env: env,
+			want: []hit{{RuleExternalEndpoint, 1, "203.0.113.9"}, {RuleExternalEndpoint, 2, "prod.example"}}},
+	})
+}
+
 func TestInternalHost(t *testing.T) {
-	c := newShellCheck("s.sh", ShellEnv{Hosts: []string{"Billing"}, Allow: []string{".example.com", "*.corp.example", "one.example"}})
+	c := newShellCheck("s.sh", ShellEnv{Hosts: []string{"Billing"}, Allow: []string{".example.com", "*.corp.example", "one.example"}}, 0)
 	for host, want := range map[string]bool{"billing": true, "BILLING.": true, "localhost": true, "app.localhost": true,
 		"127.0.0.1": true, "127.1.2.3": true, "::1": true, "[::1]": true, "0.0.0.0": true, "a.example.com": true,
 		"example.com": true, "badexample.com": false, "x.corp.example": true, "one.example": true, "two.one.example": false,

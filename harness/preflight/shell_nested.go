@@ -13,15 +13,13 @@ import (
 // arguments, or a file. The walker parses text; cannot-tell reports
 // unseen.
 type innerScript struct {
-	text   string      // the script, "" when it cannot be seen
-	line   int         // file line where text starts
-	remote string      // host it runs on, "" for the target host
-	unseen string      // what cannot be seen, when text is ""
-	at     syntax.Node // where to report unseen
+	text    string                // the script, "" when it cannot be seen
+	line    int                   // file line where text starts
+	remote  string                // host it runs on, "" for the target host
+	unseen  string                // what cannot be seen, when text is ""
+	at      syntax.Node           // where to report unseen
+	aliases map[string][]aliasDef // the shell.s aliases, for an alias.s expansion; nil in a new shell
 }
-
-// shells run a script given with -c, as a file, or on standard input.
-var shells = map[string]bool{"sh": true, "bash": true, "dash": true, "ash": true, "ksh": true, "mksh": true, "zsh": true}
 
 // inner is the script the command runs, nil when it runs none.
 func (c *command) inner() *innerScript {
@@ -36,6 +34,9 @@ func (c *command) inner() *innerScript {
 }
 
 func (c *command) findInner() *innerScript {
+	if in := c.aliasInner(); in != nil {
+		return in
+	}
 	name := c.name()
 	if name == "" {
 		return nil
@@ -113,6 +114,10 @@ func (c *command) findInner() *innerScript {
 		if len(rest) > 0 {
 			return c.fromFile(c.sc.word(rest[0]), what+" reads")
 		}
+	case name == "env":
+		return c.envSplit()
+	case unreadShells[name]:
+		return c.unreadShell(name)
 	}
 	return nil
 }
@@ -236,4 +241,82 @@ func withStdin(cmd string, cmdLine int, body string, bodyLine int) string {
 		body += "\n"
 	}
 	return cmd + " <<'" + stdinDelim + "'\n" + strings.Repeat("\n", max(bodyLine-next, 0)) + body + stdinDelim + "\n"
+}
+
+// aliasInner is the command line an alias the script defined (alias
+// s=sudo) expands to: its value and the command's other words, read as a
+// script in the same shell (its other aliases in force, this one not, as
+// bash does not expand an alias inside itself). Bash expands aliases in
+// scripts only with shopt -s expand_aliases, sh always: an alias the
+// script defines is taken to be used. Only an unquoted, unwrapped
+// command name is an alias.
+func (c *command) aliasInner() *innerScript {
+	if c.wrapped || len(c.words) == 0 || len(c.sc.aliases) == 0 {
+		return nil
+	}
+	name := c.words[0].Lit()
+	d, ok := c.sc.alias(name, c.words[0].Pos())
+	if name == "" || !ok {
+		return nil
+	}
+	if !d.ok {
+		return &innerScript{at: c.words[0], unseen: fmt.Sprintf("`%s` is an alias whose value is only known at run time: what it runs is not seen", name)}
+	}
+	text := d.value
+	if len(c.words) > 1 {
+		text += " " + c.sc.raw(c.words[1].Pos(), c.words[len(c.words)-1].End())
+	}
+	aliases := make(map[string][]aliasDef, len(c.sc.aliases))
+	for n, ds := range c.sc.aliases {
+		if n != name {
+			aliases[n] = ds
+		}
+	}
+	return &innerScript{text: text, line: c.sc.line(c.words[0].Pos()), aliases: aliases}
+}
+
+// envSplit is the command line of env -S STRING (--split-string): env
+// splits the string into words as a shell would, and runs them with the
+// arguments after it.
+func (c *command) envSplit() *innerScript {
+	rest := c.words[1:]
+	args := c.sc.args(rest, wrappers["env"].opts, true)
+	a, ok := lastOpt(args, "-S", "--split-string")
+	if p := positionals(args); !ok && len(p) > 0 && envSplitRuntime(p[0]) {
+		a, ok = p[0], true // -S"$CMD": an option only known at run time
+	}
+	if !ok || a.word == nil {
+		return nil
+	}
+	if !a.ok {
+		return &innerScript{at: a.word, unseen: fmt.Sprintf("`env -S` runs `%s`, a command line only known at run time: what it runs is not seen",
+			oneLine(c.sc.wordSource(a.word)))}
+	}
+	text := a.val
+	if a.at+1 < len(rest) {
+		text += " " + c.sc.raw(rest[a.at+1].Pos(), rest[len(rest)-1].End())
+	}
+	return &innerScript{text: text, line: c.sc.line(a.word.Pos())}
+}
+
+// envSplitRuntime says whether env's first positional is in fact -S with
+// a string only known at run time (-S"$CMD", --split-string="$CMD").
+func envSplitRuntime(a shellArg) bool {
+	return !a.ok && (strings.HasPrefix(a.val, "-S") || strings.HasPrefix(a.val, "--split-string="))
+}
+
+// unreadShell is what a shell preflight does not parse (zsh, fish, csh)
+// runs: a -c string, a file, or its standard input, none of it seen.
+func (c *command) unreadShell(name string) *innerScript {
+	args := c.sc.args(c.words[1:], optSpec{short: "oO"}, true)
+	runs := len(positionals(args)) > 0 || c.piped
+	for _, r := range c.redirs {
+		if (r.N == nil || r.N.Value == "0") && (r.Op == syntax.RdrIn || r.Op == syntax.Hdoc || r.Op == syntax.DashHdoc || r.Op == syntax.WordHdoc) {
+			runs = true
+		}
+	}
+	if !runs {
+		return nil
+	}
+	return &innerScript{at: c.words[0], unseen: fmt.Sprintf("`%s` runs a %s script, which preflight does not read: its commands are not seen", oneLine(c.source()), name)}
 }

@@ -31,10 +31,23 @@ func (scheduledRule) check(c *command) {
 	switch name := c.name(); name {
 	case "crontab":
 		c.crontabEdit()
-	case "tee":
+	case "tee", "sponge":
 		for _, a := range positionals(c.sc.args(c.words[1:], optSpec{long: []string{"output-error"}}, false)) {
 			if a.ok {
 				c.scheduledWrite(a.word, a.val, "writes", "")
+			}
+		}
+	case "dd":
+		for _, w := range c.words[1:] {
+			if s, ok := c.sc.text(w); ok && strings.HasPrefix(s, "of=") {
+				c.scheduledWrite(w, s[3:], "writes", "")
+			}
+		}
+	case "sed", "perl":
+		for _, a := range c.inPlace(name) {
+			if cronPath(a.val) {
+				c.sc.report(RuleScheduledTask, Warning, a.word,
+					fmt.Sprintf("`%s` edits %s in place: cron on the rehearsal's host would run its jobs", c.source(), a.val), scheduledFix)
 			}
 		}
 	case "cp", "mv", "ln", "install", "rsync":
@@ -172,6 +185,70 @@ func (c *command) scheduledWrite(w *syntax.Word, p, verb, redir string) {
 		c.sc.report(RuleScheduledTask, Warning, w,
 			fmt.Sprintf("`%s` %s the systemd timer %s: once enabled, the rehearsal's host runs its unit on schedule", what, verb, p), scheduledFix)
 	}
+}
+
+// inPlace are the files sed -i or perl -i edits in place (GNU sed's -i,
+// -i.bak, -ni, --in-place[=SUF]; perl -pi -e), nil without -i. The first
+// positional is the program unless -e (or sed's -f) gave it.
+func (c *command) inPlace(name string) []shellArg {
+	valued := "efl" // sed -e SCRIPT, -f FILE, -l N
+	if name == "perl" {
+		valued = "eE"
+	}
+	in, program := false, false
+	var pos []shellArg
+	words := c.words[1:]
+	opts := true
+	for i := 0; i < len(words); i++ {
+		s, ok := c.sc.text(words[i])
+		switch {
+		case !opts || !ok || len(s) < 2 || s[0] != '-':
+			pos = append(pos, shellArg{val: s, ok: ok, word: words[i], at: i})
+		case s == "--":
+			opts = false
+		case strings.HasPrefix(s, "--"):
+			long, _, eq := strings.Cut(s[2:], "=")
+			switch long {
+			case "in-place":
+				in = true
+			case "expression", "file", "line-length":
+				program = program || long != "line-length"
+				if !eq {
+					i++
+				}
+			}
+		default:
+		flags:
+			for j := 1; j < len(s); j++ {
+				switch f := s[j]; {
+				case f == 'i':
+					in = true
+					break flags // the rest is a backup suffix
+				case strings.IndexByte(valued, f) >= 0:
+					program = program || f != 'l'
+					if j+1 == len(s) {
+						i++ // the value is the next word
+					}
+					break flags
+				case name == "perl" && strings.IndexByte("0lIMmxCd", f) >= 0:
+					break flags // a value attached to the flag
+				}
+			}
+		}
+	}
+	if !in {
+		return nil
+	}
+	if !program && len(pos) > 0 {
+		pos = pos[1:]
+	}
+	var out []shellArg
+	for _, a := range pos {
+		if a.ok {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // stdinHeredoc is the body of the heredoc on the command's standard input.

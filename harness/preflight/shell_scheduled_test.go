@@ -36,3 +36,22 @@ func TestScheduledTaskRule(t *testing.T) {
 		{name: "a variable destination is not guessed", src: "cp x \"$DEST\"\n"},
 	})
 }
+
+// TestScheduledTaskWriters: a cron path written by any common writer, not
+// only a redirection.
+func TestScheduledTaskWriters(t *testing.T) {
+	runShellCases(t, []shellCase{
+		{name: "sed -i", src: "sed -i 's/^#0/0/' /etc/crontab\nsed -i.bak -e 's/a/b/' /etc/cron.d/x\nsed --in-place=.orig 's/a/b/' /var/spool/cron/crontabs/app\nsed -ni 's/a/b/p' /etc/cron.d/y\n",
+			want: []hit{{RuleScheduledTask, 1, "sed -i"}, {RuleScheduledTask, 2, "/etc/cron.d/x"}, {RuleScheduledTask, 3, "/var/spool/cron/crontabs/app"}, {RuleScheduledTask, 4, "/etc/cron.d/y"}}},
+		{name: "sed without -i only reads", src: "sed 's/a/b/' /etc/crontab > /tmp/x\nsed -e 's/a/b/' -n /etc/cron.d/x\n"},
+		{name: "perl -i", src: "perl -pi -e 's/a/b/' /etc/cron.d/x\n", want: []hit{{RuleScheduledTask, 1, "/etc/cron.d/x"}}},
+		{name: "dd of=", src: "dd if=job of=/etc/cron.d/x status=none\ndd if=/etc/crontab of=/tmp/x\n",
+			want: []hit{{RuleScheduledTask, 1, "/etc/cron.d/x"}}},
+		{name: "dd of= from a heredoc: its jobs are checked", src: "dd of=/etc/cron.d/x <<EOF\n0 1 * * * root sudo /opt/x\nEOF\n",
+			want: []hit{{RuleScheduledTask, 1, "/etc/cron.d/x"}, {RuleScheduledTask, 2, "0 1 * * *"}, {RuleSudo, 2, ""}}},
+		{name: "tee and sponge", src: "echo '0 1 * * * root /x' | tee /etc/cron.d/x >/dev/null\necho x | sponge /etc/cron.d/y\n",
+			want: []hit{{RuleScheduledTask, 1, "/etc/cron.d/x"}, {RuleScheduledTask, 2, "/etc/cron.d/y"}}},
+		{name: "install into a cron directory", src: "install -D -o root -m 0644 cron/billing /etc/cron.d/\ninstall -t /etc/cron.daily report\n",
+			want: []hit{{RuleScheduledTask, 1, "installs"}, {RuleScheduledTask, 2, "installs"}}},
+	})
+}

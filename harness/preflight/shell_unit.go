@@ -84,13 +84,9 @@ func unitArgName(a shellArg) string {
 	return unitName(a.val)
 }
 
-// shellUnitTypes are systemd's unit types.
-var shellUnitTypes = []string{".service", ".socket", ".timer", ".target", ".mount", ".automount", ".path",
-	".slice", ".scope", ".device", ".swap"}
-
 // unitName adds .service to a unit name without a type, as systemctl does.
 func unitName(u string) string {
-	for _, s := range shellUnitTypes {
+	for _, s := range UnitTypes {
 		if strings.HasSuffix(u, s) {
 			return u
 		}

@@ -13,11 +13,41 @@ type varDef struct {
 	end   uint // offset where the assignment ends
 }
 
+// aliasDef is one `alias NAME=VALUE` of a script.
+type aliasDef struct {
+	value string
+	ok    bool // value is known (not built at run time)
+	end   uint // offset where the definition ends; 0 for an inherited one
+}
+
+// alias is the definition of name in force at a command's position: the
+// last one before it in the script, or one the script inherited.
+func (sc *script) alias(name string, at syntax.Pos) (aliasDef, bool) {
+	var found aliasDef
+	ok := false
+	for _, d := range sc.aliases[name] {
+		if d.end <= at.Offset() {
+			found, ok = d, true
+		}
+	}
+	return found, ok
+}
+
 // collectVars finds the variables a script sets exactly once, at its top
 // level, to a literal (or to other such variables). A variable set twice,
 // in a branch or a function, read, or a loop variable is not followed.
-func (sc *script) collectVars(f *syntax.File) map[string]varDef {
+// It also collects the script's aliases (alias NAME=VALUE anywhere), after
+// those it inherits.
+func (sc *script) collectVars(f *syntax.File, inherited map[string][]aliasDef) map[string]varDef {
 	count := map[string]int{}
+	sc.aliases = map[string][]aliasDef{}
+	for name, ds := range inherited {
+		for _, d := range ds {
+			d.end = 0
+			sc.aliases[name] = append(sc.aliases[name], d)
+		}
+	}
+	var defs []*syntax.CallExpr
 	syntax.Walk(f, func(n syntax.Node) bool {
 		switch n := n.(type) {
 		case *syntax.Assign:
@@ -33,6 +63,8 @@ func (sc *script) collectVars(f *syntax.File) map[string]varDef {
 					for _, w := range n.Args[1:] {
 						count[w.Lit()] += 2
 					}
+				case "alias":
+					defs = append(defs, n)
 				}
 			}
 		}
@@ -56,6 +88,16 @@ func (sc *script) collectVars(f *syntax.File) map[string]varDef {
 			if v, ok := sc.text(a.Value); ok {
 				sc.vars[a.Name.Value] = varDef{value: v, end: a.End().Offset()}
 			}
+		}
+	}
+	for _, ce := range defs {
+		for _, w := range ce.Args[1:] {
+			s, ok := sc.text(w)
+			name, value, eq := strings.Cut(s, "=")
+			if !eq || name == "" || strings.HasPrefix(name, "-") {
+				continue // alias NAME prints it; alias -p
+			}
+			sc.aliases[name] = append(sc.aliases[name], aliasDef{value: value, ok: ok, end: ce.End().Offset()})
 		}
 	}
 	return sc.vars

@@ -1,6 +1,7 @@
 package preflight
 
 import (
+	"slices"
 	"strings"
 
 	"mvdan.cc/sh/v3/syntax"
@@ -9,33 +10,41 @@ import (
 // wrapperSpec says how a command that runs another command (env, nohup,
 // timeout, xargs, sudo, ...) finds it.
 type wrapperSpec struct {
-	opts   optSpec
-	skip   int    // positionals before the command (timeout's duration)
-	assign bool   // NAME=VALUE words before the command (env)
-	none   string // short flags after which no command runs (command -v)
+	opts     optSpec
+	skip     int      // positionals before the command (timeout's duration)
+	assign   bool     // NAME=VALUE words before the command (env)
+	none     string   // short flags after which no command runs (command -v)
+	noneLong []string // long options after which no command runs
 }
 
 // wrappers are the commands whose command is checked like any other.
 var wrappers = map[string]wrapperSpec{
-	"env":     {opts: optSpec{short: "uCS", long: []string{"unset", "chdir", "split-string"}}, assign: true, none: "S"},
+	"env":     {opts: optSpec{short: "uCS", long: []string{"unset", "chdir", "split-string"}}, assign: true, none: "S", noneLong: []string{"--split-string"}},
 	"nohup":   {},
 	"timeout": {opts: optSpec{short: "sk", long: []string{"signal", "kill-after"}}, skip: 1},
 	"xargs": {opts: optSpec{short: "aEILnPsd", long: []string{"arg-file", "delimiter", "max-lines", "max-args",
 		"max-procs", "max-chars", "process-slot-var"}}},
-	"exec":    {opts: optSpec{short: "a"}},
-	"command": {none: "vV"},
-	"builtin": {},
-	"time":    {opts: optSpec{short: "fo", long: []string{"format", "output"}}},
-	"nice":    {opts: optSpec{short: "n", long: []string{"adjustment"}}},
-	"ionice":  {opts: optSpec{short: "cnPpu", long: []string{"class", "classdata"}}, none: "pPu"},
-	"stdbuf":  {opts: optSpec{short: "ioe", long: []string{"input", "output", "error"}}},
-	"setsid":  {},
-	"chroot":  {opts: optSpec{long: []string{"userspec", "groups"}}, skip: 1},
-	"flock":   {opts: optSpec{short: "wEc", long: []string{"timeout", "conflict-exit-code", "command"}}, skip: 1, none: "c"},
-	"sudo":    {opts: optSpec{short: "ugpCrtUDRhT", long: []string{"user", "group", "prompt", "chdir", "chroot", "host", "other-user", "role", "type", "close-from", "command-timeout"}}, assign: true},
-	"doas":    {opts: optSpec{short: "uC"}},
-	"pkexec":  {opts: optSpec{long: []string{"user"}}},
-	"runuser": {opts: optSpec{short: "ugGcsw", long: []string{"user", "group", "supp-group", "command", "shell", "whitelist-environment"}}, none: "c"},
+	"exec":      {opts: optSpec{short: "a"}},
+	"command":   {none: "vV"},
+	"builtin":   {},
+	"time":      {opts: optSpec{short: "fo", long: []string{"format", "output"}}},
+	"nice":      {opts: optSpec{short: "n", long: []string{"adjustment"}}},
+	"ionice":    {opts: optSpec{short: "cnPpu", long: []string{"class", "classdata"}}, none: "pPu"},
+	"stdbuf":    {opts: optSpec{short: "ioe", long: []string{"input", "output", "error"}}},
+	"setsid":    {},
+	"chroot":    {opts: optSpec{long: []string{"userspec", "groups"}}, skip: 1},
+	"flock":     {opts: optSpec{short: "wEc", long: []string{"timeout", "conflict-exit-code", "command"}}, skip: 1, none: "c", noneLong: []string{"--command"}},
+	"sudo":      {opts: optSpec{short: "ugpCrtUDRhT", long: []string{"user", "group", "prompt", "chdir", "chroot", "host", "other-user", "role", "type", "close-from", "command-timeout"}}, assign: true},
+	"doas":      {opts: optSpec{short: "uC"}},
+	"pkexec":    {opts: optSpec{long: []string{"user"}}},
+	"runuser":   {opts: optSpec{short: "ugGcsw", long: []string{"user", "group", "supp-group", "command", "shell", "whitelist-environment"}}, none: "c", noneLong: []string{"--command"}},
+	"gosu":      {skip: 1},
+	"su-exec":   {skip: 1},
+	"setuidgid": {skip: 1},
+	"setpriv": {opts: optSpec{long: []string{"reuid", "regid", "ruid", "euid", "rgid", "egid", "groups", "inh-caps", "ambient-caps",
+		"bounding-set", "securebits", "pdeathsig", "selinux-label", "apparmor-profile", "landlock-access", "landlock-rule", "seccomp-filter"}}},
+	"chpst":   {opts: optSpec{short: "uUbe/CnlLmdopfcrt"}},
+	"busybox": {},
 }
 
 // unwrap is the command (or find's -exec commands) a wrapper runs.
@@ -60,10 +69,16 @@ func (c *command) unwrap() []*command {
 			if len(a.opt) == 2 && w.none != "" && strings.Contains(w.none, a.opt[1:]) {
 				return nil
 			}
+			if slices.Contains(w.noneLong, a.opt) {
+				return nil
+			}
 			continue
 		}
 		if w.assign && a.ok && isAssignment(a.val) {
 			continue
+		}
+		if name == "env" && envSplitRuntime(a) {
+			return nil // env -S"$CMD": its inner script is cannot-tell
 		}
 		if skip > 0 {
 			skip--

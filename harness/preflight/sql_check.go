@@ -34,6 +34,7 @@ func newSQLRules() []sqlRule {
 type sqlStmt struct {
 	node       *pg.Node
 	start, end int // byte range of its text, leading comments skipped
+	base       int // the byte offset the parser's locations in node count from
 	line       int
 	locks      []tableLock // what it locks (sql_lock.go)
 	cmdLines   []int       // ALTER TABLE subcommand lines, computed on demand
@@ -77,7 +78,7 @@ func (c *sqlCheck) report(rule string, sev Severity, line int, msg, fix string) 
 }
 
 // statement runs every rule on one statement, then applies it to the state.
-func (c *sqlCheck) statement(raw *pg.RawStmt) {
+func (c *sqlCheck) statement(raw sqlRawStmt) {
 	if raw.Stmt == nil {
 		return
 	}
@@ -86,7 +87,7 @@ func (c *sqlCheck) statement(raw *pg.RawStmt) {
 	if raw.StmtLen > 0 {
 		end = int(raw.StmtLocation + raw.StmtLen)
 	}
-	s := &sqlStmt{node: raw.Stmt, start: start, end: max(start, end), line: c.lines.line(start)}
+	s := &sqlStmt{node: raw.Stmt, start: start, end: max(start, end), base: raw.base, line: c.lines.line(start)}
 	s.locks = c.statementLocks(s)
 	for _, r := range c.rules {
 		r.statement(c, s)

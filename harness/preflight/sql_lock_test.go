@@ -52,9 +52,10 @@ func TestStatementLocks(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.sql, func(t *testing.T) {
-			stmts, perr := parseSQL(tc.sql)
-			if perr != nil || len(stmts) != 1 {
-				t.Fatalf("parse: %v", perr)
+			p := parseSQL(tc.sql)
+			stmts := p.stmts
+			if p.err != nil || len(stmts) != 1 {
+				t.Fatalf("parse: %v", p.err)
 			}
 			c := newSQLCheck("m.sql", tc.sql, sqlOptions{postgres: defaultPostgres})
 			var got []string

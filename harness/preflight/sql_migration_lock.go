@@ -139,7 +139,7 @@ func bodyWords(body string) []string {
 	if body == "" {
 		return nil
 	}
-	res, err := pg.Scan(body)
+	res, err := sqlScan(body)
 	if err != nil {
 		return nil
 	}

@@ -1,6 +1,8 @@
 package preflight
 
 import (
+	"slices"
+
 	pg "github.com/pganalyze/pg_query_go/v6"
 )
 
@@ -31,14 +33,18 @@ func (c *sqlCheck) scanCmdLines(s *sqlStmt, a *pg.AlterTableStmt) []int {
 	if a.Relation == nil {
 		return fallback
 	}
-	// Blank what precedes the statement so token offsets are file offsets.
-	res, err := pg.Scan(blankSQL(c.src[:s.start]) + c.src[s.start:s.end])
+	// Scan the statement alone: token offsets count from s.start, the
+	// parser's locations from s.base.
+	res, err := sqlScan(c.src[s.start:s.end])
 	if err != nil {
 		return fallback
 	}
-	toks := res.Tokens
+	toks := slices.DeleteFunc(res.Tokens, func(t *pg.ScanToken) bool {
+		return t.Token == pg.Token_SQL_COMMENT || t.Token == pg.Token_C_COMMENT
+	})
+	rel := int(a.Relation.Location) + s.base - s.start
 	i := 0
-	for i < len(toks) && int(toks[i].Start) < int(a.Relation.Location) {
+	for i < len(toks) && int(toks[i].Start) < rel {
 		i++
 	}
 	// The relation's name: ident ( '.' ident )* [ '*' ].
@@ -52,7 +58,7 @@ func (c *sqlCheck) scanCmdLines(s *sqlStmt, a *pg.AlterTableStmt) []int {
 	if i >= len(toks) {
 		return fallback
 	}
-	lines := []int{c.lines.line(int(toks[i].Start))}
+	lines := []int{c.lines.line(s.start + int(toks[i].Start))}
 	depth := 0
 	for ; i < len(toks); i++ {
 		switch toks[i].Token {
@@ -62,7 +68,7 @@ func (c *sqlCheck) scanCmdLines(s *sqlStmt, a *pg.AlterTableStmt) []int {
 			depth--
 		case pg.Token_ASCII_44:
 			if depth == 0 && i+1 < len(toks) {
-				lines = append(lines, c.lines.line(int(toks[i+1].Start)))
+				lines = append(lines, c.lines.line(s.start+int(toks[i+1].Start)))
 			}
 		}
 	}

@@ -79,6 +79,91 @@ func commandLines(src []byte) map[string]int {
 	return out
 }
 
+// psqlSingleTransaction lists the package's .sql files a command runs
+// with psql -1 (--single-transaction): psql wraps each in one transaction,
+// as CheckSQLWith's WithTransaction judges it. The file is psql's -f FILE,
+// -fFILE, --file FILE, --file=FILE or its < redirection.
+func psqlSingleTransaction(cmd string, have map[string]bool) []string {
+	f, err := syntax.NewParser().Parse(strings.NewReader(cmd), "")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	add := func(w string) {
+		if p := path.Clean(w); w != "" && !path.IsAbs(w) && have[p] && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	syntax.Walk(f, func(n syntax.Node) bool {
+		st, ok := n.(*syntax.Stmt)
+		if !ok {
+			return true
+		}
+		call, ok := st.Cmd.(*syntax.CallExpr)
+		if !ok {
+			return true
+		}
+		args := make([]string, len(call.Args))
+		for i, w := range call.Args {
+			args[i] = w.Lit()
+		}
+		at := slices.IndexFunc(args, func(a string) bool { return path.Base(a) == "psql" })
+		if at < 0 {
+			return true
+		}
+		single := false
+		var files []string
+		for i := at + 1; i < len(args); i++ {
+			a := args[i]
+			switch {
+			case a == "--single-transaction":
+				single = true
+			case a == "-f" || a == "--file":
+				if i+1 < len(args) {
+					files = append(files, args[i+1])
+					i++
+				}
+			case strings.HasPrefix(a, "--file="):
+				files = append(files, strings.TrimPrefix(a, "--file="))
+			case len(a) > 1 && a[0] == '-' && a[1] != '-':
+				// Clustered short options: -1, -1f FILE, -X1ffile.
+				for j := 1; j < len(a); j++ {
+					if a[j] == '1' {
+						single = true
+					}
+					if !strings.ContainsRune(psqlArgOpts, rune(a[j])) {
+						continue
+					}
+					value := a[j+1:] // the rest of the word is the option's value, or the next word
+					if value == "" && i+1 < len(args) {
+						i++
+						value = args[i]
+					}
+					if a[j] == 'f' {
+						files = append(files, value)
+					}
+					break
+				}
+			}
+		}
+		for _, r := range st.Redirs {
+			if r.Op == syntax.RdrIn && r.Word != nil {
+				files = append(files, r.Word.Lit())
+			}
+		}
+		if single {
+			for _, w := range files {
+				add(w)
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// psqlArgOpts are psql's short options that take a value.
+const psqlArgOpts = "cdfhLoPpRTUvF"
+
 // runners are commands whose first operand is a script they run.
 var runners = []string{"sh", "bash", "dash", "ash", "ksh", "mksh", "source", ".", "exec", "sudo", "env", "nohup", "timeout"}
 

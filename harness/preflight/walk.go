@@ -27,8 +27,9 @@ var DefaultLimits = Limits{Files: 20_000, FileBytes: 4 << 20, TotalBytes: 512 <<
 type pkgFile struct {
 	File
 	Size   int64
-	Binary bool // a NUL byte in its first 8000 bytes, as git and grep decide
-	Over   bool // over Limits.FileBytes: Data is nil
+	Binary bool   // a NUL byte in its first 8000 bytes, as git and grep decide
+	Over   bool   // over Limits.FileBytes: Data is nil
+	Head   []byte // its first 8000 bytes (all of Data when not Over)
 }
 
 // binarySniff is how much of a file git reads to decide it is binary.
@@ -84,7 +85,8 @@ func readFile(root *os.Root, p string, limit int64) (pkgFile, error) {
 		pf.Over = true
 		head := make([]byte, binarySniff)
 		n, _ := io.ReadFull(f, head)
-		pf.Binary = bytes.IndexByte(head[:n], 0) >= 0
+		pf.Head = head[:n]
+		pf.Binary = bytes.IndexByte(pf.Head, 0) >= 0
 		return pf, nil
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
@@ -95,6 +97,7 @@ func readFile(root *os.Root, p string, limit int64) (pkgFile, error) {
 		return pkgFile{}, fmt.Errorf("read %s: %w", p, errors.New("it grew while being read"))
 	}
 	pf.Data = data
-	pf.Binary = bytes.IndexByte(data[:min(len(data), binarySniff)], 0) >= 0
+	pf.Head = data[:min(len(data), binarySniff)]
+	pf.Binary = bytes.IndexByte(pf.Head, 0) >= 0
 	return pf, nil
 }
