@@ -128,6 +128,9 @@ installed version, its configuration files. Exit 0 when no finding is an error, 
 				}
 				fmt.Fprintf(stderr, "preflight: environment from the %s\n", inv.Source)
 				opts = append(opts, preflight.WithInventory(inv))
+			} else if installed != "" {
+				// --installed-version: the upgrade path is checked all the same.
+				fmt.Fprintln(stderr, "preflight: no environment (-f): units and the environment's configuration are not checked")
 			} else {
 				fmt.Fprintln(stderr, "preflight: no environment (-f): units, the environment's configuration and the installed version are not checked")
 			}

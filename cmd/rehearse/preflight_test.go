@@ -101,6 +101,15 @@ func TestPreflightCommand(t *testing.T) {
 		if r := rehearse(t, "preflight", dir); r.code != exitOK || !strings.Contains(r.stdout, "0 findings") {
 			t.Errorf("text: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
+		if !strings.Contains(r.stderr, "installed version are not checked") {
+			t.Errorf("without -f the unchecked installed version is not said: %s", r.stderr)
+		}
+		// --installed-version is checked without an environment: the
+		// note does not say otherwise.
+		r = rehearse(t, "preflight", dir, "--installed-version", "1.0")
+		if r.code != exitOK || strings.Contains(r.stderr, "installed version") || !strings.Contains(r.stderr, "the environment's configuration are not checked") {
+			t.Errorf("--installed-version: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
 	})
 
 	t.Run("sarif", func(t *testing.T) {

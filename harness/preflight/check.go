@@ -175,7 +175,7 @@ func (c *checker) plan(files []pkgFile) {
 		for _, s := range stepCommands(c.m, data) {
 			s := s
 			c.add(func() []Finding {
-				return CheckScript(upgrade.ManifestFile, max(s.Line, 1), []byte(s.Command), c.shellEnv(s.Service))
+				return CheckScriptContext(c.ctx, upgrade.ManifestFile, max(s.Line, 1), []byte(s.Command), c.shellEnv(s.Service))
 			})
 			for _, p := range runFiles(s.Command, c.files) {
 				if !slices.Contains(scriptService[p], s.Service) {
@@ -191,17 +191,19 @@ func (c *checker) plan(files []pkgFile) {
 		f := &files[i]
 		services, run := scriptService[f.Path]
 		ext := strings.ToLower(path.Ext(f.Path))
-		shell, interp := shellScript(f.Path, f.Head)
+		shell, interp := shellScript(f.Path, bytes.ReplaceAll(f.Head, []byte{0}, nil))
 		// A file of one of these kinds is read whatever bytes it holds:
-		// bash and dash run a script with a NUL past its first line.
+		// dash runs a script with a NUL anywhere, bash one with a NUL past
+		// its first 80 bytes.
 		script := run || shell || interp != "non-shell" || ext == ".sql"
-		// A program: machine code or an archive, whatever runs it.
+		// A program: machine code or an archive (its magic number),
+		// whatever runs it. A NUL alone does not make one.
 		program := f.Binary && ext != ".sh" && ext != ".bash" && ext != ".sql" && !shell && machineCode(f.Head)
 		switch {
 		case program && run:
 			c.add(func() []Finding {
 				return []Finding{{Rule: RuleCannotTell, Severity: Info, File: f.Path,
-					Message: "a step runs it, but it is a binary (machine code, an archive, or a NUL byte on its first line): preflight does not read it",
+					Message: "a step runs it, but it is a program (machine code or an archive): preflight does not read it",
 					Fix:     "check it by hand, or ship its source as a script"}}
 			})
 			continue
@@ -221,14 +223,13 @@ func (c *checker) plan(files []pkgFile) {
 					Fix:     "check it by hand, or raise the limit"}}
 			})
 			continue
-		case f.Binary:
-			n := bytes.Count(f.Data, []byte{0})
-			f.Data = bytes.ReplaceAll(f.Data, []byte{0}, nil)
-			c.add(func() []Finding {
-				return []Finding{{Rule: RuleCannotTell, Severity: Info, File: f.Path, Line: 1 + bytes.Count(f.Head[:bytes.IndexByte(f.Head, 0)], []byte("\n")),
-					Message: fmt.Sprintf("%d NUL bytes in it (the first on this line): checked with them removed (bash and dash skip them and run the rest); a tool that stops at a NUL reads less", n),
-					Fix:     "remove the NUL bytes"}}
-			})
+		case script || f.Binary:
+			// A NUL anywhere in a script or migration, not only in the
+			// first 8,000 bytes that decide Binary: the parsers stop at it.
+			if clean, nf, ok := stripNUL(f.Path, 1, f.Data); ok {
+				f.Data = clean
+				c.add(func() []Finding { return []Finding{nf} })
+			}
 		}
 		c.add(func() []Finding { return c.creds.check(c.ctx, f.File) })
 		if run && interp == "non-shell" {
@@ -242,7 +243,7 @@ func (c *checker) plan(files []pkgFile) {
 			if singleTx[f.Path] {
 				opts = append(opts, WithTransaction())
 			}
-			c.add(func() []Finding { return CheckSQLWith(f.Path, f.Data, opts...) })
+			c.add(func() []Finding { return CheckSQLWith(f.Path, f.Data, append(opts, WithContext(c.ctx))...) })
 		case scheduledFile(f.Path):
 			// A cron file, timer or cron.daily script: CheckScheduledFile
 			// checks its jobs' commands (a script whole) as shell too.
@@ -252,7 +253,7 @@ func (c *checker) plan(files []pkgFile) {
 				services = []string{""}
 			}
 			for _, svc := range services {
-				c.add(func() []Finding { return CheckScript(f.Path, 1, f.Data, c.shellEnv(svc)) })
+				c.add(func() []Finding { return CheckScriptContext(c.ctx, f.Path, 1, f.Data, c.shellEnv(svc)) })
 			}
 		case run:
 			c.add(func() []Finding {
@@ -379,15 +380,11 @@ var binaryMagic = [][]byte{[]byte("\x7fELF"), []byte("MZ"), {0xfe, 0xed, 0xfa, 0
 	[]byte("\xfd7zXZ\x00"), {0x28, 0xb5, 0x2f, 0xfd}, []byte("BZh")}
 
 // machineCode says whether a file with a NUL byte is truly binary rather
-// than a script with a stray NUL: a program's or archive's magic, or a
-// NUL on its first line (bash refuses to run such a file; past the first
-// line, bash 5.2 and dash skip NULs and run the rest).
+// than a script with stray NULs: a program's or archive's magic number.
+// A NUL on the first line is not enough: bash refuses a file with a NUL
+// in its first 80 bytes, but dash (sh on Debian) runs it, skipping NULs.
 func machineCode(data []byte) bool {
-	if slices.ContainsFunc(binaryMagic, func(m []byte) bool { return bytes.HasPrefix(data, m) }) {
-		return true
-	}
-	first, _, _ := bytes.Cut(data, []byte("\n"))
-	return bytes.IndexByte(first, 0) >= 0
+	return slices.ContainsFunc(binaryMagic, func(m []byte) bool { return bytes.HasPrefix(data, m) })
 }
 
 // shellScript says whether a file is a shell script (*.sh, *.bash, or a

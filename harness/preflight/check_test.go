@@ -156,7 +156,9 @@ func TestCheckNUL(t *testing.T) {
 			"  - name: tool\n    command: ./bin/tool\n  - name: plain\n    command: sh scripts/plain\n  - name: nul1\n    command: sh scripts/nul1\n",
 		"install.sh":     "#!/bin/sh\n# \x00\nsudo systemctl restart app\n",
 		"scripts/plain":  "echo hi\n#\x00\nsudo true\n",
-		"scripts/nul1":   "echo\x00 hi\nsudo true\n", // bash refuses it: a binary
+		"scripts/nul1":   "echo\x00 hi\nsudo true\n", // bash refuses it, dash runs it
+		"m/002.sql":      strings.Repeat("SELECT 1; -- padding padding\n", 401) + "SELECT '\x00';\nALTER TABLE t DROP COLUMN a;\n",
+		"late.sh":        strings.Repeat("# padding padding padding pad\n", 401) + "echo \x00\nsudo true\n",
 		"m/001.sql":      "-- \x00\nALTER TABLE t ADD COLUMN c int NOT NULL;\n",
 		"bin/tool":       "\x7fELF\x02\x01\x01\x00\x00sudo rm -rf /\n",
 		"data/blob.bin":  "\x00\x01\x02sudo\n",
@@ -176,7 +178,12 @@ func TestCheckNUL(t *testing.T) {
 		{RuleSudo, Error, "install.sh", 3},
 		{RuleCannotTell, Info, "install.sh", 2}, // the NULs removed
 		{RuleSudo, Error, "scripts/plain", 3},
-		{RuleCannotTell, Info, "scripts/nul1", 0},
+		{RuleCannotTell, Info, "scripts/nul1", 1}, // dash runs it: read with the NULs removed
+		{RuleSudo, Error, "scripts/nul1", 2},
+		{RuleCannotTell, Info, "m/002.sql", 402}, // a NUL past the first 8,000 bytes
+		{RuleBreakingChange, Warning, "m/002.sql", 403},
+		{RuleCannotTell, Info, "late.sh", 402},
+		{RuleSudo, Error, "late.sh", 403},
 		{RuleSetNotNull, Warning, "m/001.sql", 2},
 		{RuleExternalEndpoint, Warning, "hooks/post-fix", 2},
 		{RuleCannotTell, Info, "bin/tool", 0}, // a program a step runs

@@ -18,17 +18,30 @@
 // and looks at every simple command, wherever it is: function bodies,
 // subshells, pipelines, $(...), if/while/for/case bodies. Wrappers are
 // looked through (env, nohup, timeout N, xargs, exec, command, time, nice,
-// flock, busybox, sudo, gosu, su-exec, setpriv, chpst, find -exec), and
-// scripts inside scripts are parsed in turn with their own lines: the
-// string of bash -c, sh -c, su -c and flock -c, env -S's command line,
-// eval's literal arguments, ssh's remote command, a heredoc or here-string
+// flock, busybox, sudo, gosu, su-exec, setpriv, chpst, find -exec,
+// nsenter, unshare, machinectl shell, watch -x), and scripts inside
+// scripts are parsed in turn with their own lines: the string of bash -c,
+// sh -c, su -c and flock -c, env -S's command line, eval's literal
+// arguments, watch's and sg's command (run by sh -c), GNU parallel's
+// command template, ssh's remote command, a heredoc or here-string
 // fed to a shell, su or ssh, and the expansion of an alias the script
 // defines (alias s=sudo; s id). A heredoc that is only data (cat > f
 // <<EOF) is not a script, but its $(...) run and are checked; a crontab
 // written from a heredoc or by echo has its jobs checked. Variables the
 // script sets once, at its top level, to a literal are followed. The
 // shells read are ShellInterpreters; a script run by zsh, fish or csh is
-// cannot-tell.
+// cannot-tell, and so is a program given inline to another language
+// (python3 -c, perl -e other than a plain s/// substitution, ruby -e,
+// node -e, php -r).
+//
+// NUL bytes: a script or migration is read with its NUL bytes removed,
+// wherever they are (bash skips them past its first 80 bytes, dash and
+// psql everywhere, while PostgreSQL's parser would stop at the first),
+// with a cannot-tell naming the first one's line. A file is a program,
+// not read, only by a binary magic number (ELF, Mach-O, PE, archives). A
+// finding's line is counted from its byte offset where mvdan's positions
+// give none (past line 262,143). CheckScriptContext and
+// WithContext(ctx) stop a started check when ctx is done.
 //
 // Each nested script is read once (the same text on the same line gives
 // the same findings, however it is reached: a bash -c string inside

@@ -137,10 +137,11 @@ func ToSARIF(fs []Finding, opts ...SARIFOption) SARIFLog {
 		if file == "" {
 			file, line = upgrade.ManifestFile, o.anchorLine
 		}
-		loc := SARIFLocation{PhysicalLocation: SARIFPhysical{ArtifactLocation: SARIFArtifact{URI: sarifURI(file)}}}
-		if line > 0 {
-			loc.PhysicalLocation.Region = &SARIFRegion{StartLine: line}
-		}
+		// Every result has a region: GitHub's code scanning upload
+		// requires region.startLine; a finding about a whole file is put
+		// on its first line.
+		loc := SARIFLocation{PhysicalLocation: SARIFPhysical{ArtifactLocation: SARIFArtifact{URI: sarifURI(file)},
+			Region: &SARIFRegion{StartLine: max(line, 1)}}}
 		res.Locations = []SARIFLocation{loc}
 		run.Results = append(run.Results, res)
 	}

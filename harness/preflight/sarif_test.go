@@ -40,6 +40,13 @@ func TestSARIFLocations(t *testing.T) {
 			if got := res[2].Locations[0].PhysicalLocation.ArtifactLocation.URI; got != "dir/a%20b%23%3F.sh" {
 				t.Errorf("dir/a b#?.sh: uri %q", got)
 			}
+			// GitHub's upload validator wants region.startLine on every
+			// result: a file-level finding (line 0) is on line 1.
+			for i, r := range res {
+				if reg := r.Locations[0].PhysicalLocation.Region; reg == nil || reg.StartLine < 1 {
+					t.Errorf("result %d (%s) has region %+v, want startLine >= 1", i, r.RuleID, reg)
+				}
+			}
 		})
 	}
 }

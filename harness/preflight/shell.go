@@ -2,6 +2,7 @@ package preflight
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,8 +32,25 @@ type ShellEnv struct {
 // starts (1 for a whole file; a manifest step's command starts on its
 // YAML line); findings name lines of file. A script with a syntax error
 // gives one parse-error finding and nothing else.
+//
+// A NUL byte anywhere in src is removed before it is read (bash and dash
+// skip it; mvdan's parser reads on too, but the message and the commands
+// around it are not what the shell sees), with a cannot-tell naming its
+// line.
 func CheckScript(file string, line int, src []byte, env ShellEnv) []Finding {
+	return CheckScriptContext(context.Background(), file, line, src, env)
+}
+
+// CheckScriptContext is CheckScript that stops when ctx is done (checked
+// between statements and before each nested script); the findings are
+// then partial, and ctx.Err() says so.
+func CheckScriptContext(ctx context.Context, file string, line int, src []byte, env ShellEnv) []Finding {
+	src, nul, hasNUL := stripNUL(file, line, src)
 	c := newShellCheck(file, env, len(src))
+	c.ctx = ctx
+	if hasNUL {
+		c.add(nul)
+	}
 	c.script(src, line, "")
 	return c.result()
 }
@@ -51,6 +69,7 @@ const maxNesting = 8
 
 // shellCheck collects the findings of one file.
 type shellCheck struct {
+	ctx    context.Context // nil: never cancelled
 	file   string
 	env    ShellEnv
 	units  map[string]bool // env.Units, names normalised; nil when unknown
@@ -99,6 +118,9 @@ func (c *shellCheck) scriptIn(src []byte, base int, remote string, aliases map[s
 	if ok, done := c.read[key]; done {
 		return ok
 	}
+	if c.cancelled() {
+		return true
+	}
 	if c.depth >= maxNesting {
 		if _, dup := c.cut[key]; !dup {
 			c.cut[key] = Finding{Rule: RuleCannotTell, Severity: Info, Line: base,
@@ -121,7 +143,7 @@ func (c *shellCheck) scriptIn(src []byte, base int, remote string, aliases map[s
 	f, err := c.parser.Parse(bytes.NewReader(src), c.file)
 	if err != nil {
 		c.read[key] = false
-		c.parseError(err, base)
+		c.parseError(err, src, base)
 		return false
 	}
 	sc := &script{check: c, src: src, base: base, remote: remote}
@@ -142,20 +164,19 @@ type scriptKey struct {
 	aliased bool // an alias's expansion (run with its shell's aliases)
 }
 
-func (c *shellCheck) parseError(err error, base int) {
-	line, text := 0, err.Error()
+// cancelled says whether the check's context is done: the walk stops.
+func (c *shellCheck) cancelled() bool { return c.ctx != nil && c.ctx.Err() != nil }
+
+func (c *shellCheck) parseError(err error, src []byte, base int) {
+	line, text := base, err.Error()
 	var pe syntax.ParseError
 	var le syntax.LangError
+	var lines sqlLineIndex
 	switch {
 	case errors.As(err, &pe):
-		line, text = int(pe.Pos.Line()), pe.Text
+		line, text = base+srcLine(pe.Pos, src, &lines)-1, pe.Text
 	case errors.As(err, &le):
-		line, text = int(le.Pos.Line()), strings.TrimPrefix(le.Error(), le.Filename+":"+le.Pos.String()+": ")
-	}
-	if line > 0 {
-		line = base + line - 1
-	} else {
-		line = base
+		line, text = base+srcLine(le.Pos, src, &lines)-1, strings.TrimPrefix(le.Error(), le.Filename+":"+le.Pos.String()+": ")
 	}
 	c.add(Finding{Rule: RuleParseError, Severity: Error, Line: line,
 		Message: fmt.Sprintf("shell syntax error: %s", text),
@@ -193,14 +214,30 @@ type script struct {
 	remote  string // host it runs on, when not the target host
 	vars    map[string]varDef
 	aliases map[string][]aliasDef // by name, in the order defined
+	lines   sqlLineIndex          // src's line starts, made when first needed
 }
 
 // line is the file line of a position in the script.
 func (sc *script) line(p syntax.Pos) int {
-	if !p.IsValid() || p.Line() == 0 {
-		return sc.base
+	return sc.base + srcLine(p, sc.src, &sc.lines) - 1
+}
+
+// srcLine is the 1-based line of p in src. mvdan's Pos keeps lines in 18
+// bits: past line 262,143 Line() is 0, so the line is counted from the
+// byte offset instead (lines, an index of src's newlines, is made on the
+// first such position). An unknown position is line 1.
+func srcLine(p syntax.Pos, src []byte, lines *sqlLineIndex) int {
+	if l := p.Line(); l > 0 {
+		return int(l)
 	}
-	return sc.base + int(p.Line()) - 1
+	off := int(p.Offset())
+	if off <= 0 || off > len(src) {
+		return 1
+	}
+	if *lines == nil {
+		*lines = newSQLLineIndex(string(src))
+	}
+	return lines.line(off)
 }
 
 func (sc *script) report(rule string, sev Severity, at syntax.Node, msg, fix string) {
@@ -222,6 +259,9 @@ func (sc *script) walk(root syntax.Node) {
 				piped[n.Y] = true
 			}
 		case *syntax.Stmt:
+			if sc.check.cancelled() {
+				return false
+			}
 			sc.stmt(n, piped[n])
 		}
 		return true

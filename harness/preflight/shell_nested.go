@@ -3,6 +3,7 @@ package preflight
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"mvdan.cc/sh/v3/syntax"
@@ -118,6 +119,57 @@ func (c *command) findInner() *innerScript {
 		return c.envSplit()
 	case unreadShells[name]:
 		return c.unreadShell(name)
+	case name == "watch":
+		args := c.sc.args(rest, wrappers["watch"].opts, true)
+		if _, x := lastOpt(args, "-x", "--exec"); x {
+			return nil // a wrapper
+		}
+		if pos := positionals(args); len(pos) > 0 {
+			return c.fromWords(rest[pos[0].at:], what) // run by sh -c
+		}
+	case name == "sg":
+		// sg [-] GROUP [-c] COMMAND: the command is run by sh -c.
+		i := 0
+		if i < len(rest) {
+			if s, _ := c.sc.text(rest[i]); s == "-" {
+				i++
+			}
+		}
+		i++ // the group
+		if i < len(rest) {
+			if s, _ := c.sc.text(rest[i]); s == "-c" {
+				i++
+			}
+		}
+		if i < len(rest) {
+			return c.fromWords(rest[i:], what)
+		}
+	case name == "parallel":
+		// parallel [OPTIONS] COMMAND ::: ARGS: the command (a template,
+		// {} for the argument) is run by a shell.
+		pos := positionals(c.sc.args(rest, parallelOpts, true))
+		if len(pos) == 0 {
+			return nil
+		}
+		end := len(rest)
+		for i := pos[0].at; i < len(rest); i++ {
+			if s, ok := c.sc.text(rest[i]); ok && (s == ":::" || s == "::::" || s == ":::+" || s == "::::+") {
+				end = i
+				break
+			}
+		}
+		if end > pos[0].at {
+			return c.fromWords(rest[pos[0].at:end], what)
+		}
+	default:
+		if ci, ok := codeInterpreters[name]; ok {
+			for _, a := range c.sc.args(rest, ci.flags, true) {
+				if slices.Contains(codeFlags[ci.lang], a.opt) && !(ci.lang == "perl" && a.ok && perlSubstitution(a.val)) {
+					return &innerScript{at: c.words[0], unseen: fmt.Sprintf("`%s` runs %s code preflight does not read: its commands are not seen",
+						oneLine(c.source()), ci.lang)}
+				}
+			}
+		}
 	}
 	return nil
 }
@@ -143,7 +195,7 @@ func (c *command) fromWords(ws []*syntax.Word, what string) *innerScript {
 	for i, w := range ws {
 		if i > 0 {
 			b.WriteByte(' ')
-			if gap := int(w.Pos().Line()) - int(ws[i-1].End().Line()); gap > 0 {
+			if gap := c.sc.line(w.Pos()) - c.sc.line(ws[i-1].End()); gap > 0 {
 				b.WriteString(strings.Repeat("\\\n", gap))
 			}
 		}

@@ -1,6 +1,7 @@
 package preflight
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 
@@ -15,6 +16,8 @@ type wrapperSpec struct {
 	assign   bool     // NAME=VALUE words before the command (env)
 	none     string   // short flags after which no command runs (command -v)
 	noneLong []string // long options after which no command runs
+	only     []string // options without one of which no command runs (watch -x)
+	verb     string   // the first positional that makes it a wrapper (machinectl shell); counted in skip
 }
 
 // wrappers are the commands whose command is checked like any other.
@@ -45,7 +48,55 @@ var wrappers = map[string]wrapperSpec{
 		"bounding-set", "securebits", "pdeathsig", "selinux-label", "apparmor-profile", "landlock-access", "landlock-rule", "seccomp-filter"}}},
 	"chpst":   {opts: optSpec{short: "uUbe/CnlLmdopfcrt"}},
 	"busybox": {},
+	// Namespaces and containers: the command runs in another namespace
+	// (the same host) or machine, checked all the same.
+	"nsenter": {opts: optSpec{short: "tSG", long: []string{"target", "setuid", "setgid"}}},
+	"unshare": {opts: optSpec{short: "SGRw", long: []string{"setuid", "setgid", "root", "wd", "map-user", "map-group",
+		"map-users", "map-groups", "propagation", "setgroups"}}},
+	"machinectl": {opts: optSpec{short: "MEH", long: []string{"machine", "setenv", "uid", "host"}}, verb: "shell", skip: 2},
+	// watch -x runs its words as a command; without -x, as a script
+	// (sh -c): findInner reads that.
+	"watch": {opts: optSpec{short: "nq", long: []string{"interval", "equexit"}}, only: []string{"-x", "--exec"}},
 }
+
+// parallelOpts are GNU parallel's options that take a value; its command
+// (run by a shell) is the words before ::: (findInner).
+var parallelOpts = optSpec{short: "jSadIEnNLs", long: []string{"jobs", "sshlogin", "arg-file", "delimiter", "replace",
+	"eof", "max-args", "max-replace-args", "max-lines", "max-chars", "timeout", "joblog", "results", "tmpdir", "workdir",
+	"colsep", "halt", "delay", "retries", "memfree", "load", "nice", "tag-string", "basefile", "return", "transfer-file",
+	"sshloginfile", "shebang-wrap"}}
+
+// codeInterpreters run a program given on their command line (python3 -c
+// CODE): its language, and the options that take that program.
+var codeInterpreters = map[string]struct {
+	lang  string
+	flags optSpec // the code options (all valued), and no other
+}{
+	"python": {"python", optSpec{short: "cWXm"}}, "python2": {"python", optSpec{short: "cWXm"}}, "python3": {"python", optSpec{short: "cWXm"}},
+	"perl": {"perl", optSpec{short: "eEIMmx"}}, "ruby": {"ruby", optSpec{short: "eIrCE"}},
+	"node": {"node", optSpec{short: "epr", long: []string{"eval", "print", "require"}}}, "nodejs": {"node", optSpec{short: "epr", long: []string{"eval", "print", "require"}}},
+	"php": {"php", optSpec{short: "rcdz"}},
+}
+
+// perlSubstitutions are perl programs that only edit text, as sed does
+// (perl -pi -e 's/a/b/g'): s/// or y/// with one of the usual delimiters
+// and no e flag (which runs the replacement as code).
+var perlSubstitutions = func() []*regexp.Regexp {
+	var out []*regexp.Regexp
+	for _, d := range []string{"/", "|", "#", "!", ",", ":"} {
+		q := regexp.QuoteMeta(d)
+		part := `(?:[^` + q + `\\]|\\.)*`
+		out = append(out, regexp.MustCompile(`^\s*(?:s|y|tr)`+q+part+q+part+q+`[a-df-zA-Z]*\s*;?\s*$`))
+	}
+	return out
+}()
+
+func perlSubstitution(code string) bool {
+	return slices.ContainsFunc(perlSubstitutions, func(r *regexp.Regexp) bool { return r.MatchString(code) })
+}
+
+// codeFlags are the options of codeInterpreters that hold a program.
+var codeFlags = map[string][]string{"python": {"-c"}, "perl": {"-e", "-E"}, "ruby": {"-e"}, "node": {"-e", "-p", "--eval", "--print"}, "php": {"-r"}}
 
 // unwrap is the command (or find's -exec commands) a wrapper runs.
 func (c *command) unwrap() []*command {
@@ -63,7 +114,20 @@ func (c *command) unwrap() []*command {
 			return nil // runuser USER -c CMD, like su
 		}
 	}
-	skip := w.skip
+	if len(w.only) > 0 && !slices.ContainsFunc(args, func(a shellArg) bool { return slices.Contains(w.only, a.opt) }) {
+		return nil
+	}
+	skip, base := w.skip, 1 // base: the index in c.words of args' first word
+	if w.verb != "" {
+		pos := positionals(args)
+		if len(pos) == 0 || !pos[0].ok || pos[0].val != w.verb {
+			return nil
+		}
+		// The verb's own options follow it: machinectl shell --uid=app M CMD.
+		base += pos[0].at + 1
+		args = c.sc.args(c.words[base:], w.opts, true)
+		skip--
+	}
 	for _, a := range args {
 		if a.opt != "" {
 			if len(a.opt) == 2 && w.none != "" && strings.Contains(w.none, a.opt[1:]) {
@@ -84,7 +148,7 @@ func (c *command) unwrap() []*command {
 			skip--
 			continue
 		}
-		return []*command{c.with(c.words[1+a.at:])}
+		return []*command{c.with(c.words[base+a.at:])}
 	}
 	return nil
 }

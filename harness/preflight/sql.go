@@ -1,6 +1,7 @@
 package preflight
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -22,6 +23,13 @@ type SQLOption func(*sqlOptions)
 type sqlOptions struct {
 	postgres      int
 	inTransaction bool
+	ctx           context.Context // nil: never cancelled
+}
+
+// WithContext stops the check when ctx is done (between statements); the
+// findings are then partial, and ctx.Err() says so.
+func WithContext(ctx context.Context) SQLOption {
+	return func(o *sqlOptions) { o.ctx = ctx }
 }
 
 // WithPostgres judges the file for a PostgreSQL major version (default
@@ -54,7 +62,11 @@ func CheckSQLWith(file string, src []byte, opts ...SQLOption) []Finding {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	src, nul, hasNUL := stripNUL(file, 1, src)
 	c := newSQLCheck(file, string(src), o)
+	if hasNUL {
+		c.findings = append(c.findings, nul)
+	}
 	p := parseSQL(c.src)
 	if p.err != nil {
 		c.report(RuleParseError, Error, p.err.line, p.err.msg,
@@ -66,6 +78,9 @@ func CheckSQLWith(file string, src []byte, opts ...SQLOption) []Finding {
 			"review this statement by hand; if a tool generated it, have it write shorter operator chains or less nesting (preflight parses up to about 500 levels of nesting or 1,500 chained operators)")
 	}
 	for _, raw := range p.stmts {
+		if o.ctx != nil && o.ctx.Err() != nil {
+			break
+		}
 		c.statement(raw)
 	}
 	c.end()
@@ -263,10 +278,12 @@ func splitStatements(src string) []sqlSegment {
 // depth of the tree the parser makes of them (max). Every open level of
 // nesting counts sqlNestCost, plus the length of the chain of binary
 // operators at each open level: a chain of operators is a tree as deep as
-// the chain. A comma (or a semicolon inside BEGIN ATOMIC) ends the chains
-// at its level (list items are siblings), and so do AND and OR (the parser flattens them into one
-// list) and the words that start another clause or CASE branch; set
-// operations and joins make their own chain, which only a comma ends.
+// the chain. A comma ends the operator chain at its level (list items are
+// siblings), and so do AND and OR (the parser flattens them into one list)
+// and the words that start another clause or CASE branch. Set operations
+// and joins make their own chain, which only the end of its level or a
+// semicolon inside BEGIN ATOMIC ends: a comma in a UNION arm (SELECT a, b
+// ... UNION ...) or a VALUES list does not, as the arms still nest.
 type sqlDepth struct {
 	levels []sqlLevel
 	top    sqlLevel // the statement's own level, never closed
@@ -297,7 +314,12 @@ func (d *sqlDepth) token(t pg.Token, atomic bool) {
 		d.close(pg.Token_ASCII_91, pg.Token_ASCII_91)
 	case pg.Token_END_P:
 		d.close(pg.Token_CASE, pg.Token_ATOMIC)
-	case pg.Token_ASCII_44, pg.Token_ASCII_59: // a semicolon inside BEGIN ATOMIC
+	case pg.Token_ASCII_44:
+		// A comma ends the operator chain only: in SELECT 1, 1 UNION
+		// SELECT 1, 1 ... the arms' commas are inside the set chain.
+		d.depth -= cur.expr
+		cur.expr = 0
+	case pg.Token_ASCII_59: // a semicolon inside BEGIN ATOMIC ends a statement
 		d.depth -= cur.expr + cur.sets
 		cur.expr, cur.sets = 0, 0
 	case pg.Token_AND, pg.Token_OR, pg.Token_WHEN, pg.Token_THEN, pg.Token_ELSE,

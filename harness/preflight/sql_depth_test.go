@@ -35,6 +35,18 @@ func deepSQL(shape string, n int) string {
 		return "SELECT 1" + strings.Repeat("::int", n)
 	case "union":
 		return "SELECT 1" + strings.Repeat(" UNION ALL SELECT 1", n)
+	case "unioncomma":
+		return "SELECT 1, 1" + strings.Repeat(" UNION ALL SELECT 1, 1", n)
+	case "valuesunion":
+		return "VALUES (1),(2)" + strings.Repeat(" UNION VALUES (1),(2)", n)
+	case "groupby":
+		return "SELECT a FROM t GROUP BY a, b" + strings.Repeat(" UNION SELECT a FROM t GROUP BY a, b", n)
+	case "intersect":
+		return "SELECT 1, 1" + strings.Repeat(" INTERSECT SELECT 1, 1", n)
+	case "except":
+		return "SELECT 1, 1" + strings.Repeat(" EXCEPT SELECT 1, 1", n)
+	case "joincomma":
+		return "SELECT * FROM t0" + strings.Repeat(" JOIN t USING (a, b)", n)
 	case "join":
 		return "SELECT * FROM t0" + strings.Repeat(" JOIN t ON true", n)
 	case "not":
@@ -81,6 +93,12 @@ func TestCheckSQLTooDeep(t *testing.T) {
 		{"case", 2500},
 		{"cast", 30000},
 		{"union", 12000},
+		{"unioncomma", 60000}, // SIGSEGV: a comma in each arm reset the UNION chain
+		{"valuesunion", 60000},
+		{"groupby", 60000},
+		{"intersect", 60000},
+		{"except", 60000},
+		{"joincomma", 30000},
 		{"join", 30000},
 		{"not", 6000},
 	}
@@ -139,6 +157,9 @@ func TestSQLDepthBound(t *testing.T) {
 		{"a deep chain inside nested parentheses", "SELECT " + strings.Repeat("(", 100) + "1" + strings.Repeat("+1", sqlMaxDepth-300+1) + strings.Repeat(")", 100), true},
 		{"chains in separate items do not add up", "SELECT " + strings.Repeat("1"+strings.Repeat("+1", 1000)+", ", 10) + "1", false},
 		{"UNION chain survives WHERE ... AND", "SELECT 1" + strings.Repeat(" UNION SELECT 1 WHERE a AND b", sqlMaxDepth+1), true},
+		{"UNION chain survives commas", "SELECT 1, 1" + strings.Repeat(" UNION SELECT 1, 1", sqlMaxDepth+1), true},
+		{"UNION chain under the bound with commas", "SELECT 1, 1" + strings.Repeat(" UNION SELECT 1, 1", sqlMaxDepth-1), false},
+		{"VALUES UNION chain survives commas", "VALUES (1),(2)" + strings.Repeat(" UNION VALUES (1),(2)", sqlMaxDepth+1), true},
 		{"JOIN chain survives ON", "SELECT * FROM t0" + strings.Repeat(" JOIN t ON a = b", sqlMaxDepth+1), true},
 		{"BEGIN ATOMIC body is one statement", "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END", false},
 		{"statements in BEGIN ATOMIC are siblings", "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC " + strings.Repeat("SELECT 1"+strings.Repeat("+1", 1000)+"; ", 3) + "END", false},
