@@ -90,13 +90,16 @@ func parseCount(s string) (int64, error) {
 
 func datasetLoaded(ctx context.Context, name, scaleText string) error {
 	w := WorldFrom(ctx)
-	e, err := w.environment()
-	if err != nil {
-		return err
-	}
 	scale, err := parseCount(scaleText)
 	if err != nil {
 		return fmt.Errorf("scale %q: %w", scaleText, err)
+	}
+	if scale <= 0 {
+		return fmt.Errorf("dataset %s: scale %q: must be at least 1 (the main table's row count)", name, scaleText)
+	}
+	e, err := w.environment()
+	if err != nil {
+		return err
 	}
 	dirs := []string{e.Plan.Dir, w.featureDir, "."}
 	spec, err := dataset.Find(name, dirs...)

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rehearse/rehearse/harness/engine"
 	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/harness/runs"
+	"github.com/rehearse/rehearse/harness/snapshot"
 )
 
 func newDown() *cobra.Command {
@@ -66,7 +68,9 @@ type gcEngine interface {
 }
 
 // gc removes dead runs (every run with all) and, unless keepCache, every
-// cached state not in use, saying what it removed.
+// cached state not in use, saying what it removed. A seeded state that may
+// be being stored (its maker lives: snapshot.SeedEntryMayBeStoring) is
+// kept unless all.
 func gc(ctx context.Context, out io.Writer, cli gcEngine, all, keepCache bool) error {
 	removed, err := runs.GC(ctx, cli, all)
 	for _, r := range removed {
@@ -75,20 +79,38 @@ func gc(ctx context.Context, out io.Writer, cli gcEngine, all, keepCache bool) e
 	}
 	n := len(removed)
 	if !keepCache {
-		cached, inUse, cerr := env.RemoveCacheVolumes(ctx, cli, "", nil)
-		for _, v := range cached {
-			fmt.Fprintf(out, "removed cached state %s (%s)\n", v.Name, gcDescribe(v))
+		vols, lerr := env.ListCacheVolumes(ctx, cli, "", nil)
+		err = errors.Join(err, lerr)
+		now := time.Now()
+		for _, v := range vols {
+			if !all && snapshot.SeedEntryMayBeStoring(v, now) {
+				fmt.Fprintf(out, "kept cached state %s: %s may still be storing it (--all removes it)\n", v.Name, gcMaker(v))
+				continue
+			}
+			ok, rerr := env.RemoveCacheVolume(ctx, cli, v.Name)
+			switch {
+			case errors.Is(rerr, env.ErrCacheVolumeInUse):
+				fmt.Fprintf(out, "kept cached state %s: in use\n", v.Name)
+			case rerr != nil:
+				err = errors.Join(err, rerr)
+			case ok:
+				fmt.Fprintf(out, "removed cached state %s (%s)\n", v.Name, gcDescribe(v))
+				n++
+			}
 		}
-		for _, v := range inUse {
-			fmt.Fprintf(out, "kept cached state %s: in use\n", v.Name)
-		}
-		n += len(cached)
-		err = errors.Join(err, cerr)
 	}
 	if n == 0 && err == nil {
 		fmt.Fprintln(out, "nothing to remove")
 	}
 	return err
+}
+
+// gcMaker names the process that made a cache volume.
+func gcMaker(v env.CacheVolume) string {
+	if o, ok := v.Owner(); ok {
+		return "its maker " + o.String()
+	}
+	return "its maker"
 }
 
 // gcDescribe names what a cached state holds, from its labels.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/volume"
@@ -63,39 +64,55 @@ func (f *gcFake) VolumeRemove(_ context.Context, name string, _ client.VolumeRem
 }
 
 func TestGCRemovesCachedStates(t *testing.T) {
-	cache := func(name string) volume.Volume {
-		return volume.Volume{Name: name, Labels: map[string]string{
+	// A cache volume is made by a process: a gone one, unless made says.
+	gone := runs.Self()
+	gone.PID, gone.Start = 1<<22-1, "1" // no such process (pid_max is at most 2^22)
+	made := func(name string, by runs.Owner) volume.Volume {
+		l := map[string]string{
 			env.LabelCache: "seed", env.LabelCacheKey: strings.Repeat("ab", 32),
 			env.LabelCachePrefix + "dataset": "billing", env.LabelCachePrefix + "scale": "400000",
 			env.LabelCachePrefix + "service": "db", env.LabelCachePrefix + "compose": "/p/compose.yaml",
-		}}
+		}
+		for k, v := range by.Labels("") {
+			l[k] = v
+		}
+		delete(l, runs.LabelRun)
+		return volume.Volume{Name: name, Labels: l, CreatedAt: time.Now().Add(-2 * time.Hour).UTC().Format(time.RFC3339)}
 	}
+	cache := func(name string) volume.Volume { return made(name, gone) }
 	runVol := cache("rehearse-rlive-dbdata")
 	for k, v := range runs.Self().Labels("rlive") {
 		runVol.Labels[k] = v
 	}
 	newFake := func() *gcFake {
 		return &gcFake{
-			volumes: []volume.Volume{cache("rehearse-cache-seed-a"), cache("rehearse-cache-seed-b"), runVol, {Name: "users-own"}},
+			volumes: []volume.Volume{cache("rehearse-cache-seed-a"), cache("rehearse-cache-seed-b"), made("rehearse-cache-seed-c", runs.Self()), runVol, {Name: "users-own"}},
 			inUse:   map[string]bool{"rehearse-cache-seed-b": true},
 		}
 	}
 	for _, tc := range []struct {
-		name      string
-		keepCache bool
-		want      []string // output lines
-		removed   []string
+		name           string
+		all, keepCache bool
+		want           []string // output lines
+		removed        []string
 	}{
-		{"default", false, []string{
+		{"default", false, false, []string{
 			"removed cached state rehearse-cache-seed-a (dataset billing at scale 400000 in db of /p/compose.yaml)",
 			"kept cached state rehearse-cache-seed-b: in use",
+			"kept cached state rehearse-cache-seed-c: its maker " + runs.Self().String() + " may still be storing it (--all removes it)",
 		}, []string{"rehearse-cache-seed-a"}},
-		{"keep-cache", true, []string{"nothing to remove"}, nil},
+		{"all", true, false, []string{
+			"removed run rlive (0 containers, 0 networks, 1 volumes)",
+			"removed cached state rehearse-cache-seed-a (dataset billing at scale 400000 in db of /p/compose.yaml)",
+			"kept cached state rehearse-cache-seed-b: in use",
+			"removed cached state rehearse-cache-seed-c (dataset billing at scale 400000 in db of /p/compose.yaml)",
+		}, []string{"rehearse-rlive-dbdata", "rehearse-cache-seed-a", "rehearse-cache-seed-c"}},
+		{"keep-cache", false, true, []string{"nothing to remove"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake()
 			var out bytes.Buffer
-			if err := gc(context.Background(), &out, f, false, tc.keepCache); err != nil {
+			if err := gc(context.Background(), &out, f, tc.all, tc.keepCache); err != nil {
 				t.Fatal(err)
 			}
 			if got := strings.Split(strings.TrimSpace(out.String()), "\n"); !slices.Equal(got, tc.want) {

@@ -1,10 +1,12 @@
 package dataset
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"os"
 	"testing"
 	"time"
 )
@@ -19,6 +21,42 @@ var generatorGolden = map[string]string{
 }
 
 const generatorGoldenScale = 60
+
+// generatorSources pins, per GeneratorVersion, the sha256 of the source
+// text of the files that make what Load writes: generate.go (the values)
+// and load.go (TRUNCATE, the setval rule, the order of tables and rows),
+// which the golden sample above does not run. Any edit of either fails
+// TestGeneratorSources until it is pinned again, so that a change of
+// cached results cannot slip past GeneratorVersion.
+var generatorSources = map[string]map[string]string{
+	"1": {
+		"generate.go": "9e3d885081cf61bb0e5aa8fb38359db5f14074743ab28c0532b3b67f63b8319e",
+		"load.go":     "e79a7d8e585624b225e0024ab603d88e674e52a2075ff268729e05e9d73d5c37",
+	},
+}
+
+// TestGeneratorSources compares the source text of generate.go and
+// load.go (line endings made \n) with the hashes pinned for
+// GeneratorVersion.
+func TestGeneratorSources(t *testing.T) {
+	pinned := generatorSources[GeneratorVersion]
+	for _, f := range []string{"generate.go", "load.go"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")))
+		if got := hex.EncodeToString(sum[:]); got != pinned[f] {
+			t.Errorf("%s changed: its sha256 is %s, pinned %q for GeneratorVersion %q. "+
+				"If the change can alter what Load writes (a generated value, a row count, the order of rows or tables, TRUNCATE, setval), "+
+				"bump GeneratorVersion in generator_version.go (cached seeded states of the old rows are then no longer hit), "+
+				"pin TestGeneratorGolden's hash for it in generatorGolden, and pin this file's hash in generatorSources under the new version; "+
+				"if it cannot (a comment, a rename, a log line), set generatorSources[%q][%q] = %q. "+
+				"Either way both files are pinned together under one version (generator_version_test.go).",
+				f, got, pinned[f], GeneratorVersion, GeneratorVersion, f, got)
+		}
+	}
+}
 
 // TestGeneratorGolden hashes every value of every table of the sample, as
 // Load copies them (their Go types included, times to the nanosecond),

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -86,9 +87,42 @@ type DataSequence struct {
 	Min       int64  `json:"min"`
 	Max       int64  `json:"max"`
 	Cycle     bool   `json:"cycle,omitempty"`
-	// LastValue is nil before the first nextval (or without the privilege
-	// to read it).
+	// LastValue and Called are the sequence's own state (its relation's
+	// last_value and is_called): the next nextval gives LastValue when
+	// Called is false (a fresh sequence, or setval(s, v, false)), the value
+	// after it when true. LastValue is nil without the privilege to read
+	// the sequence.
 	LastValue *int64 `json:"last_value,omitempty"`
+	Called    bool   `json:"is_called,omitempty"`
+}
+
+// NextValue is what the next nextval gives ("" when unknown: no
+// privilege; "none" when the sequence is exhausted and does not cycle).
+func (s DataSequence) NextValue() string {
+	if s.LastValue == nil {
+		return ""
+	}
+	v := *s.LastValue
+	if !s.Called {
+		return strconv.FormatInt(v, 10)
+	}
+	next, over := v+s.Increment, false
+	switch {
+	case s.Increment > 0:
+		over = next < v || next > s.Max
+	case s.Increment < 0:
+		over = next > v || next < s.Min
+	}
+	if !over {
+		return strconv.FormatInt(next, 10)
+	}
+	switch {
+	case !s.Cycle:
+		return "none"
+	case s.Increment > 0:
+		return strconv.FormatInt(s.Min, 10)
+	}
+	return strconv.FormatInt(s.Max, 10)
 }
 
 // DataOption configures Data and DiffData.

@@ -273,7 +273,7 @@ func diffDataSequences(before, after []DataSequence, d *DataDiff) {
 			add("sequence dropped")
 			continue
 		case !bok:
-			add("sequence added (last value " + dataLastValue(a.LastValue) + ")")
+			add("sequence added (next value " + dataNextValue(a) + ")")
 			continue
 		}
 		change := func(what, from, to string) {
@@ -288,13 +288,13 @@ func diffDataSequences(before, after []DataSequence, d *DataDiff) {
 		change("min", i(b.Min), i(a.Min))
 		change("max", i(b.Max), i(a.Max))
 		change("cycle", strconv.FormatBool(b.Cycle), strconv.FormatBool(a.Cycle))
-		change("last value", dataLastValue(b.LastValue), dataLastValue(a.LastValue))
+		change("next value", dataNextValue(b), dataNextValue(a))
 	}
 }
 
-func dataLastValue(v *int64) string {
-	if v == nil {
-		return "none"
+func dataNextValue(s DataSequence) string {
+	if v := s.NextValue(); v != "" {
+		return v
 	}
-	return strconv.FormatInt(*v, 10)
+	return "unknown (no privilege to read it)"
 }

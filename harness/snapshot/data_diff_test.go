@@ -23,7 +23,7 @@ func dataFixture() *DataPrint {
 				Constraints: map[string]string{"invoices_pkey": "PRIMARY KEY (id)"},
 			},
 		},
-		Sequences: []DataSequence{{Schema: "public", Name: "invoices_id_seq", Type: "bigint", Start: 1, Increment: 1, Min: 1, Max: 1 << 62, LastValue: &last}},
+		Sequences: []DataSequence{{Schema: "public", Name: "invoices_id_seq", Type: "bigint", Start: 1, Increment: 1, Min: 1, Max: 1 << 62, LastValue: &last, Called: true}},
 	}
 }
 
@@ -59,7 +59,7 @@ invoices: column due added (date not null default CURRENT_DATE)
 invoices: index invoices_status_idx dropped
 invoices: constraint invoices_total_check added: CHECK ((total_cents >= 0))
 refunds: table added (3 rows)
-invoices_id_seq: sequence: last value 100 -> 101
+invoices_id_seq: sequence: next value 101 -> 102
 `
 	if got != want {
 		t.Errorf("diff:\n%s\nwant:\n%s", got, want)
@@ -164,5 +164,46 @@ func TestDataExcluded(t *testing.T) {
 	before := &DataPrint{Tables: []DataTable{{KeyOID: 43}, {}, {KeyOID: 42}}}
 	if got := dataExcluded(k, before); len(got) != 2 || got[0] != 42 || got[1] != 43 {
 		t.Errorf("excluded: %v", got)
+	}
+}
+
+// TestDataSequenceNextValue: the state a diff compares is what the next
+// nextval gives, is_called included: setval(s, 5000, false) on an
+// untouched sequence (both is_called false, pg_sequences' last_value NULL
+// for both) is a change.
+func TestDataSequenceNextValue(t *testing.T) {
+	v := func(n int64) *int64 { return &n }
+	seq := DataSequence{Schema: "public", Name: "s", Type: "bigint", Start: 1, Increment: 1, Min: 1, Max: 10}
+	for _, tc := range []struct {
+		name   string
+		last   *int64
+		called bool
+		cycle  bool
+		inc    int64
+		want   string
+	}{
+		{"untouched", v(1), false, false, 1, "1"},
+		{"setval false", v(5000), false, false, 1, "5000"},
+		{"called", v(5), true, false, 1, "6"},
+		{"exhausted", v(10), true, false, 1, "none"},
+		{"cycles", v(10), true, true, 1, "1"},
+		{"descending cycles", v(1), true, true, -1, "10"},
+		{"no privilege", nil, false, false, 1, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := seq
+			s.LastValue, s.Called, s.Cycle, s.Increment = tc.last, tc.called, tc.cycle, tc.inc
+			if got := s.NextValue(); got != tc.want {
+				t.Errorf("NextValue = %q, want %q", got, tc.want)
+			}
+		})
+	}
+
+	before := &DataPrint{Sequences: []DataSequence{seq}}
+	before.Sequences[0].LastValue = v(1)
+	after := &DataPrint{Sequences: []DataSequence{seq}}
+	after.Sequences[0].LastValue = v(5000)
+	if got, want := diffData(before, after, nil).String(), "s: sequence: next value 1 -> 5000\n"; got != want {
+		t.Errorf("diff after setval(s, 5000, false):\n%s\nwant:\n%s", got, want)
 	}
 }

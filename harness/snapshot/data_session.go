@@ -462,19 +462,71 @@ func dataScanEach(ctx context.Context, conn *pgx.Conn, q string, oids []int64, s
 }
 
 // readDataSequences reads every sequence but pg_catalog's and
-// information_schema's (the harness makes none).
+// information_schema's (the harness makes none). The state comes from each
+// sequence relation itself (last_value, is_called): pg_sequences shows
+// last_value NULL whenever is_called is false, so setval('s', 5000, false)
+// and an untouched sequence would read alike though nextval gives 5000
+// and 1.
 func readDataSequences(ctx context.Context, conn *pgx.Conn) ([]DataSequence, error) {
+	// The catalog, not the pg_sequences view: the view calls
+	// pg_sequence_last_value, which takes ROW EXCLUSIVE on every sequence.
+	// A SELECT from the sequence takes ACCESS SHARE.
 	rows, err := conn.Query(ctx, `
-SELECT schemaname::text, sequencename::text, data_type::text, start_value, increment_by, min_value, max_value, cycle, last_value
-FROM pg_catalog.pg_sequences
-WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
+SELECT n.nspname::text, c.relname::text, s.seqtypid::pg_catalog.regtype::text, s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcycle,
+	pg_catalog.has_sequence_privilege(c.oid, 'SELECT')
+FROM pg_catalog.pg_sequence s JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'S' AND NOT pg_catalog.pg_is_other_temp_schema(n.oid)
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 ORDER BY 1, 2`)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (DataSequence, error) {
+	var can []bool
+	seqs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DataSequence, error) {
 		var s DataSequence
-		err := r.Scan(&s.Schema, &s.Name, &s.Type, &s.Start, &s.Increment, &s.Min, &s.Max, &s.Cycle, &s.LastValue)
+		var c bool
+		err := r.Scan(&s.Schema, &s.Name, &s.Type, &s.Start, &s.Increment, &s.Min, &s.Max, &s.Cycle, &c)
+		can = append(can, c)
 		return s, err
 	})
+	if err != nil {
+		return nil, err
+	}
+	// One statement per batch: a UNION ALL of each readable sequence's
+	// single row (reading a sequence locks it to the statement's end).
+	const batch = 200
+	var idx []int
+	for i := range seqs {
+		if can[i] {
+			idx = append(idx, i)
+		}
+	}
+	for len(idx) > 0 {
+		n := min(batch, len(idx))
+		part := make([]string, n)
+		for j, i := range idx[:n] {
+			part[j] = fmt.Sprintf("SELECT %d::int4 AS i, last_value, is_called FROM %s", i, dataIdent(seqs[i].Schema, seqs[i].Name))
+		}
+		rows, err := conn.Query(ctx, strings.Join(part, " UNION ALL "))
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var i int32
+			var last int64
+			var called bool
+			if err := rows.Scan(&i, &last, &called); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			seqs[i].LastValue, seqs[i].Called = &last, called
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		idx = idx[n:]
+	}
+	return seqs, nil
 }

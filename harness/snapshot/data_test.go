@@ -255,8 +255,8 @@ invoice_lines: index invoice_lines_invoice_id dropped
 invoices: rows: 1 changed (id=777)
 invoices: constraint invoices_amount_check: CHECK ((amount_cents >= 0)) -> CHECK ((amount_cents > 0)) NOT VALID
 tags: rows: 1 changed ((invoice_id,t)=(5,tag2))
-invoices_id_seq: sequence: last value %d -> %d
-`, dataScale, dataScale+1)
+invoices_id_seq: sequence: next value %d -> %d
+`, dataScale+1, dataScale+2)
 		if d.String() != want {
 			t.Errorf("diff:\n%s\nwant:\n%s", d, want)
 		}

@@ -454,32 +454,56 @@ func (pg *restorePG) helperDir() string { return path.Join(restoreVolumeRoot, pg
 
 // withStopped stops a service, runs fn, and starts the service again
 // (whatever fn returned, unless a *restoreSwapFailed) and waits until it
-// is ready.
+// is ready. A stop that fails may still have stopped the container (an
+// engine that timed out, a cancelled wait): the service is started again
+// and fn does not run; the error is a *restoreStopFailed. A start (or
+// wait) that fails is a *restoreNotStarted, joined to fn's error.
 func (s *Snapshot) withStopped(ctx context.Context, sp *env.ServicePlan, svc *env.Service, fn func() error) error {
 	timeout := restoreStopTimeout
 	if sp.StopTimeout != nil {
 		timeout = *sp.StopTimeout
 	}
 	c := svc.Container()
+	start := func() error {
+		sctx := context.WithoutCancel(ctx)
+		err := s.phase(sp.Name+": start", func() error {
+			if err := c.Start(sctx); err != nil {
+				return err
+			}
+			rctx, cancel := context.WithTimeout(sctx, restoreReadyTimeout)
+			defer cancel()
+			return svc.WaitReady(rctx)
+		})
+		if err != nil {
+			return &restoreNotStarted{fmt.Errorf("%s: start again: %w", sp.Name, err)}
+		}
+		return nil
+	}
 	if err := s.phase(sp.Name+": stop", func() error { return c.Stop(ctx, timeout) }); err != nil {
-		return err
+		return errors.Join(&restoreStopFailed{fmt.Errorf("%s: stop: %w", sp.Name, err)}, start())
 	}
 	err := fn()
 	var swap *restoreSwapFailed
 	if errors.As(err, &swap) {
 		return err
 	}
-	start := func() error {
-		sctx := context.WithoutCancel(ctx)
-		if err := c.Start(sctx); err != nil {
-			return err
-		}
-		rctx, cancel := context.WithTimeout(sctx, restoreReadyTimeout)
-		defer cancel()
-		return svc.WaitReady(rctx)
-	}
-	return errors.Join(err, s.phase(sp.Name+": start", start))
+	return errors.Join(err, start())
 }
+
+// restoreStopFailed is a stop that failed: nothing was copied, and the
+// service was started again (a *restoreNotStarted joined to it says it
+// did not come back).
+type restoreStopFailed struct{ err error }
+
+func (e *restoreStopFailed) Error() string { return e.err.Error() }
+func (e *restoreStopFailed) Unwrap() error { return e.err }
+
+// restoreNotStarted is a service that withStopped could not start again,
+// or that did not become ready.
+type restoreNotStarted struct{ err error }
+
+func (e *restoreNotStarted) Error() string { return e.err.Error() }
+func (e *restoreNotStarted) Unwrap() error { return e.err }
 
 // restoreHelper runs a shell script in a copy helper of a PostgreSQL
 // service (the harness's image; the data directory's volume at

@@ -107,7 +107,7 @@ const seedRowsPerSecond = 100_000
 // goes into a key, or into a volume, changes.
 const (
 	seedKind       = "seed"
-	seedKeyVersion = "rehearse seed cache v2"
+	seedKeyVersion = "rehearse seed cache v3"
 	seedShortKey   = 12
 	seedMaxTries   = 3 // complete cached states tried before a load
 	seedKeep       = 3 // complete entries kept per group (seedGroup)
@@ -161,7 +161,10 @@ type seedInputs struct {
 //     runs from scratch, the reason in Reason. A restore that may have
 //     changed the live data and then failed (a half-swapped directory, a
 //     service that does not come back, a fingerprint that differs) is an
-//     error, and Cache says SeedHitFailed;
+//     error, and Cache says SeedHitFailed. A cached state refused with the
+//     live data untouched after which the service does not come back (on
+//     its own data) is an error too, with no Cache: no load runs against
+//     a stopped database;
 //   - on a miss, dataset.Load runs; when it took at least the minimum load
 //     time (WithSeedMinLoad), the loaded database is fingerprinted, the
 //     service stopped, its data directory copied into a new cache volume
@@ -221,7 +224,12 @@ func Seed(ctx context.Context, e *env.Environment, spec *dataset.Spec, scale int
 	} else {
 		hit, why, err := seedLookup(ctx, s, e, sp, svc, spec, in)
 		passed = why
+		var notBack *seedNotBack
 		switch {
+		case errors.As(err, &notBack):
+			// Not a hit that failed: the live data was never the cached
+			// state's.
+			return SeedResult{Key: short, Volume: hit.Volume, Reason: passed}, fmt.Errorf("dataset %s: %w", spec.Name, err)
 		case err != nil:
 			return SeedResult{Cache: SeedHitFailed, Key: short, Volume: hit.Volume, Reason: passed},
 				fmt.Errorf("dataset %s: restore of cached state %s (%s): %w", spec.Name, short, hit.Volume, err)
@@ -270,7 +278,8 @@ func seedJoin(a, b string) string {
 // seedLookup reads the key's entries and restores the newest complete one
 // that checks (up to seedMaxTries). Incomplete entries are passed over
 // (and removed when left over). A hit returns Cache SeedHit; an error is
-// a restore that may have changed the live data.
+// a restore that may have changed the live data, or a *seedNotBack (an
+// entry refused, the data untouched, and the service not back).
 func seedLookup(ctx context.Context, s *Snapshot, e *env.Environment, sp *env.ServicePlan, svc *env.Service, spec *dataset.Spec, in *seedInputs) (SeedResult, string, error) {
 	vols, err := e.CacheVolumes(ctx, seedKind, map[string]string{"key": in.key})
 	if err != nil {
@@ -370,17 +379,10 @@ func seedRestore(ctx context.Context, s *Snapshot, e *env.Environment, sp *env.S
 			return nil
 		})
 	})
-	var dmg *seedDamaged
-	if errors.As(err, &dmg) {
-		// withStopped started the service again on its untouched data;
-		// a start that failed is joined in, and is no damage of the entry.
-		if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 1 {
-			return nil, err
-		}
-		if err := s.phase("ready", func() error { return restoreAllReady(ctx, e) }); err != nil {
-			return nil, err
-		}
-		return nil, dmg
+	if rerr, ok := seedRefused(svc.Name, v.Name, err, func() error {
+		return s.phase("ready", func() error { return restoreAllReady(ctx, e) })
+	}); ok {
+		return nil, rerr
 	}
 	if err != nil {
 		return nil, err
@@ -402,6 +404,46 @@ func seedRestore(ctx context.Context, s *Snapshot, e *env.Environment, sp *env.S
 		return nil, fmt.Errorf("%w%s", err, seedRemoveNote(ctx, e, v.Name))
 	}
 	return m, nil
+}
+
+// seedNotBack is a cached state refused with the live data untouched
+// (nothing was swapped), after which the service, or another, did not
+// come back: the step fails, and no load runs against a stopped
+// database. It hides the refusal's *seedDamaged, so that a lookup does
+// not pass over to the next entry.
+type seedNotBack struct{ err error }
+
+func (e *seedNotBack) Error() string { return e.err.Error() }
+func (e *seedNotBack) Unwrap() error { return e.err }
+
+// seedRefused classifies what withStopped returned around a copy back:
+// ok false when it was no refusal with the data untouched (a swap, an
+// error that may have changed the data, or success). A refusal whose
+// service came back (and every service is then ready: ready) is the
+// *seedDamaged to pass over; one whose service did not (a stop that
+// failed and a start that failed, a start or a ready that failed) is a
+// *seedNotBack naming the service and the entry.
+func seedRefused(service, entry string, err error, ready func() error) (_ error, ok bool) {
+	var dmg *seedDamaged
+	var stop *restoreStopFailed
+	var notStarted *restoreNotStarted
+	switch {
+	case errors.As(err, &stop):
+		dmg = &seedDamaged{err: fmt.Errorf("%s: not run, entry kept, the data untouched: %w", entry, stop)}
+	case errors.As(err, &dmg):
+	default:
+		return nil, false
+	}
+	notBack := func(why error) error {
+		return &seedNotBack{fmt.Errorf("%s: the service did not come back on its untouched data (cached state %s refused: %v): %v", service, entry, dmg, why)}
+	}
+	if errors.As(err, &notStarted) {
+		return notBack(notStarted), true
+	}
+	if rerr := ready(); rerr != nil {
+		return notBack(rerr), true
+	}
+	return dmg, true
 }
 
 // seedFingerprint is the loaded database's data fingerprint without keys

@@ -93,3 +93,23 @@ func BenchmarkSeedCache(b *testing.B) {
 		b.Log(l)
 	}
 }
+
+// BenchmarkSeedKey measures a key on a fresh bundled world (nothing
+// loaded): every database's fingerprint and catalog queries, the
+// cluster's queries, the plan and its bind sources. key-s is the mean.
+func BenchmarkSeedKey(b *testing.B) {
+	ctx := context.Background()
+	e := envtest.Start(b, billingCompose)
+	spec := seedTestDataset(b, "")
+	var n int
+	var total time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := seedKey(ctx, e, spec, seedTestScale, "bench"); err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(t0)
+		n++
+	}
+	b.ReportMetric(total.Seconds()/float64(n), "key-s")
+}

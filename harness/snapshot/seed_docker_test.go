@@ -246,6 +246,56 @@ func TestSeedCache(t *testing.T) {
 				setup:    []string{"CREATE TABLE seed_t (id int)"},
 				change:   []string{"CREATE POLICY seed_p ON seed_t USING (id > 0)"},
 				teardown: []string{"DROP TABLE seed_t"}},
+			{name: "a sequence set back (setval false)",
+				setup:    []string{"CREATE SEQUENCE seed_s"},
+				change:   []string{"SELECT setval('seed_s', 5000, false)"},
+				teardown: []string{"DROP SEQUENCE seed_s"}},
+			{name: "a large object's contents",
+				setup:    []string{"SELECT lo_from_bytea(424242, 'one')"},
+				change:   []string{"SELECT lo_put(424242, 0, 'two')"},
+				teardown: []string{"SELECT lo_unlink(424242)"}},
+			{name: "a large object's owner",
+				setup:    []string{"CREATE ROLE seed_r", "SELECT lo_from_bytea(424243, 'one')"},
+				change:   []string{"ALTER LARGE OBJECT 424243 OWNER TO seed_r"},
+				teardown: []string{"SELECT lo_unlink(424243)", "DROP ROLE seed_r"}},
+			{name: "a comment",
+				setup:    []string{"CREATE TABLE seed_t (id int)"},
+				change:   []string{"COMMENT ON COLUMN seed_t.id IS 'the id'"},
+				teardown: []string{"DROP TABLE seed_t"}},
+			{name: "a materialized view populated",
+				setup:    []string{"CREATE MATERIALIZED VIEW seed_m AS SELECT 1 AS x WITH NO DATA"},
+				change:   []string{"REFRESH MATERIALIZED VIEW seed_m"},
+				teardown: []string{"DROP MATERIALIZED VIEW seed_m"}},
+			{name: "a partition attached",
+				setup:    []string{"CREATE TABLE seed_p (id int) PARTITION BY RANGE (id)", "CREATE TABLE seed_p1 (id int)"},
+				change:   []string{"ALTER TABLE seed_p ATTACH PARTITION seed_p1 FOR VALUES FROM (0) TO (10)"},
+				teardown: []string{"DROP TABLE seed_p"}},
+			{name: "a table in a publication",
+				setup:    []string{"CREATE TABLE seed_t (id int)", "CREATE PUBLICATION seed_pub"},
+				change:   []string{"ALTER PUBLICATION seed_pub ADD TABLE seed_t"},
+				teardown: []string{"DROP PUBLICATION seed_pub", "DROP TABLE seed_t"}},
+			{name: "a column's collation",
+				setup:    []string{"CREATE TABLE seed_t (x text)"},
+				change:   []string{`ALTER TABLE seed_t ALTER COLUMN x TYPE text COLLATE "C"`},
+				teardown: []string{"DROP TABLE seed_t"}},
+			{name: "a user mapping",
+				setup:    []string{"CREATE FOREIGN DATA WRAPPER seed_w", "CREATE SERVER seed_srv FOREIGN DATA WRAPPER seed_w"},
+				change:   []string{"CREATE USER MAPPING FOR CURRENT_USER SERVER seed_srv OPTIONS (user 'x')"},
+				teardown: []string{"DROP SERVER seed_srv CASCADE", "DROP FOREIGN DATA WRAPPER seed_w"}},
+			{name: "a pending ALTER SYSTEM",
+				change:   []string{"ALTER SYSTEM SET work_mem = '7MB'"},
+				teardown: []string{"ALTER SYSTEM RESET work_mem"}},
+			{name: "a replication slot",
+				change:   []string{"SELECT pg_create_physical_replication_slot('seed_slot')"},
+				teardown: []string{"SELECT pg_drop_replication_slot('seed_slot')"}},
+			{name: "a subscription",
+				change: []string{"CREATE SUBSCRIPTION seed_sub CONNECTION 'dbname=nowhere' PUBLICATION p WITH (connect = false)"},
+				teardown: []string{"ALTER SUBSCRIPTION seed_sub DISABLE", "ALTER SUBSCRIPTION seed_sub SET (slot_name = NONE)",
+					"DROP SUBSCRIPTION seed_sub"}},
+			{name: "a database that refuses connections",
+				setup:    []string{"CREATE DATABASE seed_closed", "ALTER DATABASE seed_closed ALLOW_CONNECTIONS false"},
+				change:   []string{"ALTER DATABASE seed_closed CONNECTION LIMIT 3"},
+				teardown: []string{"DROP DATABASE seed_closed"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				exec(t, "", tc.setup...)
@@ -434,6 +484,46 @@ func TestSeedCache(t *testing.T) {
 		}
 		if vs := seedTestVolumes(t, e1, spec); len(vs) != 1 || vs[0].Name != r.Volume {
 			t.Errorf("cache volumes after fresh: %v, want only %s", vs, r.Volume)
+		}
+	})
+
+	t.Run("a restored state that does not check fails the step and goes", func(t *testing.T) {
+		vs := seedTestVolumes(t, e1, spec)
+		if len(vs) != 1 {
+			t.Fatalf("cache volumes: %v, want one entry", vs)
+		}
+		// The invoices the manifest records differ from the copy's: the
+		// copy and its copy manifest stay consistent, so the restore swaps
+		// it in, and the check after the swap fails (as one changed row in
+		// a copy whose copy manifest still matches would).
+		v, err := e1.OpenCacheVolume(ctx, vs[0].Name, seedKind, vs[0].Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := e1.Service("db").Container().RunWithVolumes(ctx, image.DebianBase, []string{"sh", "-c",
+			`sed -i 's/^\(table "[^"]*" "public" "invoices" [0-9]*\) -\{0,1\}[0-9]*$/\1 7/' "$1" && grep -q '"invoices" [0-9]* 7$' "$1"`,
+			"sh", seedManifestFile}, restoreCapabilities, v)
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("change the recorded fingerprint: %v, exit %d, %s", err, res.ExitCode, res.Stderr)
+		}
+		backToPristine(t)
+		r, err := Seed(ctx, e1, spec, seedTestScale, opts...)
+		seedLog(t, "hit-failed", r)
+		if err == nil || r.Cache != SeedHitFailed || r.Volume != vs[0].Name {
+			t.Fatalf("seed from an entry that does not check: cache %s, volume %s, %v; want hit-failed from %s and an error", r.Cache, r.Volume, err, vs[0].Name)
+		}
+		for _, want := range []string{"restore of cached state", "after the restore", "invoices", "(removed)"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q: want it to say %q", err, want)
+			}
+		}
+		if vs := seedTestVolumes(t, e1, spec); len(vs) != 0 {
+			t.Errorf("cache volumes after a hit that failed: %v, want the entry removed", vs)
+		}
+		// Stored again, for the cases below.
+		backToPristine(t)
+		if r, err := Seed(ctx, e1, spec, seedTestScale, opts...); err != nil || r.Cache != SeedStored {
+			t.Fatalf("store again: %s %v", r.Cache, err)
 		}
 	})
 

@@ -115,6 +115,16 @@ func seedIncompleteGoes(v env.CacheVolume, now time.Time) bool {
 	return !judged && !v.Created.IsZero() && now.Sub(v.Created) > seedStaleIncomplete
 }
 
+// SeedEntryMayBeStoring reports whether a cache volume may be a seeded
+// state being stored right now, which a gc must leave: its maker lives
+// (as far as this process can tell), or its maker cannot be judged from
+// here and it is younger than an hour. It is what Seed keeps of an
+// incomplete entry, applied without reading the manifest (a complete
+// entry of a live maker is kept too). Other kinds are never.
+func SeedEntryMayBeStoring(v env.CacheVolume, now time.Time) bool {
+	return v.Kind == seedKind && !seedIncompleteGoes(v, now)
+}
+
 // seedRemoveKey removes the entries of a key that are not in use (fresh),
 // and says what it removed.
 func seedRemoveKey(ctx context.Context, e *env.Environment, key string) string {

@@ -33,9 +33,10 @@ func seedFixedSeedOption() DataOption {
 }
 
 // Bounds of the bind sources a key reads: their files are configuration
-// and secrets, not data. Past seedBindBytes of content, files count by
-// size and modification time; past seedBindEntries entries the key fails
-// (the load runs, nothing is cached).
+// and secrets, not data. Past seedBindBytes of content, or past
+// seedBindEntries entries, the key fails (the load runs, nothing is
+// cached): a file counted by size and modification time would hit a
+// cached state made of other contents (cp -p keeps both).
 const (
 	seedBindBytes   = 64 << 20
 	seedBindEntries = 20_000
@@ -156,8 +157,8 @@ type seedBindBudget struct{ bytes, entries int64 }
 // seedHashBind hashes a bind source as the service sees it: the source
 // itself followed (the engine follows a link when it mounts), below it
 // each entry's relative name, type and mode, a link's target, a file's
-// contents (within the budget; past it, its size and modification
-// time). A source that does not exist hashes as such.
+// contents (past the budget, an error: no key). A source that does not
+// exist hashes as such.
 func seedHashBind(h hash.Hash, src string, budget *seedBindBudget) error {
 	st, err := os.Stat(src)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -196,7 +197,10 @@ func seedHashEntry(h hash.Hash, p, rel string, info fs.FileInfo, budget *seedBin
 			return err
 		}
 		fmt.Fprintf(h, " -> %q", t)
-	case info.Mode().IsRegular() && info.Size() <= budget.bytes:
+	case info.Mode().IsRegular() && info.Size() > budget.bytes:
+		return fmt.Errorf("%s: %d bytes past the %d MiB a key reads of bind sources: no key, nothing is cached (a file counted by size and time could hit another's state)",
+			rel, info.Size(), seedBindBytes>>20)
+	case info.Mode().IsRegular():
 		budget.bytes -= info.Size()
 		f, err := os.Open(p)
 		if err != nil {
@@ -208,8 +212,6 @@ func seedHashEntry(h hash.Hash, p, rel string, info fs.FileInfo, budget *seedBin
 			return err
 		}
 		fmt.Fprintf(h, " %x", fh.Sum(nil))
-	case info.Mode().IsRegular():
-		fmt.Fprintf(h, " size %d mtime %d", info.Size(), info.ModTime().UnixNano())
 	}
 	fmt.Fprintln(h)
 	return nil
@@ -274,31 +276,51 @@ func seedPreState(ctx context.Context, e *env.Environment, spec *dataset.Spec) (
 }
 
 // seedHashQueries hashes each query's rows, every value quoted on its own
-// (so that no two rows hash alike by where their values split).
+// (so that no two rows hash alike by where their values split); NULL is
+// an unquoted marker, no quoted value's ("<nil>" is one).
 func seedHashQueries(ctx context.Context, h hash.Hash, conn *pgx.Conn, queries []string) error {
+	// One round trip for all of them (a pipeline): the key is made before
+	// every load worth caching, on databases that are mostly fresh.
+	batch := &pgx.Batch{}
 	for _, q := range queries {
-		rows, err := conn.Query(ctx, q)
+		batch.Queue(q)
+	}
+	res := conn.SendBatch(ctx, batch)
+	for range queries {
+		rows, err := res.Query()
 		if err != nil {
+			res.Close()
 			return err
 		}
 		for rows.Next() {
 			vals, err := rows.Values()
 			if err != nil {
 				rows.Close()
+				res.Close()
 				return err
 			}
 			for _, v := range vals {
-				fmt.Fprintf(h, "%q\t", fmt.Sprint(v))
+				seedHashValue(h, v)
 			}
 			fmt.Fprintln(h)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
+			res.Close()
 			return err
 		}
 		fmt.Fprintln(h, "--")
 	}
-	return nil
+	return res.Close()
+}
+
+// seedHashValue hashes one value of a row: quoted, or NULL unquoted.
+func seedHashValue(w io.Writer, v any) {
+	if v == nil {
+		io.WriteString(w, "NULL\t")
+		return
+	}
+	fmt.Fprintf(w, "%q\t", fmt.Sprint(v))
 }
 
 // seedCanJudge reports whether this process can judge whether an owner
@@ -309,20 +331,43 @@ func seedCanJudge(o runs.Owner) bool {
 }
 
 // seedClusterQueries read what belongs to the cluster rather than one
-// database, and what a copy of the data directory brings back.
+// database, and what a copy of the data directory brings back: every
+// database (those that refuse connections too: their name and settings
+// count, their contents cannot be read), roles, memberships, per-database
+// and per-role settings, the server's configuration files as they are now
+// (pg_file_settings: a pending ALTER SYSTEM counts before a reload
+// applies it), pg_hba's rules, tablespaces, comments on shared objects,
+// prepared transactions, replication slots and subscriptions.
 var seedClusterQueries = []string{
-	`SELECT datname::text, pg_get_userbyid(datdba)::text, pg_encoding_to_char(encoding), datcollate::text, datctype::text,
-		datallowconn, datistemplate, datconnlimit, coalesce(datacl::text, '') FROM pg_database ORDER BY datname`,
+	// Every column but those that change on their own (vacuum's xids) or
+	// name an OID (the owner, by name apart); to_jsonb keeps the query
+	// the same across server versions (locale providers, ICU, ...).
+	`SELECT d.datname::text, pg_get_userbyid(d.datdba)::text, pg_encoding_to_char(d.encoding),
+		(to_jsonb(d) - 'oid' - 'datdba' - 'datfrozenxid' - 'datminmxid' - 'datlastsysoid' - 'dattablespace')::text,
+		coalesce((SELECT spcname::text FROM pg_tablespace t WHERE t.oid = d.dattablespace), '')
+		FROM pg_database d ORDER BY 1`,
 	`SELECT rolname::text, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls,
 		rolconnlimit, coalesce(rolvaliduntil::text, '') FROM pg_authid ORDER BY rolname`,
 	`SELECT r.rolname::text, m.rolname::text, a.admin_option, coalesce(g.rolname::text, '') FROM pg_auth_members a
 		JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member LEFT JOIN pg_roles g ON g.oid = a.grantor ORDER BY 1, 2`,
 	`SELECT coalesce(d.datname::text, ''), coalesce(r.rolname::text, ''), s.setconfig::text FROM pg_db_role_setting s
 		LEFT JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole ORDER BY 1, 2, 3`,
-	`SELECT name, setting FROM pg_settings WHERE source IN ('configuration file', 'command line', 'environment variable') ORDER BY name`,
+	`SELECT coalesce(sourcefile, ''), coalesce(sourceline, 0), seqno, coalesce(name, ''), coalesce(setting, ''), applied, coalesce(error, '')
+		FROM pg_file_settings ORDER BY seqno`,
+	`SELECT name, setting FROM pg_settings WHERE source IN ('command line', 'environment variable') ORDER BY name`,
 	`SELECT line_number, type, coalesce(database::text, ''), coalesce(user_name::text, ''), coalesce(address, ''),
 		coalesce(netmask, ''), coalesce(auth_method, ''), coalesce(options::text, ''), coalesce(error, '') FROM pg_hba_file_rules ORDER BY line_number`,
 	`SELECT spcname::text, pg_get_userbyid(spcowner)::text, coalesce(spcacl::text, ''), coalesce(spcoptions::text, '') FROM pg_tablespace ORDER BY 1`,
+	`SELECT d.classoid::regclass::text, CASE d.classoid WHEN 'pg_database'::regclass THEN (SELECT datname::text FROM pg_database WHERE oid = d.objoid)
+			WHEN 'pg_authid'::regclass THEN pg_get_userbyid(d.objoid)::text
+			WHEN 'pg_tablespace'::regclass THEN (SELECT spcname::text FROM pg_tablespace WHERE oid = d.objoid) ELSE d.objoid::text END,
+		d.description FROM pg_shdescription d ORDER BY 1, 2, 3`,
+	`SELECT gid, owner::text, database::text FROM pg_prepared_xacts ORDER BY 1`,
+	`SELECT slot_name::text, coalesce(plugin::text, ''), slot_type, coalesce(database::text, ''),
+		coalesce((to_jsonb(s) -> 'two_phase')::text, '') FROM pg_replication_slots s WHERE NOT temporary ORDER BY 1`,
+	`SELECT s.subname::text, d.datname::text, pg_get_userbyid(s.subowner)::text,
+		(to_jsonb(s) - 'oid' - 'subdbid' - 'subowner')::text
+		FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid ORDER BY 1, 2`,
 }
 
 // seedNsFilter is the schemas of a database's own objects (not the
@@ -331,11 +376,17 @@ const seedNsFilter = `(n.nspname NOT IN ('pg_catalog', 'information_schema') AND
 
 // seedCatalogQueries read, in one database, what its data fingerprint
 // does not see: functions and procedures (their source, language,
-// settings, owner, ACL), triggers, views' definitions, every relation's
-// owner, ACL, row security and options, column ACLs, schemas, extensions
-// and their versions, policies, default privileges, rules, types
-// (enums' labels, domains' constraints), event triggers, publications.
-// A system object counts when its ACL was changed (a GRANT on it).
+// settings, owner, ACL), triggers, views' and materialized views'
+// definitions (and whether a materialized view is populated; its rows
+// are not read), every relation's owner, ACL, persistence, row security,
+// options and partition key, inheritance and partition bounds, column
+// ACLs and collations, schemas, extensions and their versions, policies,
+// default privileges, rules, types (enums' labels, domains' constraints),
+// collations, event triggers, publications and their tables, comments,
+// large objects (owner, ACL and an md5 of their pages), foreign-data
+// wrappers, servers, user mappings and foreign tables. A system object
+// counts when its ACL was changed (a GRANT on it); comments on system
+// objects count as one sum of hashes (order-free, no sort: cheap).
 var seedCatalogQueries = []string{
 	`SELECT n.nspname::text, p.proname::text, pg_get_function_identity_arguments(p.oid), p.prokind::text,
 		coalesce(pg_get_function_result(p.oid), ''), md5(coalesce(p.prosrc, '')), coalesce(p.probin, ''), l.lanname::text,
@@ -346,8 +397,10 @@ var seedCatalogQueries = []string{
 	`SELECT c.oid::regclass::text, t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled::text
 		FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal ORDER BY 1, 2`,
 	`SELECT n.nspname::text, c.relname::text, c.relkind::text, pg_get_userbyid(c.relowner)::text, coalesce(c.relacl::text, ''),
-		c.relrowsecurity, c.relforcerowsecurity, coalesce(c.reloptions::text, ''),
-		CASE WHEN c.relkind IN ('v', 'm') THEN coalesce(pg_get_viewdef(c.oid), '') ELSE '' END
+		c.relpersistence::text, c.relrowsecurity, c.relforcerowsecurity, coalesce(c.reloptions::text, ''),
+		CASE WHEN c.relkind IN ('v', 'm') AND ` + seedNsFilter + ` THEN coalesce(pg_get_viewdef(c.oid), '') ELSE '' END,
+		CASE WHEN c.relkind = 'm' THEN c.relispopulated::text ELSE '' END,
+		CASE WHEN c.relkind = 'p' THEN coalesce(pg_get_partkeydef(c.oid), '') ELSE '' END
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE ` + seedNsFilter + ` OR c.relacl IS NOT NULL ORDER BY 1, 2`,
 	`SELECT a.attrelid::regclass::text, a.attname::text, a.attacl::text FROM pg_attribute a WHERE a.attacl IS NOT NULL ORDER BY 1, 2`,
@@ -369,5 +422,32 @@ var seedCatalogQueries = []string{
 		WHERE (` + seedNsFilter + ` AND t.typtype IN ('e', 'd', 'r', 'm', 'b')) OR t.typacl IS NOT NULL ORDER BY 1, 2`,
 	`SELECT evtname::text, evtevent::text, evtfoid::regproc::text, evtenabled::text, coalesce(evttags::text, '')
 		FROM pg_event_trigger ORDER BY 1`,
-	`SELECT pubname::text, puballtables, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication ORDER BY 1`,
+	`SELECT p.pubname::text, pg_get_userbyid(p.pubowner)::text, (to_jsonb(p) - 'oid' - 'pubowner')::text FROM pg_publication p ORDER BY 1`,
+	`SELECT p.pubname::text, r.prrelid::regclass::text, (to_jsonb(r) - 'oid' - 'prpubid' - 'prrelid')::text
+		FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid ORDER BY 1, 2`,
+	`SELECT pubname::text, schemaname::text, tablename::text, to_jsonb(t)::text FROM pg_publication_tables t ORDER BY 1, 2, 3`,
+	`SELECT i.inhrelid::regclass::text, i.inhparent::regclass::text, i.inhseqno, coalesce(pg_get_expr(c.relpartbound, c.oid), '')
+		FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid ORDER BY 1, 2`,
+	`SELECT c.oid::regclass::text, a.attname::text, co.collnamespace::regnamespace::text, co.collname::text
+		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_collation co ON co.oid = a.attcollation
+		WHERE ` + seedNsFilter + ` AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1, 2`,
+	`SELECT n.nspname::text, co.collname::text, pg_get_userbyid(co.collowner)::text, (to_jsonb(co) - 'oid' - 'collnamespace' - 'collowner')::text
+		FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace WHERE ` + seedNsFilter + ` ORDER BY 1, 2`,
+	`SELECT pg_describe_object(d.classoid, d.objoid, d.objsubid), d.description FROM pg_description d
+		WHERE d.objoid >= 16384 ORDER BY 1, 2`,
+	`SELECT count(*), coalesce(sum(hashtextextended(d.classoid::text || ' ' || d.objoid::text || ' ' || d.objsubid::text || ' ' || d.description, 0)::numeric), 0)
+		FROM pg_description d WHERE d.objoid < 16384`,
+	`SELECT m.oid::int8, pg_get_userbyid(m.lomowner)::text, coalesce(m.lomacl::text, ''),
+		coalesce((SELECT md5(string_agg(int4send(l.pageno) || decode(md5(l.data), 'hex'), ''::bytea ORDER BY l.pageno))
+			FROM pg_largeobject l WHERE l.loid = m.oid), '')
+		FROM pg_largeobject_metadata m ORDER BY 1`,
+	`SELECT w.fdwname::text, pg_get_userbyid(w.fdwowner)::text, w.fdwhandler::regproc::text, w.fdwvalidator::regproc::text,
+		coalesce(w.fdwacl::text, ''), coalesce(w.fdwoptions::text, '') FROM pg_foreign_data_wrapper w ORDER BY 1`,
+	`SELECT s.srvname::text, w.fdwname::text, pg_get_userbyid(s.srvowner)::text, coalesce(s.srvtype, ''), coalesce(s.srvversion, ''),
+		coalesce(s.srvacl::text, ''), coalesce(s.srvoptions::text, '')
+		FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw ORDER BY 1`,
+	`SELECT srvname::text, usename::text, coalesce(umoptions::text, '') FROM pg_user_mappings ORDER BY 1, 2`,
+	`SELECT f.ftrelid::regclass::text, s.srvname::text, coalesce(f.ftoptions::text, '')
+		FROM pg_foreign_table f JOIN pg_foreign_server s ON s.oid = f.ftserver ORDER BY 1`,
 }

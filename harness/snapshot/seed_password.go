@@ -8,8 +8,12 @@ import (
 	"encoding/base64"
 	"fmt"
 	"hash"
+	"io"
 	"maps"
 	"net/url"
+	"os"
+	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,13 +31,15 @@ const (
 )
 
 // seedSecrets are the plaintexts a role's password may have been set
-// from by the compose file: every service's environment values, and the
+// from by the compose file: every service's environment values, the
 // passwords in the URLs and key=value connection strings among them
-// (DATABASE_URL=postgres://user:PASSWORD@db/...).
+// (DATABASE_URL=postgres://user:PASSWORD@db/...), and the contents of the
+// small files a service reads its secrets from (seedSecretFiles:
+// POSTGRES_PASSWORD_FILE=/run/secrets/db_password).
 func seedSecrets(p *env.Plan) []string {
 	var out []string
 	add := func(s string) {
-		if s != "" && len(s) <= 1024 && !slices.Contains(out, s) && len(out) < seedMaxSecrets {
+		if s != "" && len(s) <= seedMaxSecretBytes && !slices.Contains(out, s) && len(out) < seedMaxSecrets {
 			out = append(out, s)
 		}
 	}
@@ -53,7 +59,77 @@ func seedSecrets(p *env.Plan) []string {
 			}
 		}
 	}
+	for _, sp := range p.Services {
+		for _, v := range seedSecretFiles(sp) {
+			add(v)
+		}
+	}
 	return out
+}
+
+// seedMaxSecretBytes bounds a plaintext tried, and a secret file read.
+const seedMaxSecretBytes = 1024
+
+// seedSecretFiles reads, on the host, the files a service may take a
+// password from: the paths of its *_FILE environment values, and the
+// files bound under /run/secrets (compose secrets), each through the
+// bind mount that holds it. Only small regular files count; trailing
+// newlines are trimmed, as the images' entrypoints do ("$(< file)").
+// Files that cannot be read are left out: a secret not tried is a miss,
+// never a wrong hit.
+func seedSecretFiles(sp *env.ServicePlan) []string {
+	var targets []string
+	for _, k := range slices.Sorted(maps.Keys(sp.Env)) {
+		if v := sp.Env[k]; strings.HasSuffix(k, "_FILE") && path.IsAbs(v) {
+			targets = append(targets, path.Clean(v))
+		}
+	}
+	for _, m := range sp.Mounts {
+		if m.Type == "bind" && (m.Target == "/run/secrets" || strings.HasPrefix(m.Target, "/run/secrets/")) {
+			if st, err := os.Stat(m.Source); err == nil && st.Mode().IsRegular() {
+				targets = append(targets, path.Clean(m.Target))
+			}
+		}
+	}
+	var out []string
+	for _, t := range targets {
+		host, ok := seedBindHostPath(sp, t)
+		if !ok {
+			continue
+		}
+		f, err := os.Open(host)
+		if err != nil {
+			continue
+		}
+		st, err := f.Stat()
+		var b []byte
+		if err == nil && st.Mode().IsRegular() && st.Size() <= seedMaxSecretBytes {
+			b, err = io.ReadAll(io.LimitReader(f, seedMaxSecretBytes+1))
+		}
+		f.Close()
+		if err == nil && len(b) > 0 && len(b) <= seedMaxSecretBytes {
+			out = append(out, strings.TrimRight(string(b), "\n"))
+		}
+	}
+	return out
+}
+
+// seedBindHostPath maps a path in a service's container to the host path
+// of the bind mount that holds it (the deepest one).
+func seedBindHostPath(sp *env.ServicePlan, target string) (string, bool) {
+	best, host := -1, ""
+	for _, m := range sp.Mounts {
+		if m.Type != "bind" {
+			continue
+		}
+		mt := path.Clean(m.Target)
+		rel, ok := strings.CutPrefix(target, mt)
+		if !ok || (rel != "" && !strings.HasPrefix(rel, "/") && mt != "/") || len(mt) <= best {
+			continue
+		}
+		best, host = len(mt), filepath.Join(m.Source, filepath.FromSlash(rel))
+	}
+	return host, best >= 0
 }
 
 // seedHashPasswords hashes each role's password as a key compares it. A

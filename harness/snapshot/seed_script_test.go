@@ -2,9 +2,11 @@ package snapshot
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -313,5 +315,119 @@ func TestSeedPasswordClass(t *testing.T) {
 	md5pw := "md5" + strings.Repeat("a", 32)
 	if got := seedPasswordClass(&md5pw, secrets); !strings.HasPrefix(got, "stored ") {
 		t.Errorf("an md5 password: %q, want it by its bytes", got)
+	}
+}
+
+// TestSeedHashValue: NULL hashes apart from every text, "<nil>" included.
+func TestSeedHashValue(t *testing.T) {
+	row := func(vals ...any) string {
+		h := sha256.New()
+		for _, v := range vals {
+			seedHashValue(h, v)
+		}
+		return fmt.Sprintf("%x", h.Sum(nil))
+	}
+	if row(nil) == row("<nil>") {
+		t.Error(`NULL hashes like the text "<nil>"`)
+	}
+	if row(nil) == row("NULL") || row(nil) == row("") {
+		t.Error(`NULL hashes like a text`)
+	}
+	if row(nil, "a") == row("a", nil) {
+		t.Error("a NULL's place does not count")
+	}
+}
+
+// TestSeedBindBudget: a bind source's file past the budget fails the key
+// (a miss) rather than count by size and modification time, which a copy
+// with cp -p keeps.
+func TestSeedBindBudget(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "small.conf"), []byte("a=1\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "big.bin"), make([]byte, 64), 0o644)
+	if err := seedHashBind(sha256.New(), dir, &seedBindBudget{bytes: 1 << 10, entries: 10}); err != nil {
+		t.Fatalf("within the budget: %v", err)
+	}
+	err := seedHashBind(sha256.New(), dir, &seedBindBudget{bytes: 32, entries: 10})
+	if err == nil || !strings.Contains(err.Error(), "big.bin") || !strings.Contains(err.Error(), "no key") {
+		t.Errorf("past the budget: %v, want an error naming big.bin and no key", err)
+	}
+}
+
+// TestSeedSecretFiles: the password files a service reads (a *_FILE
+// variable, a compose secret under /run/secrets) are tried as secrets,
+// their trailing newline trimmed; a large or absent file is not.
+func TestSeedSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "db_password"), []byte("s3cret\n"), 0o600)
+	os.MkdirAll(filepath.Join(dir, "conf"), 0o755)
+	os.WriteFile(filepath.Join(dir, "conf", "app_pw"), []byte("app-pw\n\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "conf", "big"), make([]byte, 4096), 0o600)
+	plan := &env.Plan{Dir: dir, Services: []*env.ServicePlan{
+		{Name: "db", Env: map[string]string{"POSTGRES_PASSWORD_FILE": "/run/secrets/db_password"},
+			Mounts: []env.Mount{{Type: "bind", Source: filepath.Join(dir, "db_password"), Target: "/run/secrets/db_password", ReadOnly: true}}},
+		{Name: "app", Env: map[string]string{"APP_PASSWORD_FILE": "/etc/app/app_pw", "BIG_FILE": "/etc/app/big", "GONE_FILE": "/etc/app/none"},
+			Mounts: []env.Mount{{Type: "bind", Source: filepath.Join(dir, "conf"), Target: "/etc/app"}}},
+	}}
+	got := seedSecrets(plan)
+	for _, want := range []string{"s3cret", "app-pw"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("secrets %q: %q missing", got, want)
+		}
+	}
+	for _, s := range got {
+		if strings.HasSuffix(s, "\n") || len(s) > seedMaxSecretBytes {
+			t.Errorf("secret %q: untrimmed or too large", s)
+		}
+	}
+}
+
+// TestSeedRefused: a refused cached state (the data untouched) is passed
+// over only when its service came back and every service is ready;
+// otherwise the error hides the refusal (no lookup goes on against a
+// stopped database) and says the service did not come back on its
+// untouched data. A swap that failed is no refusal.
+func TestSeedRefused(t *testing.T) {
+	refused := &seedDamaged{err: errors.New("copy back refused, entry kept")}
+	stopErr := &restoreStopFailed{errors.New("db: stop: engine timeout")}
+	notStarted := &restoreNotStarted{errors.New("db: start again: exit 1")}
+	ok := func() error { return nil }
+	notReady := func() error { return errors.New("invoicing: not ready") }
+	for _, tc := range []struct {
+		name     string
+		err      error
+		ready    func() error
+		refusal  bool   // classified at all
+		passOver bool   // a *seedDamaged (the lookup goes on)
+		want     string // in the error
+	}{
+		{"refused, back", errors.Join(refused), ok, true, true, "copy back refused"},
+		{"refused, not started", errors.Join(refused, notStarted), ok, true, false, "did not come back on its untouched data"},
+		{"refused, started, not ready", errors.Join(refused), notReady, true, false, "invoicing: not ready"},
+		{"stop failed, started", errors.Join(stopErr), ok, true, true, "engine timeout"},
+		{"stop failed, not started", errors.Join(stopErr, notStarted), ok, true, false, "did not come back on its untouched data"},
+		{"swap failed", &restoreSwapFailed{errors.New("half-swapped")}, ok, false, false, ""},
+		{"no error", nil, ok, false, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err, classified := seedRefused("db", "rehearse-cache-seed-x", tc.err, tc.ready)
+			if classified != tc.refusal {
+				t.Fatalf("classified %v, want %v", classified, tc.refusal)
+			}
+			if !classified {
+				return
+			}
+			var dmg *seedDamaged
+			var nb *seedNotBack
+			if errors.As(err, &dmg) != tc.passOver || errors.As(err, &nb) == tc.passOver {
+				t.Errorf("%v: a refusal to pass over %v (seedNotBack %v), want %v", err, errors.As(err, &dmg), errors.As(err, &nb), tc.passOver)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want it to say %q", err, tc.want)
+			}
+			if !tc.passOver && (!strings.Contains(err.Error(), "db") || !strings.Contains(err.Error(), "rehearse-cache-seed-x")) {
+				t.Errorf("error %q, want the service and the entry named", err)
+			}
+		})
 	}
 }
