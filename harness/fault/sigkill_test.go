@@ -27,12 +27,17 @@ import (
 // three nodes of testdata/compose.yaml. Each must leave something a
 // SIGKILL could strand (a frozen cgroup, filter rules, a container of its
 // own): a new kind of fault is one more line here.
+//
+// The pause comes last: the latency to c sets c up as an upstream while c
+// still runs. Once (a 2-core CI machine, Docker 20.10, cgroup v1) the
+// engine wedged on c, paused first, while the latency was set up: inspect
+// of c hung until its freezer cgroup was thawed by hand.
 var sigkillFaults = []func(e *env.Environment) (Fault, error){
-	func(e *env.Environment) (Fault, error) { return NewPause(e, "c") },
 	func(e *env.Environment) (Fault, error) { return NewCut(e, "a", "b", WithBothWays(true)) },
 	func(e *env.Environment) (Fault, error) {
 		return NewLatency(e, "a", "c", 200*time.Millisecond, 0, WithPort(8080))
 	},
+	func(e *env.Environment) (Fault, error) { return NewPause(e, "c") },
 }
 
 // sigkillChild, set in a child's environment, makes this test binary the
