@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,7 +31,61 @@ func Connect(t testing.TB) *client.Client {
 		t.Skipf("no Docker engine answers (set CI=true to make this a failure): %v", err)
 	}
 	t.Cleanup(func() { cli.Close() })
+	startLiveEvents()
 	return cli
+}
+
+// The liveEvents follows the engine's create events live, for the whole test
+// binary, from its first Connect on: the engine keeps only its last few
+// hundred events for a later query, and a busy engine (other packages'
+// tests at the same time) pushes a test's own out of that history within
+// seconds.
+var liveEvents struct {
+	once sync.Once
+	mu   sync.Mutex
+	seen []liveEvent
+}
+
+type liveEvent struct {
+	at         time.Time
+	typ, name  string
+	labelRunID string
+}
+
+func startLiveEvents() {
+	liveEvents.once.Do(func() {
+		cli, err := engine.Connect(context.Background())
+		if err != nil {
+			return // Created falls back on the engine's history alone
+		}
+		since := time.Now().Add(-time.Second)
+		go func() {
+			for {
+				res := cli.Events(context.Background(), client.EventsListOptions{
+					Since:   fmt.Sprint(since.Unix()),
+					Filters: client.Filters{}.Add("event", "create"),
+				})
+			stream:
+				for {
+					select {
+					case m := <-res.Messages:
+						name := m.Actor.Attributes["name"]
+						if m.Type == "volume" {
+							name = m.Actor.ID
+						}
+						at := time.Unix(0, m.TimeNano)
+						liveEvents.mu.Lock()
+						liveEvents.seen = append(liveEvents.seen, liveEvent{at: at, typ: string(m.Type), name: name, labelRunID: m.Actor.Attributes[runs.LabelRun]})
+						liveEvents.mu.Unlock()
+						since = at
+					case <-res.Err:
+						break stream
+					}
+				}
+				time.Sleep(time.Second)
+			}
+		}()
+	})
 }
 
 // Resources counts the containers, networks and volumes labelled with a run.
@@ -93,6 +148,13 @@ func Created(t testing.TB, cli *client.Client, runID string, since time.Time) []
 		return ok && (strings.HasPrefix(rest, "-") || strings.HasPrefix(rest, "."))
 	}
 	var names []string
+	liveEvents.mu.Lock()
+	for _, r := range liveEvents.seen {
+		if !r.at.Before(since.Add(-time.Second)) && (ours(r.name) || r.labelRunID == runID) {
+			names = append(names, r.typ+" "+r.name)
+		}
+	}
+	liveEvents.mu.Unlock()
 	for {
 		select {
 		case m := <-res.Messages:
