@@ -577,43 +577,45 @@ func (w *World) stepSpans(step string) ([]window, error) {
 func during(outages []probe.Outage, spans []window) []probe.Outage {
 	var out []probe.Outage
 	for _, o := range outages {
-		for _, sp := range spans {
-			if len(overlapping([]window{sp}, o.Start, o.End)) > 0 {
-				out = append(out, o)
-				break
-			}
+		if len(overlapping(spans, o.Start, o.End)) > 0 {
+			out = append(out, o)
 		}
 	}
 	return out
 }
 
-func staysAvailableDuring(ctx context.Context, svc, step string) error {
+// outagesDuring is the probe view of svc and its outages that overlap the
+// runs of an upgrade step.
+func outagesDuring(ctx context.Context, svc, step string) (probeView, []probe.Outage, error) {
 	w := WorldFrom(ctx)
 	spans, err := w.stepSpans(step)
 	if err != nil {
-		return err
+		return probeView{}, nil, err
 	}
 	v, err := w.view(ctx, svc)
 	if err != nil {
+		return probeView{}, nil, err
+	}
+	return v, during(v.sum.Outages, spans), nil
+}
+
+func staysAvailableDuring(ctx context.Context, svc, step string) error {
+	v, in, err := outagesDuring(ctx, svc, step)
+	if err != nil {
 		return err
 	}
-	if in := during(v.sum.Outages, spans); len(in) > 0 {
+	if len(in) > 0 {
 		return fmt.Errorf("%q did not stay available during step %q: %s%s", svc, step, v.header(), v.report(in))
 	}
 	return nil
 }
 
 func hadOutageDuring(ctx context.Context, svc, step string) error {
-	w := WorldFrom(ctx)
-	spans, err := w.stepSpans(step)
+	v, in, err := outagesDuring(ctx, svc, step)
 	if err != nil {
 		return err
 	}
-	v, err := w.view(ctx, svc)
-	if err != nil {
-		return err
-	}
-	if len(during(v.sum.Outages, spans)) == 0 {
+	if len(in) == 0 {
 		return fmt.Errorf("%q had no outage during step %q: %s%s", svc, step, v.header(), v.report(v.sum.Outages))
 	}
 	return nil

@@ -173,7 +173,6 @@ func (c *checker) plan(files []pkgFile) {
 			data = src.Data
 		}
 		for _, s := range stepCommands(c.m, data) {
-			s := s
 			c.add(func() []Finding {
 				return CheckScriptContext(c.ctx, upgrade.ManifestFile, max(s.Line, 1), []byte(s.Command), c.shellEnv(s.Service))
 			})

@@ -4,4 +4,6 @@ package preflight
 
 import "syscall"
 
-const oNoFollow = syscall.O_NOFOLLOW
+// oNoFollow opens without following a final link and without blocking on
+// a fifo swapped in after the walk.
+const oNoFollow = syscall.O_NOFOLLOW | syscall.O_NONBLOCK

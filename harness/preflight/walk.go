@@ -2,7 +2,6 @@ package preflight
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -94,7 +93,7 @@ func readFile(root *os.Root, p string, limit int64) (pkgFile, error) {
 		return pkgFile{}, fmt.Errorf("read %s: %w", p, err)
 	}
 	if int64(len(data)) > limit {
-		return pkgFile{}, fmt.Errorf("read %s: %w", p, errors.New("it grew while being read"))
+		return pkgFile{}, fmt.Errorf("read %s: it grew while being read", p)
 	}
 	pf.Data = data
 	pf.Head = data[:min(len(data), binarySniff)]

@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/internal/envtest"
 )
 
@@ -63,28 +62,30 @@ func TestExecProbeSeesPause(t *testing.T) {
 }
 
 // startDB starts the bundled world's PostgreSQL alone, building its image
-// from the bundled compose file when it is missing or stale.
-func startDB(t *testing.T) *env.Environment {
+// from the bundled compose file when it is missing or stale, and returns
+// its DSN and a connection of the test's own (closed at the test's end).
+func startDB(t *testing.T) (string, *pgx.Conn) {
 	t.Helper()
 	envtest.EnsureImages(t, filepath.Join("..", "..", "fixtures", "billing", "compose.yaml"), "db")
-	return envtest.Start(t, filepath.Join("testdata", "pg", "compose.yaml"))
-}
-
-// A query that waits on a lock is an outage for the SQL probe, as it is
-// for the service that runs it; the probe recovers when the lock goes.
-func TestSQLProbeSeesLock(t *testing.T) {
-	e := startDB(t)
+	e := envtest.Start(t, filepath.Join("testdata", "pg", "compose.yaml"))
 	ep, err := e.Service("db").Endpoint("5432")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dsn := "postgres://postgres:test@" + ep + "/billing?sslmode=disable"
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, dsn)
+	admin, err := pgx.Connect(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close(ctx)
+	t.Cleanup(func() { admin.Close(context.Background()) })
+	return dsn, admin
+}
+
+// A query that waits on a lock is an outage for the SQL probe, as it is
+// for the service that runs it; the probe recovers when the lock goes.
+func TestSQLProbeSeesLock(t *testing.T) {
+	dsn, admin := startDB(t)
+	ctx := context.Background()
 	if _, err := admin.Exec(ctx, "CREATE TABLE probed (id int)"); err != nil {
 		t.Fatal(err)
 	}
@@ -123,18 +124,8 @@ func TestSQLProbeSeesLock(t *testing.T) {
 // A probe's query (from an untrusted compose file) changes nothing: it runs
 // alone, read-only, and is rolled back.
 func TestSQLProbeChangesNothing(t *testing.T) {
-	e := startDB(t)
-	ep, err := e.Service("db").Endpoint("5432")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dsn := "postgres://postgres:test@" + ep + "/billing?sslmode=disable"
+	dsn, admin := startDB(t)
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
 	if _, err := admin.Exec(ctx, "CREATE TABLE kept (id int); INSERT INTO kept VALUES (1)"); err != nil {
 		t.Fatal(err)
 	}

@@ -44,14 +44,23 @@ func startBilling(t testing.TB, scale int64) *env.Environment {
 
 func execSQL(t testing.TB, e *env.Environment, sql string) {
 	t.Helper()
+	execIn(t, e, "", sql)
+}
+
+// execIn runs statements, in order, in one database (the service's default
+// for "") of the bundled world's db service.
+func execIn(t testing.TB, e *env.Environment, db string, qs ...string) {
+	t.Helper()
 	ctx := context.Background()
-	conn, err := dataset.Connect(ctx, e, "db", "")
+	conn, err := dataset.Connect(ctx, e, "db", db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatalf("%s: %v", sql, err)
+	for _, q := range qs {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
 	}
 }
 

@@ -41,21 +41,8 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second database of the cluster: Take prints it, Restore checks it.
-	sqlIn := func(t *testing.T, db string, qs ...string) {
-		t.Helper()
-		conn, err := dataset.Connect(ctx, e, "db", db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		for _, q := range qs {
-			if _, err := conn.Exec(ctx, q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
-	}
-	sqlIn(t, "", `CREATE DATABASE ledger`)
-	sqlIn(t, "ledger", `CREATE TABLE entries (id int PRIMARY KEY, note text)`, `INSERT INTO entries SELECT g, 'n' || g FROM generate_series(1, 100) g`)
+	execIn(t, e, "", `CREATE DATABASE ledger`)
+	execIn(t, e, "ledger", `CREATE TABLE entries (id int PRIMARY KEY, note text)`, `INSERT INTO entries SELECT g, 'n' || g FROM generate_series(1, 100) g`)
 	_, _, volsBefore := enginetest.Resources(t, cli, e.RunID)
 
 	snap, err := Take(ctx, e, "before")
@@ -229,8 +216,8 @@ func TestSnapshotRestore(t *testing.T) {
 		run(t, billing, `echo extra=1 >/etc/billing/extra.conf && echo '* * * * * root true' >/etc/cron.d/upgrade`)
 		run(t, billing, `systemctl disable billing-api.service`)
 		webhook(t, "http://billing:8080/upgrade-tmp")
-		sqlIn(t, "ledger", `UPDATE entries SET note = 'changed' WHERE id = 7`)
-		sqlIn(t, "", `CREATE DATABASE scratch`)
+		execIn(t, e, "ledger", `UPDATE entries SET note = 'changed' WHERE id = 7`)
+		execIn(t, e, "", `CREATE DATABASE scratch`)
 		// The restore's own data check sees the other database and the
 		// one created since, by service and database.
 		diffs, err := snap.verifyData(ctx, "db")

@@ -199,19 +199,6 @@ func TestSeedCache(t *testing.T) {
 			t.Logf("key: %s", time.Since(t0).Round(time.Millisecond))
 			return in.key
 		}
-		exec := func(t *testing.T, db string, qs ...string) {
-			t.Helper()
-			conn, err := dataset.Connect(ctx, e2, "db", db)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(ctx)
-			for _, q := range qs {
-				if _, err := conn.Exec(ctx, q); err != nil {
-					t.Fatalf("%s: %v", q, err)
-				}
-			}
-		}
 		base := key(t)
 		for _, tc := range []struct {
 			name                    string
@@ -298,21 +285,21 @@ func TestSeedCache(t *testing.T) {
 				teardown: []string{"DROP DATABASE seed_closed"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				exec(t, "", tc.setup...)
+				execIn(t, e2, "", tc.setup...)
 				before := key(t)
-				exec(t, tc.db, tc.change...)
+				execIn(t, e2, tc.db, tc.change...)
 				if key(t) == before {
 					t.Errorf("after %s the key is the same", strings.Join(tc.change, "; "))
 				}
 				if tc.db != "" {
 					// Rows of another database, once more: another key again.
 					changed := key(t)
-					exec(t, tc.db, tc.change[len(tc.change)-1])
+					execIn(t, e2, tc.db, tc.change[len(tc.change)-1])
 					if key(t) == changed {
 						t.Error("another row in another database left the key as it was")
 					}
 				}
-				exec(t, "", tc.teardown...)
+				execIn(t, e2, "", tc.teardown...)
 			})
 		}
 		if k := key(t); k != base {

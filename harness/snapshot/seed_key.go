@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 
@@ -202,11 +203,16 @@ func seedHashEntry(h hash.Hash, p, rel string, info fs.FileInfo, budget *seedBin
 			rel, info.Size(), seedBindBytes>>20)
 	case info.Mode().IsRegular():
 		budget.bytes -= info.Size()
-		f, err := os.Open(p)
+		// Swapped for a link or a fifo since the walk: refused, not
+		// followed or blocked on.
+		f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
+		if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+			return fmt.Errorf("%s: no longer a regular file", rel)
+		}
 		fh := sha256.New()
 		if _, err := io.Copy(fh, io.LimitReader(f, info.Size()+1)); err != nil {
 			return err

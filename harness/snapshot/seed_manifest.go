@@ -183,17 +183,9 @@ func seedParseManifest(out string) (*seedManifest, error) {
 	return m, nil
 }
 
-func cacheKeyOK(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if !strings.ContainsRune("0123456789abcdef", c) {
-			return false
-		}
-	}
-	return true
-}
+var cacheKeyRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func cacheKeyOK(s string) bool { return cacheKeyRE.MatchString(s) }
 
 // seedLineFields is a manifest line's quoted names, then its numbers
 // (as text in raw, parsed in nums).

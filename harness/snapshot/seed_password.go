@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 
@@ -97,7 +98,9 @@ func seedSecretFiles(sp *env.ServicePlan) []string {
 		if !ok {
 			continue
 		}
-		f, err := os.Open(host)
+		// The compose file names the path: never follow a link out of
+		// the bind, never block on a fifo.
+		f, err := os.OpenFile(host, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 		if err != nil {
 			continue
 		}
