@@ -3,6 +3,7 @@ package scenarios
 import (
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -15,10 +16,17 @@ import (
 // node ids: a pickle names its scenario (and, from a Scenario Outline, its
 // example row), a pickle step names its step. The ids are those of godog's
 // own parse, which godog hands to formatters; Config.Format's formatter
-// records the line of every node by id.
+// records the line (and a step's keyword) of every node by id.
 type locator struct {
-	mu    sync.Mutex
-	lines map[string]map[string]int // feature uri -> AST node id -> line
+	mu       sync.Mutex
+	nodes    map[string]map[string]astNode // feature uri -> AST node id -> where it is
+	features map[string]string             // feature uri -> its Feature: title
+}
+
+// astNode is a scenario, example row or step of a parsed feature.
+type astNode struct {
+	line    int
+	keyword string // a step's, such as "Given "
 }
 
 // add records the line of every scenario, example row and step of a parsed
@@ -27,10 +35,10 @@ func (l *locator) add(uri string, doc *messages.GherkinDocument) {
 	if doc == nil || doc.Feature == nil {
 		return
 	}
-	ids := map[string]int{}
+	ids := map[string]astNode{}
 	steps := func(s []*messages.Step) {
 		for _, st := range s {
-			ids[st.Id] = int(st.Location.Line)
+			ids[st.Id] = astNode{line: int(st.Location.Line), keyword: st.Keyword}
 		}
 	}
 	var children func([]*messages.FeatureChild)
@@ -40,11 +48,11 @@ func (l *locator) add(uri string, doc *messages.GherkinDocument) {
 			case c.Background != nil:
 				steps(c.Background.Steps)
 			case c.Scenario != nil:
-				ids[c.Scenario.Id] = int(c.Scenario.Location.Line)
+				ids[c.Scenario.Id] = astNode{line: int(c.Scenario.Location.Line)}
 				steps(c.Scenario.Steps)
 				for _, ex := range c.Scenario.Examples {
 					for _, row := range ex.TableBody {
-						ids[row.Id] = int(row.Location.Line)
+						ids[row.Id] = astNode{line: int(row.Location.Line)}
 					}
 				}
 			case c.Rule != nil:
@@ -59,10 +67,27 @@ func (l *locator) add(uri string, doc *messages.GherkinDocument) {
 	children(doc.Feature.Children)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.lines == nil {
-		l.lines = map[string]map[string]int{}
+	if l.nodes == nil {
+		l.nodes = map[string]map[string]astNode{}
+		l.features = map[string]string{}
 	}
-	l.lines[uri] = ids
+	l.nodes[uri] = ids
+	l.features[uri] = doc.Feature.Name
+}
+
+// node returns what the locator knows of an AST node of a feature.
+func (l *locator) node(uri, id string) (astNode, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, ok := l.nodes[uri][id]
+	return n, ok
+}
+
+// featureName returns the Feature: title of a parsed feature.
+func (l *locator) featureName(uri string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.features[uri]
 }
 
 // locate returns the line a pickle is reported at. A pickle from a Scenario
@@ -71,28 +96,25 @@ func (l *locator) add(uri string, doc *messages.GherkinDocument) {
 // step, or the scenario when no step failed. Without godog's parse of the
 // feature it falls back on the pickle's own location.
 func (l *locator) locate(p *godog.Scenario, failed *godog.Step) int {
-	l.mu.Lock()
-	ids := l.lines[p.Uri]
-	l.mu.Unlock()
 	fallback := 0
 	if p.Location != nil {
 		fallback = int(p.Location.Line)
 	}
-	if ids == nil || len(p.AstNodeIds) == 0 {
+	if len(p.AstNodeIds) == 0 {
 		return fallback
 	}
 	if len(p.AstNodeIds) > 1 { // scenario, example row
-		if line, ok := ids[p.AstNodeIds[len(p.AstNodeIds)-1]]; ok {
-			return line
+		if n, ok := l.node(p.Uri, p.AstNodeIds[len(p.AstNodeIds)-1]); ok {
+			return n.line
 		}
 	}
 	if failed != nil && len(failed.AstNodeIds) > 0 {
-		if line, ok := ids[failed.AstNodeIds[0]]; ok {
-			return line
+		if n, ok := l.node(p.Uri, failed.AstNodeIds[0]); ok {
+			return n.line
 		}
 	}
-	if line, ok := ids[p.AstNodeIds[0]]; ok {
-		return line
+	if n, ok := l.node(p.Uri, p.AstNodeIds[0]); ok {
+		return n.line
 	}
 	return fallback
 }
@@ -100,32 +122,119 @@ func (l *locator) locate(p *godog.Scenario, failed *godog.Step) int {
 var formatSeq atomic.Int64
 
 // Format returns the name of a godog formatter that tells this Config where
-// each scenario and step is in its feature file; it prints nothing. Add it
-// to godog.Options.Format ("pretty," + cfg.Format()) so that failures name
-// the failing step's line, or an outline example's row; without it they
-// name the scenario's (or the row's) line.
+// each scenario and step is in its feature file, and prints each failed
+// scenario's failure block (see FailureBlocks); it prints nothing else. Add
+// it last to godog.Options.Format ("pretty," + cfg.Format()) so that
+// failures name the failing step's line, or an outline example's row, and
+// records have their steps' lines and keywords; without it failures name
+// the scenario's (or the row's) line.
 func (c *Config) Format() string {
 	c.formatOnce.Do(func() {
 		c.formatName = fmt.Sprintf("rehearse-locations-%d", formatSeq.Add(1))
-		godog.Format(c.formatName, "records where scenarios and steps are (prints nothing)",
-			func(string, io.Writer) godog.Formatter { return &locations{l: &c.lines} })
+		godog.Format(c.formatName, "records where scenarios and steps are; prints failure blocks",
+			func(_ string, w io.Writer) godog.Formatter { return &locations{c: c, out: w} })
 	})
 	return c.formatName
 }
 
-// locations is the formatter behind Config.Format: it only listens for
-// godog's parsed features, which godog hands over before their scenarios run.
-type locations struct{ l *locator }
+// FailureBlocks says where Config.Format's formatter prints the failure
+// block of each failed scenario: its error, each container's log tail, its
+// output, and the command that reproduces it, last.
+type FailureBlocks int
 
-func (f *locations) Feature(doc *messages.GherkinDocument, uri string, _ []byte) { f.l.add(uri, doc) }
+const (
+	// BlocksUnderScenario prints the block under the scenario, after its
+	// last step (for the pretty format). The default.
+	BlocksUnderScenario FailureBlocks = iota
+	// BlocksAtEnd prints every block after godog's summary (for the
+	// progress format, which prints nothing per scenario).
+	BlocksAtEnd
+	// BlocksOff prints none (when the formatter's output is a machine-read
+	// format: junit, cucumber).
+	BlocksOff
+)
 
-func (*locations) TestRunStarted()                                                           {}
-func (*locations) Pickle(*godog.Scenario)                                                    {}
-func (*locations) Defined(*godog.Scenario, *godog.Step, *formatters.StepDefinition)          {}
-func (*locations) Failed(*godog.Scenario, *godog.Step, *formatters.StepDefinition, error)    {}
-func (*locations) Passed(*godog.Scenario, *godog.Step, *formatters.StepDefinition)           {}
-func (*locations) Skipped(*godog.Scenario, *godog.Step, *formatters.StepDefinition)          {}
-func (*locations) Undefined(*godog.Scenario, *godog.Step, *formatters.StepDefinition)        {}
-func (*locations) Pending(*godog.Scenario, *godog.Step, *formatters.StepDefinition)          {}
-func (*locations) Ambiguous(*godog.Scenario, *godog.Step, *formatters.StepDefinition, error) {}
-func (*locations) Summary()                                                                  {}
+// locations is the formatter behind Config.Format. It listens for godog's
+// parsed features, which godog hands over before their scenarios run, and
+// prints failure blocks. godog calls a formatter's methods in order for one
+// scenario (through its own buffer when scenarios run concurrently), after
+// the scenario's hooks: by a scenario's last step, its World has finished.
+type locations struct {
+	c   *Config
+	out io.Writer
+
+	owed []string // pickles whose last step was reported before their block was ready
+}
+
+func (f *locations) Feature(doc *messages.GherkinDocument, uri string, _ []byte) {
+	f.c.lines.add(uri, doc)
+}
+
+func (f *locations) Pickle(*godog.Scenario) { f.payOwed() }
+func (f *locations) Summary() {
+	f.payOwed()
+	if f.c.FailureBlocks == BlocksAtEnd {
+		for _, b := range f.c.takeBlocks() {
+			f.print(b)
+		}
+	}
+}
+
+// stepDone prints the scenario's failure block after its last step. An
+// undefined step is reported before the scenario's hooks run: its block
+// comes with the next scenario, or the summary.
+func (f *locations) stepDone(p *godog.Scenario, st *godog.Step) {
+	if f.c.FailureBlocks != BlocksUnderScenario || len(p.Steps) == 0 || p.Steps[len(p.Steps)-1].Id != st.Id {
+		return
+	}
+	if b, ok := f.c.takeBlock(p.Id); ok {
+		f.print(b)
+		return
+	}
+	f.owed = append(f.owed, p.Id)
+}
+
+func (f *locations) payOwed() {
+	owed := f.owed
+	f.owed = nil
+	for _, id := range owed {
+		if b, ok := f.c.takeBlock(id); ok {
+			f.print(b)
+		}
+	}
+}
+
+// print writes a block indented under the steps, one blank line before it.
+func (f *locations) print(block string) {
+	var b strings.Builder
+	b.WriteString("\n")
+	for _, l := range strings.Split(block, "\n") {
+		if l == "" {
+			b.WriteString("\n")
+			continue
+		}
+		b.WriteString("    " + l + "\n")
+	}
+	io.WriteString(f.out, b.String())
+}
+
+func (*locations) TestRunStarted()                                                  {}
+func (*locations) Defined(*godog.Scenario, *godog.Step, *formatters.StepDefinition) {}
+func (f *locations) Failed(p *godog.Scenario, st *godog.Step, _ *formatters.StepDefinition, _ error) {
+	f.stepDone(p, st)
+}
+func (f *locations) Passed(p *godog.Scenario, st *godog.Step, _ *formatters.StepDefinition) {
+	f.stepDone(p, st)
+}
+func (f *locations) Skipped(p *godog.Scenario, st *godog.Step, _ *formatters.StepDefinition) {
+	f.stepDone(p, st)
+}
+func (f *locations) Undefined(p *godog.Scenario, st *godog.Step, _ *formatters.StepDefinition) {
+	f.stepDone(p, st)
+}
+func (f *locations) Pending(p *godog.Scenario, st *godog.Step, _ *formatters.StepDefinition) {
+	f.stepDone(p, st)
+}
+func (f *locations) Ambiguous(p *godog.Scenario, st *godog.Step, _ *formatters.StepDefinition, _ error) {
+	f.stepDone(p, st)
+}

@@ -6,11 +6,15 @@ import (
 	"encoding/xml"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/rehearse/rehearse/harness/report"
 	"github.com/rehearse/rehearse/harness/runs"
+	"github.com/rehearse/rehearse/harness/timeline"
 	"github.com/rehearse/rehearse/internal/enginetest"
 )
 
@@ -115,22 +119,84 @@ func TestRunJUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	var suites struct {
-		XMLName xml.Name `xml:"testsuites"`
-		Tests   int      `xml:"tests,attr"`
-		Suites  []struct {
+		XMLName  xml.Name `xml:"testsuites"`
+		Tests    int      `xml:"tests,attr"`
+		Failures int      `xml:"failures,attr"`
+		Suites   []struct {
 			Name  string `xml:"name,attr"`
 			Cases []struct {
-				Name   string `xml:"name,attr"`
-				Status string `xml:"status,attr"`
+				Name      string    `xml:"name,attr"`
+				Failure   *struct{} `xml:"failure"`
+				SystemOut string    `xml:"system-out"`
 			} `xml:"testcase"`
 		} `xml:"testsuite"`
 	}
 	if err := xml.Unmarshal(data, &suites); err != nil {
 		t.Fatalf("junit report is not XML: %v\n%s", err, data)
 	}
-	if suites.Tests != 1 || len(suites.Suites) != 1 || len(suites.Suites[0].Cases) != 1 || suites.Suites[0].Cases[0].Status != "passed" {
+	if suites.Tests != 1 || suites.Failures != 0 || len(suites.Suites) != 1 || len(suites.Suites[0].Cases) != 1 ||
+		suites.Suites[0].Cases[0].Failure != nil || !strings.Contains(suites.Suites[0].Cases[0].SystemOut, "passing.feature:4") {
 		t.Errorf("junit report: %+v\n%s", suites, data)
 	}
+}
+
+// One passing and one failing scenario in the billing world: the records
+// say how each ended, the failure's carries each service's log tail and
+// the command that reproduces it, and the pretty output's failure block is
+// the error, each log tail under its own separator, then that command.
+func TestRunRecordsAFailureInTheBillingWorld(t *testing.T) {
+	enginetest.Connect(t)
+	t.Setenv("CI", "true") // cleans up even with --keep-on-failure
+	const file = "testdata/report/billing.feature"
+	out := t.TempDir()
+	sum, text := run(t, RunOptions{Paths: []string{file}, OutDir: out})
+	if sum.Passed() || len(sum.Failures) != 1 {
+		t.Fatalf("want one failure: %v\n%s", sum.Failures, text)
+	}
+	recs := readRecords(t, out)
+	pass, fail := recs[file+":3"], recs[file+":9"]
+	if len(recs) != 2 || pass.Status != report.StatusPassed || fail.Status != report.StatusFailed {
+		t.Fatalf("records: %v", recs)
+	}
+	if want := []string{"passed", "passed", "failed", "skipped"}; !reflect.DeepEqual(stepStatuses(fail), want) {
+		t.Errorf("steps of the failure: %v, want %v", stepStatuses(fail), want)
+	}
+	reproduce := "rehearse run " + file + ":9 --keep-on-failure"
+	if fail.FailedLine != 12 || fail.Reproduce != reproduce || !strings.Contains(fail.Error, "command failed") ||
+		!strings.Contains(fail.Error, "the check failed") || fail.Steps[2].Error != fail.Error {
+		t.Errorf("failure: line %d, reproduce %q, error %q, step error %q", fail.FailedLine, fail.Reproduce, fail.Error, fail.Steps[2].Error)
+	}
+	var services []string
+	for _, l := range fail.Logs {
+		services = append(services, l.Service)
+	}
+	if want := []string{"billing", "db", "invoicing", "payments"}; !reflect.DeepEqual(services, want) {
+		t.Errorf("log tails of %v, want %v", services, want)
+	}
+	for _, r := range []report.Scenario{pass, fail} {
+		n := len(r.Events)
+		if n == 0 || r.Events[n-1].Kind != timeline.KindEnvironment || r.Events[n-1].Name != "down" || r.Events[n-1].End.IsZero() {
+			t.Errorf("%s: the timeline should end with the environment going down: %+v", r.Location(), r.Events)
+		}
+	}
+	if pass.Reproduce != "" || len(pass.Logs) != 0 {
+		t.Errorf("the passing scenario has reproduce %q, logs %v", pass.Reproduce, pass.Logs)
+	}
+
+	block := blockOf(t, text, reproduce)
+	if first, _, _ := strings.Cut(fail.Error, "\n"); block[0] != first {
+		t.Errorf("the failure block should start with the error %q:\n%s", first, strings.Join(block, "\n"))
+	}
+	at := 0
+	for _, s := range services {
+		sep := "--- " + s + ": last 15 log lines ---"
+		i := slices.Index(block, sep)
+		if i <= at {
+			t.Errorf("separator %q missing or out of order in the failure block:\n%s", sep, strings.Join(block, "\n"))
+		}
+		at = i
+	}
+	assertRunsGone(t, timelineRuns(t, out))
 }
 
 func TestRunConcurrentScenariosGetTheirOwnEnvironments(t *testing.T) {
@@ -173,7 +239,7 @@ func TestRunKeepOnFailure(t *testing.T) {
 		enginetest.AssertGone(t, cli, ids[0], 0)
 	})
 	for _, want := range []string{"environment kept: run " + ids[0], "docker exec -it rehearse-" + ids[0] + "-box bash",
-		"rehearse down --run-id " + ids[0], "--- box: last log lines ---", "boom"} {
+		"rehearse down --run-id " + ids[0], "--- box: last 15 log lines ---", "boom"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output does not contain %q:\n%s", want, text)
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rehearse/rehearse/harness/dataset"
 	"github.com/rehearse/rehearse/harness/env"
+	"github.com/rehearse/rehearse/harness/report"
 	"github.com/rehearse/rehearse/harness/runs"
 	"github.com/rehearse/rehearse/harness/snapshot"
 	"github.com/rehearse/rehearse/harness/timeline"
@@ -35,8 +36,15 @@ type Config struct {
 	// Live, when set, receives each scenario's progress as it happens (use
 	// with concurrency 1). Otherwise progress is kept and shown on failure.
 	Live io.Writer
-	// OutDir, when set, receives each scenario's timeline.
+	// OutDir, when set, receives each scenario's timeline, as text and as
+	// its record (OUT/timelines/<feature>-<line>-<name>.txt and .json).
 	OutDir string
+	// Command is how a failed scenario's reproduce command calls rehearse,
+	// such as "bin/rehearse" or "go run ./cmd/rehearse"; default "rehearse".
+	Command string
+	// FailureBlocks says where Format's formatter prints each failed
+	// scenario's failure block; default under the scenario.
+	FailureBlocks FailureBlocks
 	// StartOptions are passed to every environment start.
 	StartOptions []env.StartOption
 	// Fresh ignores cached seeded states: every dataset is loaded from
@@ -50,8 +58,15 @@ type Config struct {
 	lines      locator
 	formatOnce sync.Once
 	formatName string
-	mu         sync.Mutex
-	failures   []Failure
+	sel        *Selection // what Run selected: feature paths as given
+	shard      string     // "I/N" when Run runs a shard
+
+	mu          sync.Mutex
+	failures    []Failure
+	blocks      map[string]string // pickle id -> failure block, until printed
+	blockOrder  []string
+	records     map[string]report.Scenario // pickle id -> record
+	recordOrder []string
 }
 
 // Failure is a failed scenario, located in its feature file.
@@ -79,6 +94,73 @@ func (c *Config) addFailure(f Failure) {
 	c.failures = append(c.failures, f)
 }
 
+// Records returns the record of every scenario that has finished so far,
+// in the order they finished.
+func (c *Config) Records() []report.Scenario {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	recs := make([]report.Scenario, 0, len(c.recordOrder))
+	for _, id := range c.recordOrder {
+		recs = append(recs, c.records[id])
+	}
+	return recs
+}
+
+func (c *Config) addRecord(pickleID string, rec report.Scenario) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.records == nil {
+		c.records = map[string]report.Scenario{}
+	}
+	if _, ok := c.records[pickleID]; !ok {
+		c.recordOrder = append(c.recordOrder, pickleID)
+	}
+	c.records[pickleID] = rec
+}
+
+func (c *Config) setBlock(pickleID, block string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.blocks == nil {
+		c.blocks = map[string]string{}
+	}
+	c.blocks[pickleID] = block
+	c.blockOrder = append(c.blockOrder, pickleID)
+}
+
+// takeBlock returns a pickle's failure block once.
+func (c *Config) takeBlock(pickleID string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.blocks[pickleID]
+	delete(c.blocks, pickleID)
+	return b, ok
+}
+
+// takeBlocks returns the failure blocks not printed yet, in the order the
+// scenarios failed.
+func (c *Config) takeBlocks() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var bs []string
+	for _, id := range c.blockOrder {
+		if b, ok := c.blocks[id]; ok {
+			bs = append(bs, b)
+			delete(c.blocks, id)
+		}
+	}
+	c.blockOrder = nil
+	return bs
+}
+
+// realPath is a godog Uri as the user gave the feature file.
+func (c *Config) realPath(uri string) string {
+	if c.sel != nil {
+		return c.sel.RealPath(uri)
+	}
+	return uri
+}
+
 // World is one scenario's state: its environment, run id and timeline.
 type World struct {
 	Config   *Config
@@ -87,17 +169,34 @@ type World struct {
 	Env      *env.Environment
 	RunID    string
 
+	feature     string // the feature file as given
 	featureDir  string
 	composeFile string
 	log         io.Writer
-	buf         *bytes.Buffer
+	buf         *bytes.Buffer // everything written to log, for a failure's output tail
 	failedStep  *godog.Step
+	end         time.Time
+	steps       []report.Step  // the record's steps, as godog's step hooks report them
+	stepIndex   map[string]int // pickle step id -> index in steps
+	stepsDone   int
+	finished    bool     // the After hook has run
+	failure     *failure // what a failed scenario left behind
 	last        *commandResult
 	up          upgradeState
 	start       time.Time // the scenario's start: outages are located from it
 	probes      probeState
 	faults      faultState
 	snaps       snapshotState
+}
+
+// failure is what a failed scenario leaves for its record and its failure
+// block, collected before its environment goes down.
+type failure struct {
+	err    string // the failing step's whole error (and faults not healed)
+	line   int    // the failing step's line; an outline's row
+	logs   []report.LogTail
+	output string
+	kept   string
 }
 
 type commandResult struct {
@@ -117,21 +216,30 @@ func WorldFrom(ctx context.Context) *World {
 func Initializer(cfg *Config) func(*godog.ScenarioContext) {
 	return func(sc *godog.ScenarioContext) {
 		sc.Before(func(ctx context.Context, s *godog.Scenario) (context.Context, error) {
+			feature := cfg.realPath(s.Uri)
 			w := &World{Config: cfg, Scenario: s, Timeline: timeline.New(), RunID: runs.NewID(),
-				featureDir: filepath.Dir(s.Uri), start: time.Now()}
+				feature: feature, featureDir: filepath.Dir(filepath.FromSlash(feature)), start: time.Now(),
+				buf: &bytes.Buffer{}}
 			if cfg.Live != nil {
-				w.log = &syncWriter{w: cfg.Live}
+				w.log = &syncWriter{w: io.MultiWriter(cfg.Live, w.buf)}
 			} else {
-				w.buf = &bytes.Buffer{}
 				w.log = &syncWriter{w: w.buf}
 			}
+			w.initSteps()
 			return context.WithValue(ctx, worldKey{}, w), nil
+		})
+		sc.StepContext().Before(func(ctx context.Context, st *godog.Step) (context.Context, error) {
+			if w := WorldFrom(ctx); w != nil {
+				w.stepStarted(st)
+			}
+			return ctx, nil
 		})
 		sc.StepContext().After(func(ctx context.Context, st *godog.Step, status godog.StepResultStatus, err error) (context.Context, error) {
 			if w := WorldFrom(ctx); w != nil {
 				if err != nil && w.failedStep == nil {
 					w.failedStep = st
 				}
+				w.stepEnded(st, status, err)
 			}
 			return ctx, nil // the step's own error stands; returning it would double it
 		})
@@ -140,7 +248,7 @@ func Initializer(cfg *Config) func(*godog.ScenarioContext) {
 			if w == nil {
 				return ctx, nil
 			}
-			return ctx, w.finish(ctx, err)
+			return w.finish(ctx, err)
 		})
 		for _, st := range Steps {
 			sc.Step(st.Pattern, st.Func)
@@ -148,11 +256,21 @@ func Initializer(cfg *Config) func(*godog.ScenarioContext) {
 	}
 }
 
-// finish tears the scenario down (or keeps it), records a failure and
-// returns what should be added to the failing step's report: the tail of
-// each container's log, and how to reach a kept environment.
-func (w *World) finish(ctx context.Context, scenarioErr error) error {
-	ctx = context.WithoutCancel(ctx)
+// finish tears the scenario down (or keeps it) and records how it ended.
+//
+// A failed scenario's record gets its error, each container's log tail
+// (read before the environment goes down), its output and the command
+// that reproduces it. The same facts as a failure block (error first,
+// reproduce command last) go to Config.Format's formatter, which prints
+// them under the scenario, and as an attachment of the failing step to
+// godog's cucumber report. The failing step's own error stays what godog
+// reports for it: godog joins an After hook's error before the step's
+// ("after scenario hook failed: BLOCK, step error: ERR"), which would put
+// the error after the block. finish returns an error when the scenario
+// fails here and not at a step (faults not healed, an environment that
+// would not go down); then that error is the block.
+func (w *World) finish(hookCtx context.Context, scenarioErr error) (context.Context, error) {
+	ctx := context.WithoutCancel(hookCtx)
 	failed := scenarioErr != nil && !errors.Is(scenarioErr, godog.ErrSkip)
 	// Probes stop and faults heal first: before the environment goes down
 	// or is kept, whatever ended the scenario (a failure, a panic, an
@@ -161,67 +279,99 @@ func (w *World) finish(ctx context.Context, scenarioErr error) error {
 	// The data prints' private hashes go next, also before the environment
 	// goes down or is kept (a failure is only said: the scenario stands).
 	w.forgetPrints(ctx)
-	var report strings.Builder
-	if failed {
-		msg := scenarioErr.Error()
-		if errors.Is(scenarioErr, godog.ErrUndefined) {
-			msg = "undefined step (rehearse steps lists them all)"
+	var f *failure
+	if failed || healErr != nil {
+		f = &failure{line: w.Config.lines.locate(w.Scenario, w.failedStep)}
+		var errs []string
+		if failed {
+			msg := scenarioErr.Error()
+			summary := firstLine(msg)
+			if errors.Is(scenarioErr, godog.ErrUndefined) {
+				summary = "undefined step (rehearse steps lists them all)"
+			}
+			w.Config.addFailure(Failure{File: w.feature, Line: f.line, Scenario: w.Scenario.Name, Err: summary})
+			errs = append(errs, msg)
 		}
-		w.Config.addFailure(Failure{File: w.Scenario.Uri, Line: w.Config.lines.locate(w.Scenario, w.failedStep), Scenario: w.Scenario.Name, Err: firstLine(msg)})
+		if healErr != nil {
+			// Faults not healed, and faults armed for a step that never ran.
+			errs = append(errs, "faults: "+healErr.Error())
+			if !failed {
+				f.line = w.Config.lines.locate(w.Scenario, nil)
+				w.Config.addFailure(Failure{File: w.feature, Line: f.line, Scenario: w.Scenario.Name, Err: "faults: " + firstLine(healErr.Error())})
+			}
+		}
+		f.err = strings.Join(errs, "\n")
 		if w.Env != nil {
-			w.writeLogTails(ctx, &report)
+			f.logs = w.logTails(ctx)
 		}
-		if w.buf != nil && w.buf.Len() > 0 {
-			fmt.Fprintf(&report, "\n--- scenario output ---\n%s", term.Tail(w.buf.String(), 30))
-		}
+		f.output = w.outputTail()
 	}
-	if healErr != nil {
-		// Faults not healed, and faults armed for a step that never ran.
-		fmt.Fprintf(&report, "\n--- faults ---\n%v", healErr)
-		if !failed {
-			failed = true
-			w.Config.addFailure(Failure{File: w.Scenario.Uri, Line: w.Config.lines.locate(w.Scenario, nil), Scenario: w.Scenario.Name, Err: "faults: " + firstLine(healErr.Error())})
-		}
-	}
-	var err error
+	var downErr error
 	if w.Env != nil {
-		keep := failed && w.Config.KeepOnFailure && os.Getenv("CI") == ""
+		keep := f != nil && w.Config.KeepOnFailure && os.Getenv("CI") == ""
 		action := "down"
 		if keep {
 			action = "keep"
 		}
 		span := w.Timeline.Begin(timeline.KindEnvironment, "environment", action)
 		if keep {
-			err = w.Env.Keep(ctx)
-			if err == nil {
-				report.WriteString("\n" + w.reachInfo())
+			downErr = w.Env.Keep(ctx)
+			if downErr == nil {
+				f.kept = w.reachInfo()
 			}
 		} else {
-			err = w.Env.Down(ctx)
+			downErr = w.Env.Down(ctx)
 		}
-		span.End(err)
+		span.End(downErr)
 	}
 	if w.up.pkg != nil {
 		w.up.pkg.Close()
 	}
 	w.writeTimeline()
-	if err != nil {
-		return err
+	if downErr != nil && f == nil {
+		f = &failure{err: "environment: " + downErr.Error(), line: w.Config.lines.locate(w.Scenario, nil)}
+		w.Config.addFailure(Failure{File: w.feature, Line: f.line, Scenario: w.Scenario.Name, Err: firstLine(f.err)})
 	}
-	if report.Len() > 0 {
-		return errors.New(strings.TrimLeft(report.String(), "\n"))
+	// A scenario whose steps passed but that fails here fails at its last
+	// step, as godog reports it.
+	hookFailed := f != nil && !failed
+	if hookFailed && len(w.steps) > 0 {
+		last := &w.steps[len(w.steps)-1]
+		last.Status, last.Error = report.StatusFailed, f.err
 	}
-	return nil
+	w.failure, w.end, w.finished = f, time.Now(), true
+	rec := w.writeRecord()
+	if f == nil {
+		return hookCtx, nil
+	}
+	block := failureBlock(&rec, w.Config.Live == nil)
+	hookCtx = godog.Attach(hookCtx, godog.Attachment{Body: []byte(block), FileName: "failure.txt", MediaType: "text/plain"})
+	if hookFailed {
+		return hookCtx, errors.New(block)
+	}
+	w.Config.setBlock(w.Scenario.Id, block)
+	return hookCtx, downErr
 }
 
-func (w *World) writeLogTails(ctx context.Context, b *strings.Builder) {
+// logTails reads the end of each container's log.
+func (w *World) logTails(ctx context.Context) []report.LogTail {
+	var tails []report.LogTail
 	for _, s := range w.Env.Services() {
-		logs, err := s.Logs(ctx, 15)
+		logs, err := s.Logs(ctx, logTailLines)
 		if err != nil {
 			logs = err.Error()
 		}
-		fmt.Fprintf(b, "\n--- %s: last log lines ---\n%s", s.Name, strings.TrimRight(logs, "\n"))
+		tails = append(tails, report.LogTail{Service: s.Name, Text: strings.TrimRight(logs, "\n")})
 	}
+	return tails
+}
+
+// outputTail is the end of the scenario's own output.
+func (w *World) outputTail() string {
+	if w.buf.Len() == 0 {
+		return ""
+	}
+	return term.Tail(w.buf.String(), outputTailLines)
 }
 
 // reachInfo says how to reach each service of a kept environment and how to
@@ -240,7 +390,7 @@ func (w *World) reachInfo() string {
 			}
 		}
 	}
-	fmt.Fprintf(&b, "remove it: rehearse down --run-id %s", w.Env.RunID)
+	fmt.Fprintf(&b, "remove it: %s down --run-id %s", w.Config.command(), w.Env.RunID)
 	return b.String()
 }
 
@@ -250,19 +400,17 @@ func (w *World) writeTimeline() {
 	if w.Config.OutDir == "" {
 		return
 	}
-	dir := filepath.Join(w.Config.OutDir, "timelines")
+	dir := filepath.Join(w.Config.OutDir, report.TimelinesDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return
 	}
 	line := w.Config.lines.locate(w.Scenario, nil)
-	name := fmt.Sprintf("%s-%d-%s.txt", strings.TrimSuffix(filepath.Base(w.Scenario.Uri), ".feature"), line,
-		strings.Trim(unsafeName.ReplaceAllString(w.Scenario.Name, "-"), "-"))
-	f, err := os.Create(filepath.Join(dir, name))
+	f, err := os.Create(filepath.Join(dir, timelineBase(w.feature, line, w.Scenario.Name)+".txt"))
 	if err != nil {
 		return
 	}
 	defer f.Close()
-	fmt.Fprintf(f, "# %s:%d %s (run %s)\n", w.Scenario.Uri, line, w.Scenario.Name, w.RunID)
+	fmt.Fprintf(f, "# %s:%d %s (run %s)\n", w.feature, line, w.Scenario.Name, w.RunID)
 	w.Timeline.WriteText(f)
 }
 

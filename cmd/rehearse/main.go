@@ -64,6 +64,7 @@ func newRoot() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newUp(), newDown(), newGC(), newImages(), newRun(), newSteps(), newVerify(), newPreflight(), newVersion())
+	root.AddCommand(newReport())
 	return root
 }
 

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/rehearse/rehearse/harness/report"
+)
+
+// The cheap features need no environment: their failure is a step that
+// asks for one.
+var (
+	cheap = filepath.Join("..", "..", "scenarios", "testdata", "report", "cheap.feature")
+	more  = filepath.Join("..", "..", "scenarios", "testdata", "report", "more.feature")
+)
+
+func records(t *testing.T, dir string) []report.Scenario {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "timelines", "*.json"))
+	var recs []report.Scenario
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s report.Scenario
+		if err := json.Unmarshal(data, &s); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		recs = append(recs, s)
+	}
+	return recs
+}
+
+// rehearse run FILE:LINE runs exactly the scenario, or outline example
+// row, at that line.
+func TestRunFileLine(t *testing.T) {
+	tests := []struct {
+		arg, want, name string
+	}{
+		{cheap + ":3", cheap + ":3", "An entry script is named"},
+		{cheap + ":4", cheap + ":3", "An entry script is named"}, // a line inside the scenario
+		{cheap + ":19", cheap + ":19", "Entry scripts by row"},   // the outline's second row
+	}
+	for _, tt := range tests {
+		t.Run(filepath.Base(tt.arg), func(t *testing.T) {
+			out := t.TempDir()
+			r := rehearse(t, "run", tt.arg, "--out", out)
+			if r.code != exitOK {
+				t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			recs := records(t, out)
+			if len(recs) != 1 || recs[0].Location() != filepath.ToSlash(tt.want) || recs[0].Name != tt.name {
+				t.Errorf("records %+v, want only %s", recs, tt.want)
+			}
+			if !strings.Contains(r.stdout, "1 scenarios (1 passed)") {
+				t.Errorf("want one scenario run:\n%s", r.stdout)
+			}
+			if tt.want == cheap+":19" && (!strings.Contains(r.stdout, "two.sh") || strings.Contains(r.stdout, "one.sh") || strings.Contains(r.stdout, "three.sh")) {
+				t.Errorf("want the second row alone:\n%s", r.stdout)
+			}
+		})
+	}
+	if r := rehearse(t, "run", cheap+":1"); r.code == exitOK || !strings.Contains(r.stderr, "cheap.feature:1:") {
+		t.Errorf("a line with no scenario: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := rehearse(t, "run", "--shard", "4/3", cheap); r.code != exitUsage {
+		t.Errorf("--shard 4/3: exit %d, want %d\n%s", r.code, exitUsage, r.stderr)
+	}
+}
+
+var reproduceRE = regexp.MustCompile(`(?m)^\s*reproduce: (.+)$`)
+
+// The reproduce command printed for a failure runs that scenario alone and
+// fails the same way, at the same line: for a plain scenario and for an
+// outline's example row.
+func TestReproduceCommandReproduces(t *testing.T) {
+	r := rehearse(t, "run", cheap, more)
+	if r.code != exitFailure {
+		t.Fatalf("exit %d, want %d\n%s%s", r.code, exitFailure, r.stdout, r.stderr)
+	}
+	want := map[string]string{ // reproduce command -> the failure line it must give again
+		bin + " run " + filepath.ToSlash(cheap) + ":7 --keep-on-failure": filepath.ToSlash(cheap) + `:9: scenario "A command without an environment": no environment`,
+		bin + " run " + filepath.ToSlash(more) + ":16 --keep-on-failure": filepath.ToSlash(more) + `:16: scenario "An outline row fails without an environment": no environment`,
+	}
+	var got []string
+	for _, m := range reproduceRE.FindAllStringSubmatch(r.stdout, -1) {
+		got = append(got, m[1])
+	}
+	sort.Strings(got)
+	var keys []string
+	for k := range want {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if !reflect.DeepEqual(got, keys) {
+		t.Fatalf("reproduce commands %q, want %q\n%s", got, keys, r.stdout)
+	}
+	for _, cmd := range got {
+		if !strings.Contains(r.stderr, want[cmd]) {
+			t.Errorf("the run did not fail with %q:\n%s", want[cmd], r.stderr)
+		}
+		args := strings.Fields(cmd)
+		if args[0] != bin {
+			t.Fatalf("reproduce calls %q, want the program as run, %q", args[0], bin)
+		}
+		again := rehearse(t, args[1:]...)
+		if again.code != exitFailure || !strings.Contains(again.stderr, want[cmd]) || !strings.Contains(again.stdout, "1 scenarios (1 failed)") {
+			t.Errorf("%s: exit %d, want one scenario failing with %q\n%s%s", cmd, again.code, want[cmd], again.stdout, again.stderr)
+		}
+		if !strings.Contains(again.stdout, "reproduce: "+cmd) {
+			t.Errorf("%s: the rerun should print the same command:\n%s", cmd, again.stdout)
+		}
+	}
+}
+
+// Three shards of the cheap features are disjoint, and together are the
+// unsharded run: the same scenarios with the same statuses.
+func TestShardsMergeIntoTheUnshardedRun(t *testing.T) {
+	statuses := func(r *report.Report) map[string]string {
+		m := map[string]string{}
+		for _, s := range r.Scenarios {
+			m[s.Location()] = s.Status
+		}
+		return m
+	}
+	whole := t.TempDir()
+	if r := rehearse(t, "run", "--format", "progress", "--out", whole, cheap, more); r.code != exitFailure {
+		t.Fatalf("unsharded: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	all, err := report.Load(whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := statuses(all)
+	if len(want) != 9 {
+		t.Fatalf("the unsharded run has %d scenarios, want 9: %v", len(want), want)
+	}
+	var dirs []string
+	seen := map[string]string{}
+	for i := 1; i <= 3; i++ {
+		dir := filepath.Join(t.TempDir(), "shard")
+		dirs = append(dirs, dir)
+		shard := []string{"1/3", "2/3", "3/3"}[i-1]
+		r := rehearse(t, "run", "--shard", shard, "--format", "progress", "--out", dir, cheap, more)
+		if r.code != exitOK && r.code != exitFailure {
+			t.Fatalf("shard %s: exit %d\n%s%s", shard, r.code, r.stdout, r.stderr)
+		}
+		one, err := report.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(one.Runs) != 1 || one.Runs[0].Shard != shard || one.Runs[0].Digest != all.Runs[0].Digest || one.Runs[0].Total != 9 {
+			t.Errorf("shard %s: run %+v", shard, one.Runs)
+		}
+		for _, s := range one.Scenarios {
+			if prev, dup := seen[s.Location()]; dup {
+				t.Errorf("%s ran in shards %s and %s", s.Location(), prev, shard)
+			}
+			seen[s.Location()] = shard
+			if s.Shard != shard {
+				t.Errorf("%s: record says shard %q, want %q", s.Location(), s.Shard, shard)
+			}
+		}
+	}
+	merged, err := report.Load(dirs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(merged); !reflect.DeepEqual(got, want) {
+		t.Errorf("merged shards:\n%v\nwant the unsharded run:\n%v", got, want)
+	}
+}

@@ -1,0 +1,192 @@
+package report
+
+import (
+	"encoding/xml"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// JUnit XML, as CI test views read it (the Jenkins/Surefire dialect most
+// of them share). Exported so tests and callers can read a file back.
+type (
+	// JUnitSuites is the root element.
+	JUnitSuites struct {
+		XMLName  xml.Name     `xml:"testsuites"`
+		Name     string       `xml:"name,attr"`
+		Tests    int          `xml:"tests,attr"`
+		Failures int          `xml:"failures,attr"`
+		Errors   int          `xml:"errors,attr"`
+		Skipped  int          `xml:"skipped,attr"`
+		Time     string       `xml:"time,attr"`
+		Suites   []JUnitSuite `xml:"testsuite"`
+	}
+	// JUnitSuite is one feature.
+	JUnitSuite struct {
+		Name      string      `xml:"name,attr"`
+		File      string      `xml:"file,attr"`
+		Tests     int         `xml:"tests,attr"`
+		Failures  int         `xml:"failures,attr"`
+		Errors    int         `xml:"errors,attr"`
+		Skipped   int         `xml:"skipped,attr"`
+		Time      string      `xml:"time,attr"`
+		Timestamp string      `xml:"timestamp,attr,omitempty"`
+		Cases     []JUnitCase `xml:"testcase"`
+	}
+	// JUnitCase is one scenario (one example row of an outline).
+	JUnitCase struct {
+		Name      string        `xml:"name,attr"`
+		Classname string        `xml:"classname,attr"`
+		Time      string        `xml:"time,attr"`
+		File      string        `xml:"file,attr"`
+		Line      int           `xml:"line,attr"`
+		Failure   *JUnitFailure `xml:"failure"`
+		Skipped   *JUnitSkipped `xml:"skipped"`
+		SystemOut *JUnitText    `xml:"system-out"`
+	}
+	// JUnitFailure holds the error's first line as its message and the
+	// whole story (error, log tails, reproduce command) as its text.
+	JUnitFailure struct {
+		Message string `xml:"message,attr"`
+		Type    string `xml:"type,attr"`
+		Text    string `xml:",cdata"` // CDATA keeps the lines readable in the file itself
+	}
+	// JUnitText is an element's text, as CDATA.
+	JUnitText struct {
+		Text string `xml:",cdata"`
+	}
+	// JUnitSkipped says why a scenario did not run: skipped, or an
+	// undefined or pending step.
+	JUnitSkipped struct {
+		Message string `xml:"message,attr"`
+	}
+)
+
+// JUnit writes the report as JUnit XML: one testsuite per feature, one
+// testcase per scenario with its timeline as system-out. A failed
+// scenario's failure holds its error, log tails and reproduce command;
+// undefined and pending scenarios are skipped with a message saying so
+// (rehearse run, strict, counts them as failures; JUnit has no such
+// state, and a failure would hide that the step is missing, not broken).
+func JUnit(w io.Writer, r *Report) error {
+	out := JUnitSuites{Name: "rehearse"}
+	var total time.Duration
+	for _, group := range byFeature(r.Scenarios) {
+		first := group[0]
+		name := first.FeatureName
+		if name == "" {
+			name = first.Feature
+		}
+		suite := JUnitSuite{Name: clean(name), File: clean(first.Feature)}
+		var d time.Duration
+		var start time.Time
+		names := map[string]int{}
+		for _, s := range group {
+			names[s.Name]++
+		}
+		for _, s := range group {
+			c := junitCase(s, suite.Name)
+			if names[s.Name] > 1 {
+				// An outline's rows share its name; CI views would fold them into one.
+				c.Name = clean(fmt.Sprintf("%s (line %d)", s.Name, s.Line))
+			}
+			suite.Tests++
+			switch {
+			case c.Failure != nil:
+				suite.Failures++
+			case c.Skipped != nil:
+				suite.Skipped++
+			}
+			d += s.Duration()
+			if !s.Start.IsZero() && (start.IsZero() || s.Start.Before(start)) {
+				start = s.Start
+			}
+			suite.Cases = append(suite.Cases, c)
+		}
+		suite.Time = seconds(d)
+		if !start.IsZero() {
+			suite.Timestamp = start.UTC().Format(time.RFC3339)
+		}
+		out.Tests += suite.Tests
+		out.Failures += suite.Failures
+		out.Skipped += suite.Skipped
+		total += d
+		out.Suites = append(out.Suites, suite)
+	}
+	out.Time = seconds(total)
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return fmt.Errorf("junit: %w", err)
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+func junitCase(s Scenario, classname string) JUnitCase {
+	c := JUnitCase{
+		Name:      clean(s.Name),
+		Classname: classname,
+		Time:      seconds(s.Duration()),
+		File:      clean(s.Feature),
+		Line:      s.Line,
+		SystemOut: &JUnitText{Text: scenarioText(s)},
+	}
+	switch s.Status {
+	case StatusFailed:
+		c.Failure = &JUnitFailure{Message: why(s), Type: StatusFailed, Text: failureText(s)}
+	case StatusSkipped:
+		c.Skipped = &JUnitSkipped{Message: "skipped"}
+	case StatusUndefined, StatusPending:
+		c.Skipped = &JUnitSkipped{Message: why(s)}
+	}
+	return c
+}
+
+// scenarioText is a scenario as text: where, its steps with their
+// status, and its timeline.
+func scenarioText(s Scenario) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s %s (%s", s.Location(), s.Name, s.Status)
+	if s.RunID != "" {
+		fmt.Fprintf(&b, ", run %s", s.RunID)
+	}
+	if s.Shard != "" {
+		fmt.Fprintf(&b, ", shard %s", s.Shard)
+	}
+	b.WriteString(")\n")
+	if len(s.Tags) > 0 {
+		fmt.Fprintf(&b, "tags: %s\n", strings.Join(s.Tags, " "))
+	}
+	if len(s.Steps) > 0 {
+		b.WriteString("\nsteps:\n")
+		for _, st := range s.Steps {
+			fmt.Fprintf(&b, "  %-9s %s%s (line %d)\n", st.Status, st.Keyword, st.Text, st.Line)
+		}
+	}
+	if len(s.Events) > 0 {
+		b.WriteString("\ntimeline:\n")
+		writeEvents(&b, s.Events) // a strings.Builder does not fail
+	}
+	return clean(b.String())
+}
+
+// byFeature groups sorted scenarios by feature file.
+func byFeature(ss []Scenario) [][]Scenario {
+	sorted := append([]Scenario(nil), ss...)
+	sortScenarios(sorted)
+	var groups [][]Scenario
+	for i, s := range sorted {
+		if i == 0 || s.Feature != sorted[i-1].Feature {
+			groups = append(groups, nil)
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], s)
+	}
+	return groups
+}
+
+func seconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }

@@ -1,0 +1,176 @@
+package report
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// openListUpTo is the number of scenarios up to which Markdown shows the
+// full list open; past it the list is folded under <details>.
+const openListUpTo = 20
+
+// maxCell bounds a table cell's text: one long error must not push the
+// table off the page.
+const maxCell = 200
+
+// mdStatus is each status as a reader scans for it.
+var mdStatus = map[string]string{
+	StatusPassed:    "✅ passed",
+	StatusFailed:    "❌ failed",
+	StatusSkipped:   "⏭️ skipped",
+	StatusUndefined: "❓ undefined",
+	StatusPending:   "🚧 pending",
+}
+
+// Markdown writes a summary for a pull request or a CI step summary: the
+// totals in a heading, a table of the scenarios that did not pass (with
+// the command that reproduces each), then every scenario, folded when
+// there are many.
+func Markdown(w io.Writer, r *Report) error {
+	var b bytes.Buffer
+	c := r.Counts()
+	mark := "✅"
+	if !r.OK() {
+		mark = "❌"
+	}
+	parts := []string{fmt.Sprintf("%d passed", c.Passed)}
+	for _, p := range []struct {
+		n    int
+		word string
+	}{{c.Failed, "failed"}, {c.Undefined, "undefined"}, {c.Pending, "pending"}, {c.Skipped, "skipped"}} {
+		if p.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.word))
+		}
+	}
+	fmt.Fprintf(&b, "## %s rehearse: %s of %d %s\n\n", mark, strings.Join(parts, ", "), c.Total, plural(c.Total, "scenario"))
+	facts := []string{"wall time " + human(r.Wall()), "scenario time " + human(r.Duration())}
+	if n := r.Shards(); n > 0 {
+		facts = append(facts, fmt.Sprintf("%d %s", n, plural(n, "shard")))
+	}
+	if tags := runTags(r); tags != "" {
+		facts = append(facts, "tags "+code(tags))
+	}
+	b.WriteString(strings.Join(facts, " · ") + "\n\n")
+
+	var bad []Scenario
+	for _, s := range r.Scenarios {
+		switch s.Status {
+		case StatusFailed, StatusUndefined, StatusPending:
+			bad = append(bad, s)
+		}
+	}
+	if len(bad) > 0 {
+		b.WriteString("### Did not pass\n\n| Scenario | Name | Error | Reproduce |\n| --- | --- | --- | --- |\n")
+		for _, s := range bad {
+			repro := ""
+			if s.Reproduce != "" {
+				repro = code(s.Reproduce)
+			}
+			fmt.Fprintf(&b, "| %s %s | %s | %s | %s |\n", mdStatus[s.Status], code(s.Location()), cell(s.Name), cell(why(s)), repro)
+		}
+		b.WriteString("\n")
+	}
+
+	if len(r.Scenarios) > 0 {
+		open := ""
+		if len(r.Scenarios) <= openListUpTo {
+			open = " open"
+		}
+		fmt.Fprintf(&b, "<details%s><summary>All %d %s</summary>\n\n", open, c.Total, plural(c.Total, "scenario"))
+		b.WriteString("| Status | Scenario | Name | Duration |\n| --- | --- | --- | --- |\n")
+		for _, s := range r.Scenarios {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", mdStatus[s.Status], code(s.Location()), cell(s.Name), human(s.Duration()))
+		}
+		b.WriteString("\n</details>\n")
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// AppendStepSummary appends Markdown to the file $GITHUB_STEP_SUMMARY
+// names, as GitHub Actions shows under a job; it does nothing when that is
+// not set.
+func AppendStepSummary(r *Report) error {
+	path := os.Getenv("GITHUB_STEP_SUMMARY")
+	if path == "" {
+		return nil
+	}
+	var b bytes.Buffer
+	if err := Markdown(&b, r); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("append step summary: %w", err)
+	}
+	_, err = f.Write(b.Bytes())
+	return errors.Join(wrapErr("append step summary", err), wrapErr("append step summary", f.Close()))
+}
+
+func wrapErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// runTags is the tag filter the runs share, if any.
+func runTags(r *Report) string {
+	for _, run := range r.Runs {
+		if run.Tags != "" {
+			return run.Tags
+		}
+	}
+	return ""
+}
+
+// cell makes text safe in a table cell: one line, pipes escaped, HTML
+// not interpreted, at most maxCell characters.
+func cell(s string) string {
+	s = strings.Join(strings.Fields(clean(s)), " ")
+	if rs := []rune(s); len(rs) > maxCell {
+		s = string(rs[:maxCell-1]) + "…"
+	}
+	s = strings.NewReplacer(`\`, `\\`, "|", `\|`, "<", "&lt;", ">", "&gt;", "&", "&amp;", "`", "\\`", "*", `\*`, "_", `\_`, "[", `\[`, "]", `\]`).Replace(s)
+	return s
+}
+
+// code is text as inline code in a table cell: one line, pipes escaped
+// (GitHub reads \| as | inside code in tables), fenced with more
+// backticks than it holds.
+func code(s string) string {
+	s = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ", "|", `\|`).Replace(strings.TrimSpace(clean(s)))
+	fence := "`"
+	for strings.Contains(s, fence) {
+		fence += "`"
+	}
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		s = " " + s + " "
+	}
+	return fence + s + fence
+}
+
+// human is a duration rounded for people: 1m23.4s, 850ms.
+func human(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}

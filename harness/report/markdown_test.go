@@ -1,0 +1,122 @@
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func markdownOf(t *testing.T, r *Report) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := Markdown(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestMarkdown(t *testing.T) {
+	md := markdownOf(t, loadTest(t, "single"))
+	golden(t, "single.summary.md", []byte(md))
+	for _, want := range []string{
+		"## ❌ rehearse: 2 passed, 1 failed, 1 undefined of 4 scenarios\n",
+		"wall time 3m15s · scenario time 2m55s\n",
+		"| ❌ failed `features/upgrade.feature:19` | The package as shipped breaks invoicing | upgrade step \"restart\" failed: exit 1 | `rehearse run features/upgrade.feature:19 --keep-on-failure` |\n",
+		"| ❓ undefined `features/rollback.feature:15` | Rollback with an undefined step | undefined step: When the moon is full |  |\n",
+		"<details open><summary>All 4 scenarios</summary>",
+		"| ✅ passed | `features/rollback.feature:8` | Rollback restores data \\| config | 51.3s |\n",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md)
+		}
+	}
+	// The table of what did not pass comes before the full list.
+	if strings.Index(md, "### Did not pass") > strings.Index(md, "<details") {
+		t.Error("failures are not first")
+	}
+}
+
+func TestMarkdownMergedShards(t *testing.T) {
+	md := markdownOf(t, loadTest(t, "shard-1", "shard-2"))
+	golden(t, "merged.summary.md", []byte(md))
+	if !strings.Contains(md, "wall time 3m6s · scenario time 2m55s · 2 shards\n") {
+		t.Errorf("no shard count in:\n%s", md)
+	}
+}
+
+// TestMarkdownMany: a nightly of 200 scenarios folds its full list, and
+// every table row stays one line.
+func TestMarkdownMany(t *testing.T) {
+	t0 := time.Date(2025, 6, 3, 2, 0, 0, 0, time.UTC)
+	r := &Report{}
+	for i := range 200 {
+		s := Scenario{Schema: Schema, Feature: fmt.Sprintf("features/f%02d.feature", i/10), Line: 10 + i%10, Name: fmt.Sprintf("scenario %d", i),
+			Status: StatusPassed, Start: t0, End: t0.Add(time.Duration(i) * time.Second)}
+		if i%50 == 7 {
+			s.Status, s.Error, s.Reproduce = StatusFailed, "line one | with a pipe\nline two", "rehearse run "+s.Location()
+		}
+		r.Scenarios = append(r.Scenarios, s)
+	}
+	md := markdownOf(t, r)
+	if !strings.Contains(md, "<details><summary>All 200 scenarios</summary>") {
+		t.Errorf("the full list is not folded:\n%s", md[:min(len(md), 500)])
+	}
+	rows := 0
+	for _, l := range strings.Split(md, "\n") {
+		if strings.HasPrefix(l, "| ") && !strings.HasPrefix(l, "| ---") && !strings.HasPrefix(l, "| Status") && !strings.HasPrefix(l, "| Scenario") {
+			rows++
+		}
+	}
+	if rows != 204 {
+		t.Errorf("%d table rows, want 4 failures + 200 scenarios", rows)
+	}
+	if !strings.Contains(md, "| line one \\| with a pipe |") {
+		t.Errorf("error cell not its first line with the pipe escaped")
+	}
+}
+
+func TestMarkdownCells(t *testing.T) {
+	for _, tt := range []struct{ in, cell, code string }{
+		{"a|b", `a\|b`, "`a\\|b`"},
+		{"two\nlines\r\n", "two lines", "`two lines`"},
+		{"<script>&", "&lt;script&gt;&amp;", "`<script>&`"},
+		{"run `x`", "run \\`x\\`", "`` run `x` ``"},
+		{"a_b*c", `a\_b\*c`, "`a_b*c`"},
+		{strings.Repeat("x", 300), strings.Repeat("x", maxCell-1) + "…", "`" + strings.Repeat("x", 300) + "`"},
+	} {
+		if got := cell(tt.in); got != tt.cell {
+			t.Errorf("cell(%q) = %q, want %q", tt.in, got, tt.cell)
+		}
+		if got := code(tt.in); got != tt.code {
+			t.Errorf("code(%q) = %q, want %q", tt.in, got, tt.code)
+		}
+	}
+}
+
+func TestAppendStepSummary(t *testing.T) {
+	r := loadTest(t, "single")
+	path := filepath.Join(t.TempDir(), "step_summary")
+	if err := os.WriteFile(path, []byte("# earlier step\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GITHUB_STEP_SUMMARY", path)
+	if err := AppendStepSummary(r); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "# earlier step\n" + markdownOf(t, r); string(got) != want {
+		t.Errorf("step summary:\n%s\nwant\n%s", got, want)
+	}
+
+	t.Setenv("GITHUB_STEP_SUMMARY", "")
+	if err := AppendStepSummary(r); err != nil {
+		t.Errorf("unset: %v", err)
+	}
+}

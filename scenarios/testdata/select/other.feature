@@ -1,0 +1,4 @@
+Feature: Another file
+
+  Scenario: The only scenario of another file
+    Given the step "other"
