@@ -1,9 +1,11 @@
 package report_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -20,12 +22,23 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/rehearse/rehearse/harness/report"
+	"github.com/rehearse/rehearse/internal/enginetest"
+	"github.com/rehearse/rehearse/scenarios"
 )
 
-// browserInput is the output directory of rehearse run whose report the
-// browser test opens. It must hold a failed scenario with a failing
-// upgrade step, a fault and a probe.
-var browserInput = func(t *testing.T) string { return htmlRunDir }
+// nightlyFeatures is what TestNightlyInBrowser runs, from the repository
+// root: a scenario that fails at a row count after an upgrade under a
+// fault, with a probe, and one that passes.
+const nightlyFeatures = "harness/report/testdata/nightly"
+
+// The nightly's failure, as billing.feature makes it: anything else means
+// the run did not go as the feature intends, and the report would not show
+// what the test means to look at.
+const (
+	nightlyFailed     = "harness/report/testdata/nightly/billing.feature:11"
+	nightlyFailedLine = 21
+	nightlyError      = "table invoices on db has 5000 rows, want 4999"
+)
 
 // chromiumPaths are where Debian's packages put Chromium; the first on
 // PATH or on disk wins. REHEARSE_CHROMIUM names another.
@@ -129,24 +142,81 @@ func repoRoot(t *testing.T) string {
 	}
 }
 
-// TestHTMLInBrowser opens the report of a run with a failure in headless
-// Chromium from file:// and checks what a person sees.
-func TestHTMLInBrowser(t *testing.T) {
+// ensurePackages builds the bundled upgrade packages and their PKI (make
+// packages) when they are missing, as features/features_test.go does.
+func ensurePackages(t *testing.T, root string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(root, "out", "packages", "billing-3.0-rehearsed.zip.p7s")); err == nil {
+		return
+	}
+	cmd := exec.Command("go", "run", "./fixtures/billing/packages/build", "-out", "out")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the upgrade packages: %v\n%s", err, out)
+	}
+}
+
+// TestNightlyInBrowser runs a small nightly against the bundled billing
+// world (one scenario fails at an assertion after an upgrade under a
+// fault, one passes), opens the report.html that run wrote in headless
+// Chromium from file://, and checks what a person sees. Its screenshot is
+// out/report-screenshot.png, and docs/report.png with
+// REHEARSE_UPDATE_SCREENSHOT=1.
+func TestNightlyInBrowser(t *testing.T) {
 	chromium := findChromium(t)
-	rep, err := report.Load(browserInput(t))
+	enginetest.Connect(t) // fails under CI without an engine, skips elsewhere
+	root := repoRoot(t)
+	ensurePackages(t, root)
+	// From the repository root, so that the records and the reproduce
+	// command name the feature as a run from there does.
+	t.Chdir(root)
+
+	out := t.TempDir()
+	var console bytes.Buffer
+	o := scenarios.RunOptions{Paths: []string{nightlyFeatures}, OutDir: out,
+		Command: "go run ./cmd/rehearse", Stdout: &console, Stderr: &console,
+		Args: []string{"go", "test", "-run", "TestNightlyInBrowser", "./harness/report/"}} // how this report was made, in its header
+	if testing.Verbose() {
+		o.Stdout, o.Stderr = io.MultiWriter(&console, os.Stdout), io.MultiWriter(&console, os.Stderr)
+	}
+	sum, err := scenarios.Run(t.Context(), o)
+	if err != nil {
+		t.Fatalf("rehearse run %s: %v", nightlyFeatures, err)
+	}
+	if sum.ReportErr != nil {
+		t.Fatalf("rehearse run %s wrote no report: %v", nightlyFeatures, sum.ReportErr)
+	}
+	if len(sum.Failures) != 1 || sum.Failures[0].Line != nightlyFailedLine || sum.Failures[0].Err != nightlyError {
+		var s bytes.Buffer
+		sum.WriteSummary(&s)
+		t.Fatalf("the nightly should fail once, at line %d with %q; it ended with:\n%s\n%s", nightlyFailedLine, nightlyError, s.String(), console.String())
+	}
+
+	rep, err := report.Load(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var failed *report.Scenario
-	for i := range rep.Scenarios {
-		if rep.Scenarios[i].Status == report.StatusFailed && failed == nil {
-			failed = &rep.Scenarios[i]
-		}
+	c := rep.Counts()
+	if c.Total != 2 || c.Failed != 1 || c.Passed != 1 {
+		t.Fatalf("the nightly's records count %+v, want 2 scenarios, 1 failed and 1 passed", c)
 	}
-	if failed == nil {
-		t.Fatal("the input has no failed scenario")
+	failed := firstFailed(t, rep)
+	if failed.Location() != nightlyFailed || failed.Error != nightlyError || failed.FailedLine != nightlyFailedLine {
+		t.Fatalf("the failed record is %s, failed at line %d with %q; want %s, line %d, %q",
+			failed.Location(), failed.FailedLine, failed.Error, nightlyFailed, nightlyFailedLine, nightlyError)
 	}
+	checkInBrowser(t, chromium, rep, filepath.Join(out, report.HTMLFile), true)
+}
 
+// TestHTMLInBrowser is the fast variant of TestNightlyInBrowser, without
+// an engine: the report of hand-written records (testdata/html/run, whose
+// failed scenario also has a failing upgrade step), rendered by report.HTML.
+func TestHTMLInBrowser(t *testing.T) {
+	chromium := findChromium(t)
+	rep, err := report.Load(htmlRunDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	page := filepath.Join(t.TempDir(), report.HTMLFile)
 	f, err := os.Create(page)
 	if err != nil {
@@ -158,6 +228,30 @@ func TestHTMLInBrowser(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+	checkInBrowser(t, chromium, rep, page, false)
+}
+
+// firstFailed is the report's first failed scenario.
+func firstFailed(t *testing.T, rep *report.Report) *report.Scenario {
+	t.Helper()
+	for i := range rep.Scenarios {
+		if rep.Scenarios[i].Status == report.StatusFailed {
+			return &rep.Scenarios[i]
+		}
+	}
+	t.Fatal("the report has no failed scenario")
+	return nil
+}
+
+// checkInBrowser opens page, the HTML report of rep, in headless Chromium
+// from file:// and checks what a person sees: the index with its statuses
+// and filters, the first failed scenario's error, one chart lane per probe
+// and per upgrade step, the fault bands where the timeline puts them, no
+// console errors and no request but file: and data:. With screenshots it
+// saves the top of the page (see TestNightlyInBrowser).
+func checkInBrowser(t *testing.T, chromium string, rep *report.Report, page string, screenshots bool) {
+	t.Helper()
+	failed := firstFailed(t, rep)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
@@ -238,7 +332,7 @@ func TestHTMLInBrowser(t *testing.T) {
 	})
 
 	t.Run("lanes", func(t *testing.T) {
-		wantProbes, wantSteps := 0, 0
+		wantProbes, wantSteps, wantFailing := 0, 0, 0
 		probes := map[string]bool{}
 		for _, e := range failed.Events {
 			switch {
@@ -247,14 +341,17 @@ func TestHTMLInBrowser(t *testing.T) {
 				wantProbes++
 			case e.Kind == "upgrade-step":
 				wantSteps++
+				if exit := e.Fields["exit"]; e.Err != "" || (exit != "" && exit != "0") {
+					wantFailing++
+				}
 			}
 		}
 		if wantProbes == 0 || wantSteps == 0 {
 			t.Fatalf("the failed scenario has %d probes and %d upgrade steps: the input does not exercise the chart", wantProbes, wantSteps)
 		}
 		var got struct {
-			Probes, Steps, Failing, Visible int
-			Labels                          []string
+			Probes, Steps, Failing, OK, Visible int
+			Labels                              []string
 		}
 		eval(t, `(() => { const c = document.querySelector(`+jsString(sel+" .chart")+`);
 			const lanes = [...c.querySelectorAll(".lane[data-lane]")];
@@ -263,14 +360,15 @@ func TestHTMLInBrowser(t *testing.T) {
 				Probes: lanes.filter(l => l.dataset.laneKind === "probe" && seen(l)).length,
 				Steps: lanes.filter(l => l.dataset.laneKind === "upgrade-step" && seen(l)).length,
 				Failing: c.querySelectorAll(".lane[data-lane-kind='upgrade-step'] rect.fail").length,
+				OK: c.querySelectorAll(".lane[data-lane-kind='upgrade-step'] rect.ok").length,
 				Visible: lanes.filter(seen).length,
 				Labels: lanes.map(l => l.querySelector(".l-name").innerText),
 			}; })()`, &got)
 		if got.Probes != wantProbes || got.Steps != wantSteps {
 			t.Errorf("visible lanes: %d probe and %d upgrade step, want %d and %d (labels %q)", got.Probes, got.Steps, wantProbes, wantSteps, got.Labels)
 		}
-		if got.Failing == 0 {
-			t.Error("no upgrade step bar is drawn as failed")
+		if got.Failing != wantFailing || got.OK != wantSteps-wantFailing {
+			t.Errorf("upgrade step bars: %d drawn as failed and %d as passed, want %d and %d", got.Failing, got.OK, wantFailing, wantSteps-wantFailing)
 		}
 	})
 
@@ -320,42 +418,46 @@ func TestHTMLInBrowser(t *testing.T) {
 		}
 	})
 
-	t.Run("screenshot", func(t *testing.T) {
-		if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`)); err != nil {
-			t.Fatal(err)
-		}
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		if err != nil {
-			t.Fatal(err)
-		}
-		root := repoRoot(t)
-		// The whole page too, for a person checking the layout by eye.
-		full, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Join(root, "out"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, "out", "report-full.png"), full, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		targets := []string{filepath.Join(root, "out", "report-screenshot.png")}
-		if os.Getenv("REHEARSE_UPDATE_SCREENSHOT") == "1" {
-			targets = append(targets, filepath.Join(root, "docs", "report.png"))
-		}
-		for _, p := range targets {
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, png, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("screenshot: %s (%d KB)", p, len(png)/1024)
-		}
-	})
+	if screenshots {
+		t.Run("screenshot", func(t *testing.T) { saveScreenshots(t, ctx) })
+	}
 
 	watch.check(t)
+}
+
+// saveScreenshots saves the top of the page (1280x900: the index and the
+// first failed scenario's chart) as out/report-screenshot.png, and as
+// docs/report.png with REHEARSE_UPDATE_SCREENSHOT=1; the whole page as
+// out/report-full.png, for a person checking the layout by eye.
+func saveScreenshots(t *testing.T, ctx context.Context) {
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`)); err != nil {
+		t.Fatal(err)
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := repoRoot(t)
+	if err := os.MkdirAll(filepath.Join(root, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "out", "report-full.png"), full, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	targets := []string{filepath.Join(root, "out", "report-screenshot.png")}
+	if os.Getenv("REHEARSE_UPDATE_SCREENSHOT") == "1" {
+		targets = append(targets, filepath.Join(root, "docs", "report.png"))
+	}
+	for _, p := range targets {
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s (%d KB)", p, len(png)/1024)
+	}
 }
 
 // wantRows is the index as the report should list it: failed first, then

@@ -427,11 +427,22 @@ func buildChart(s Scenario) *chart {
 		b.Title = eventTitle(e, s.Start)
 		l.Bars = append(l.Bars, b)
 	}
+	stopped := map[string]time.Time{} // probe -> when it stopped sampling
+	for _, e := range groups[kindProbe] {
+		if e.Name == "stop" {
+			stopped[e.Actor] = e.Start
+		}
+	}
 	for _, e := range groups[kindProbe] {
 		l := get("probe:"+e.Actor, e.Kind, "probe "+e.Actor)
 		if len(l.Bars) == 0 {
-			// Watched from its first sample to the end of the scenario.
-			b := place(s.Start, total, "baseline", "probe-up", e.Start, s.End)
+			// Watched from its first sample until it stopped (the end of
+			// the scenario when the record does not say).
+			until, ok := stopped[e.Actor]
+			if !ok || until.Before(e.Start) {
+				until = s.End
+			}
+			b := place(s.Start, total, "baseline", "probe-up", e.Start, until)
 			b.Title = e.Actor + " watched from " + fmtOffset(e.Start.Sub(s.Start))
 			l.Bars = append(l.Bars, b)
 		}

@@ -404,7 +404,7 @@ func runStep(ctx context.Context, svc *env.Service, spec StepSpec, o applyOption
 	if errors.Is(err, env.ErrNotRunning) {
 		// The step's service is down (a fault killed it, or it died): the
 		// step fails, as it would have in production, and the upgrade stops.
-		fmt.Fprintf(out, "rehearse: step %s could not run: %s is not running\n", spec.Name, svc.Name)
+		fmt.Fprintf(out, "rehearse: step %s could not run: %s is not running (stopped, killed or paused)\n", spec.Name, svc.Name)
 		out.Flush()
 		return rec.end(code, out.String(), err), nil
 	}
