@@ -14,7 +14,8 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/rehearse
 
-# Build every image of the bundled world once, before tests share them.
+# Build every image of the bundled world and the harness's own once, before
+# tests share them (concurrently; progress on stderr, timings at the end).
 images: build
 	$(BIN) images -f $(WORLD)
 
@@ -23,11 +24,12 @@ images: build
 packages:
 	$(GO) run ./fixtures/billing/packages/build -out out
 
-# The bundled rehearsals: every feature under features/, a JUnit report and
-# one timeline per scenario under out/.
+# The bundled rehearsals: every feature under features/; under out/ the
+# HTML report (report.html), JUnit (rehearse.xml), a Markdown summary and
+# one record per scenario (timelines/).
 rehearse: images packages
 	@mkdir -p out
-	$(BIN) run features --format junit --out out
+	$(BIN) run features --out out
 
 test: images packages vet
 	$(GO) test -count=1 -timeout 20m ./...
@@ -36,7 +38,10 @@ vet:
 	$(GO) vet ./...
 
 bench: images
-	$(GO) test -p 1 -run '^$$' -bench . -benchtime 3x -timeout 30m ./...
+	$(GO) test -p 1 -run '^$$' -bench . -skip '^BenchmarkColdBuild$$' -benchtime 3x -timeout 30m ./...
+	# Cold image builds, one at a time and then concurrently, under private
+	# tags: minutes per iteration, so one.
+	$(GO) test -run '^$$' -bench '^BenchmarkColdBuild$$' -benchtime 1x -timeout 40m ./harness/image/
 
 # Bring the bundled world up and leave it running (rehearse down to remove).
 up: images

@@ -215,20 +215,6 @@ func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, 
 	return e, nil
 }
 
-// EnsureImages makes every image a run of the plan needs exist: the
-// services' and, when any service publishes a port, the port gateway's.
-func EnsureImages(ctx context.Context, plan *Plan, cli *client.Client, b *image.Builder) ([]image.Result, error) {
-	results, err := b.Ensure(ctx, plan.Images()...)
-	if err != nil || !plan.hasPorts() {
-		return results, err
-	}
-	gw, err := gateway.EnsureImage(ctx, b)
-	if err != nil {
-		return results, err
-	}
-	return append(results, gw), nil
-}
-
 func (e *Environment) start(ctx context.Context) error {
 	labels := e.owner.Labels(e.RunID)
 	for _, n := range e.Plan.Networks {

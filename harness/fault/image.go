@@ -5,6 +5,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 
 	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/harness/image"
@@ -20,6 +21,11 @@ const Image = "rehearse/netfilter:1"
 //go:embed files
 var files embed.FS
 
+const (
+	helperOrigin    = "rehearse network fault helper"
+	toxiproxyOrigin = "rehearse toxic network faults"
+)
+
 // EnsureImage makes the helper image exist, built with the environment's
 // image builder from the files embedded in this package
 // (image.Builder.EnsureFS: streamed from memory, cached by its inputs).
@@ -32,5 +38,41 @@ func EnsureImage(ctx context.Context, e *env.Environment) (image.Result, error) 
 	if err != nil {
 		return image.Result{}, err
 	}
-	return images.EnsureFS(ctx, Image, "rehearse network fault helper", sub)
+	return images.EnsureFS(ctx, Image, helperOrigin, sub)
+}
+
+// ImageSpecs are the images of network faults as image.Specs, so that
+// Builder.Ensure makes them along with other images (rehearse images
+// does) instead of the first scenario with a fault: the helper (Image)
+// and the toxiproxy server packed onto it (ToxiproxyImage), whose module
+// is found in the Go module cache (downloaded by the go command when
+// missing). EnsureImage and EnsureToxiproxyImage then find them cached.
+func ImageSpecs(ctx context.Context) ([]image.Spec, error) {
+	sub, err := fs.Sub(files, "files")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := moduleDir(ctx, ToxiproxyModule, "v"+ToxiproxyVersion)
+	if err != nil {
+		return nil, fmt.Errorf("toxiproxy image %s: %w", ToxiproxyImage, err)
+	}
+	return []image.Spec{
+		{Ref: Image, Files: sub, Origin: helperOrigin},
+		toxiproxySpec(dir),
+	}, nil
+}
+
+// toxiproxySpec is ToxiproxyImage: the server of the module in dir packed
+// onto the helper image.
+func toxiproxySpec(dir string) image.Spec {
+	return image.Spec{
+		Ref:  ToxiproxyImage,
+		Base: Image,
+		Go: []image.GoBinary{{
+			Main:    filepath.Join(dir, "cmd", "server"),
+			Path:    "/usr/local/bin/toxiproxy-server",
+			Ldflags: "-X " + ToxiproxyModule + ".Version=" + ToxiproxyVersion,
+		}},
+		Origin: toxiproxyOrigin,
+	}
 }

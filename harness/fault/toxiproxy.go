@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -57,16 +56,7 @@ func EnsureToxiproxyImage(ctx context.Context, e *env.Environment) (image.Result
 	if err != nil {
 		return image.Result{}, fmt.Errorf("toxiproxy image %s: %w", ToxiproxyImage, err)
 	}
-	rs, err := e.ImageBuilder().Ensure(ctx, image.Spec{
-		Ref:  ToxiproxyImage,
-		Base: Image,
-		Go: []image.GoBinary{{
-			Main:    filepath.Join(dir, "cmd", "server"),
-			Path:    "/usr/local/bin/toxiproxy-server",
-			Ldflags: "-X " + ToxiproxyModule + ".Version=" + ToxiproxyVersion,
-		}},
-		Origin: "rehearse toxic network faults",
-	})
+	rs, err := e.ImageBuilder().Ensure(ctx, toxiproxySpec(dir))
 	if err != nil {
 		return image.Result{}, fmt.Errorf("toxiproxy image %s: %w", ToxiproxyImage, err)
 	}

@@ -41,19 +41,33 @@ func WithRef(ref string) Option {
 	}
 }
 
+// origin names the gateway image in errors and on progress boards.
+const origin = "rehearse gateway"
+
 // EnsureImage makes the gateway image exist, built by images from the files
 // embedded in this package (image.Builder.EnsureFS: streamed from memory,
 // cached by its inputs, on image.DebianBase like every other image of a run).
 func EnsureImage(ctx context.Context, images *image.Builder, opts ...Option) (image.Result, error) {
+	spec, err := ImageSpec(opts...)
+	if err != nil {
+		return image.Result{}, err
+	}
+	return images.EnsureFS(ctx, spec.Ref, spec.Origin, spec.Files)
+}
+
+// ImageSpec is the gateway image as an image.Spec, so that Builder.Ensure
+// makes it along with other images (rehearse images does); EnsureImage
+// then finds it cached.
+func ImageSpec(opts ...Option) (image.Spec, error) {
 	o := options{ref: Image}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
-			return image.Result{}, err
+			return image.Spec{}, err
 		}
 	}
 	sub, err := fs.Sub(files, "files")
 	if err != nil {
-		return image.Result{}, err
+		return image.Spec{}, err
 	}
-	return images.EnsureFS(ctx, o.ref, "rehearse gateway", sub)
+	return image.Spec{Ref: o.ref, Files: sub, Origin: origin}, nil
 }

@@ -12,35 +12,58 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/moby/go-archive"
 	"github.com/moby/moby/client"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+
+	"github.com/rehearse/rehearse/internal/progress"
 )
 
 const inlineDockerfile = ".rehearse.inline.Dockerfile"
 
-// build builds a Dockerfile into ref unless the inputs are unchanged.
-func (b *Builder) build(ctx context.Context, ref string, bd Build) (Result, error) {
-	dockerfile, err := b.dockerfileText(bd)
-	if err != nil {
-		return Result{}, err
-	}
-	bases, err := baseImages(dockerfile, bd.Args, bd.Target)
-	if err != nil {
-		return Result{}, fmt.Errorf("%s: %w", dockerfileName(bd), err)
-	}
-	var baseIDs []string
-	for _, base := range bases {
-		r, err := b.ensureExisting(ctx, base)
-		if err != nil {
-			return Result{}, fmt.Errorf("base image %s: %w", base, err)
+// build builds a Dockerfile node of a graph on its bases (deps, in the
+// order of n.bases) unless the inputs are unchanged.
+func (b *Builder) build(ctx context.Context, n *Node, deps []Result, t *progress.Task) (Result, error) {
+	t.Run("checking")
+	ref := b.engineRef(n.Ref)
+	dockerfile := n.dockerfile
+	rename := map[string]string{}
+	var baseIDs, ids []string
+	for i, base := range n.bases {
+		baseIDs = append(baseIDs, base+"="+deps[i].ID)
+		ids = append(ids, deps[i].ID)
+		if deps[i].Ref != base {
+			rename[base] = deps[i].Ref
 		}
-		baseIDs = append(baseIDs, base+"="+r.ID)
 	}
+	if len(rename) > 0 {
+		dockerfile = rewriteFrom(dockerfile, rename)
+	}
+	if n.files != nil {
+		v, err, _ := b.flight.Do("fs\x00"+ref, func() (any, error) {
+			return b.buildFS(ctx, ref, n.files, dockerfile, ids, t)
+		})
+		if err != nil {
+			return Result{}, err
+		}
+		return v.(Result), nil
+	}
+	bd := *n.build
+	if dockerfile != n.dockerfile {
+		bd.Inline = dockerfile
+	}
+	return b.buildDir(ctx, ref, bd, dockerfile, baseIDs, t)
+}
+
+// buildDir builds a Dockerfile with a build context directory into ref
+// unless the inputs are unchanged.
+func (b *Builder) buildDir(ctx context.Context, ref string, bd Build, dockerfile string, baseIDs []string, t *progress.Task) (Result, error) {
 	excludes, err := dockerignore(bd.Context)
 	if err != nil {
 		return Result{}, err
@@ -52,6 +75,12 @@ func (b *Builder) build(ctx context.Context, ref string, bd Build) (Result, erro
 	if id, ok := b.labelMatches(ctx, ref, digest); ok {
 		return Result{Ref: ref, ID: id, Action: Cached}, nil
 	}
+	release, err := b.acquire(ctx, t, b.heavy, "for a build slot")
+	if err != nil {
+		return Result{}, err
+	}
+	defer release()
+	t.Run("building")
 	body, err := archive.TarWithOptions(bd.Context, &archive.TarOptions{ExcludePatterns: excludes})
 	if err != nil {
 		return Result{}, fmt.Errorf("build context %s: %w", bd.Context, err)
@@ -72,6 +101,7 @@ func (b *Builder) build(ctx context.Context, ref string, bd Build) (Result, erro
 		BuildArgs:   args,
 		Target:      bd.Target,
 		Labels:      map[string]string{InputsLabel: digest},
+		NoCache:     b.opts.noCache,
 		Remove:      true,
 		ForceRemove: true,
 	})
@@ -79,10 +109,10 @@ func (b *Builder) build(ctx context.Context, ref string, bd Build) (Result, erro
 		return Result{}, fmt.Errorf("%w: %v", ErrBuild, err)
 	}
 	defer resp.Body.Close()
-	if err := followBuild(resp.Body, b.opts.log); err != nil {
+	if err := followBuild(resp.Body, b.opts.log, t.Step); err != nil {
 		return Result{}, err
 	}
-	id, ok := b.labelMatches(ctx, ref, digest)
+	id, ok := b.labelIs(ctx, ref, digest)
 	if !ok {
 		return Result{}, fmt.Errorf("%w: image %s missing after build", ErrBuild, ref)
 	}
@@ -97,7 +127,7 @@ func dockerfileName(bd Build) string {
 	return "Dockerfile " + filepath.Join(bd.Context, bd.Dockerfile)
 }
 
-func (b *Builder) dockerfileText(bd Build) (string, error) {
+func dockerfileText(bd Build) (string, error) {
 	if bd.Inline != "" {
 		return bd.Inline, nil
 	}
@@ -108,9 +138,13 @@ func (b *Builder) dockerfileText(bd Build) (string, error) {
 	return string(data), nil
 }
 
+// stepLine is the classic builder's line for each instruction.
+var stepLine = regexp.MustCompile(`^Step (\d+)/(\d+) :`)
+
 // followBuild copies the build's output to log and returns the build's error
-// with the last lines of output.
-func followBuild(r io.Reader, log io.Writer) error {
+// with the last lines of output. step is told each "Step k/n :" of the
+// classic builder's output.
+func followBuild(r io.Reader, log io.Writer, step func(k, n int)) error {
 	dec := json.NewDecoder(r)
 	var tail []string
 	for {
@@ -130,6 +164,11 @@ func followBuild(r io.Reader, log io.Writer) error {
 			io.WriteString(log, msg.Stream)
 			for _, line := range strings.Split(strings.TrimRight(msg.Stream, "\n"), "\n") {
 				tail = append(tail, line)
+				if m := stepLine.FindStringSubmatch(line); m != nil {
+					k, _ := strconv.Atoi(m[1])
+					n, _ := strconv.Atoi(m[2])
+					step(k, n)
+				}
 			}
 			if len(tail) > 15 {
 				tail = tail[len(tail)-15:]

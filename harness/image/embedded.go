@@ -7,10 +7,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 
+	"github.com/moby/go-archive"
 	"github.com/moby/moby/client"
-	"github.com/moby/moby/client/pkg/jsonmessage"
+
+	"github.com/rehearse/rehearse/internal/progress"
 )
 
 // EnsureFS makes ref exist, built from files: a build context (a package's
@@ -18,60 +21,87 @@ import (
 // is streamed to the engine as a tar from memory, so nothing is written to
 // disk, and an image built from the same files on the same base is not
 // built again. The harness's own images (the port gateway, the network
-// fault helper) are made this way.
+// fault helper) are made this way; Ensure with Spec.Files makes the same
+// image, found cached here afterwards.
+//
+// Unlike Ensure, every call asks the engine again, so an image made by an
+// earlier call is reported as cached.
 func (b *Builder) EnsureFS(ctx context.Context, ref, origin string, files fs.FS) (Result, error) {
 	if ref == "" {
 		return Result{}, fmt.Errorf("%s: image: empty ref", origin)
 	}
-	// Concurrent calls share one build; a later call asks the engine again,
-	// so a cached image is reported as such.
-	v, err, _ := b.flight.Do("fs\x00"+ref, func() (any, error) {
-		fail := func(err error) (Result, error) {
-			return Result{}, fmt.Errorf("%s: image %s: %w", origin, ref, err)
-		}
-		base, err := b.Ensure(ctx, Spec{Ref: DebianBase, Origin: origin})
-		if err != nil {
-			return fail(err)
-		}
-		buildContext, err := tarFS(files)
-		if err != nil {
-			return fail(err)
-		}
-		h := sha256.New()
-		fmt.Fprintf(h, "base\x00%s\x00", base[0].ID)
-		h.Write(buildContext)
-		digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
-		if id, ok := b.labelMatches(ctx, ref, digest); ok {
-			return Result{Ref: ref, ID: id, Action: Cached}, nil
-		}
-		resp, err := b.cli.ImageBuild(ctx, bytes.NewReader(buildContext), client.ImageBuildOptions{
-			Tags:        []string{ref},
-			Dockerfile:  "Dockerfile",
-			Labels:      map[string]string{InputsLabel: digest},
-			Remove:      true,
-			ForceRemove: true,
-		})
-		if err != nil {
-			return fail(fmt.Errorf("%w: %v", ErrBuild, err))
-		}
-		defer resp.Body.Close()
-		if err := jsonmessage.DisplayJSONMessagesStream(resp.Body, b.opts.log, 0, false, nil); err != nil {
-			return fail(fmt.Errorf("%w: %v", ErrBuild, err))
-		}
-		id, ok := b.labelMatches(ctx, ref, digest)
-		if !ok {
-			return fail(fmt.Errorf("%w: the built image does not carry its inputs label", ErrBuild))
-		}
-		return Result{Ref: ref, ID: id, Action: Built}, nil
-	})
+	nodes, err := Graph(Spec{Ref: ref, Files: files, Origin: origin})
 	if err != nil {
 		return Result{}, err
 	}
-	return v.(Result), nil
+	byKey := make(map[string]*Node, len(nodes))
+	for i := range nodes {
+		byKey[nodes[i].Key()] = &nodes[i]
+	}
+	top := byKey[ref]
+	t := b.task(top)
+	if t == nil {
+		t = (*progress.Board)(nil).Add(ref)
+	}
+	r, err := b.make1(ctx, byKey, top, t) // the bases once per Builder; the image itself each call
+	if err != nil {
+		t.Fail(err)
+		return Result{}, fmt.Errorf("%s: image %s: %w", origin, ref, err)
+	}
+	r.Took = t.Finish(string(r.Action))
+	b.record(r)
+	return r, nil
 }
 
-// tarFS is files as a tar, in memory.
-func tarFS(files fs.FS) ([]byte, error) {
+// buildFS builds files, with dockerfile as their Dockerfile, into ref on
+// the bases baseIDs, unless the inputs are unchanged. Callers share one
+// build per ref (flight key "fs\x00"+ref).
+func (b *Builder) buildFS(ctx context.Context, ref string, files fs.FS, dockerfile string, baseIDs []string, t *progress.Task) (Result, error) {
+	buildContext, err := tarFS(files, dockerfile)
+	if err != nil {
+		return Result{}, err
+	}
+	h := sha256.New()
+	for _, id := range baseIDs {
+		fmt.Fprintf(h, "base\x00%s\x00", id)
+	}
+	h.Write(buildContext)
+	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	if id, ok := b.labelMatches(ctx, ref, digest); ok {
+		return Result{Ref: ref, ID: id, Action: Cached}, nil
+	}
+	release, err := b.acquire(ctx, t, b.heavy, "for a build slot")
+	if err != nil {
+		return Result{}, err
+	}
+	defer release()
+	t.Run("building")
+	resp, err := b.cli.ImageBuild(ctx, bytes.NewReader(buildContext), client.ImageBuildOptions{
+		Tags:        []string{ref},
+		Dockerfile:  "Dockerfile",
+		Labels:      map[string]string{InputsLabel: digest},
+		NoCache:     b.opts.noCache,
+		Remove:      true,
+		ForceRemove: true,
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %v", ErrBuild, err)
+	}
+	defer resp.Body.Close()
+	if err := followBuild(resp.Body, b.opts.log, t.Step); err != nil {
+		return Result{}, err
+	}
+	id, ok := b.labelIs(ctx, ref, digest)
+	if !ok {
+		return Result{}, fmt.Errorf("%w: the built image does not carry its inputs label", ErrBuild)
+	}
+	return Result{Ref: ref, ID: id, Action: Built}, nil
+}
+
+// tarFS is files as a tar, in memory, with dockerfile as the content of
+// its Dockerfile when that differs (a Dockerfile whose FROM lines a
+// builder with a private prefix rewrote).
+func tarFS(files fs.FS, dockerfile string) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	if err := tw.AddFS(files); err != nil {
@@ -80,5 +110,19 @@ func tarFS(files fs.FS) ([]byte, error) {
 	if err := tw.Close(); err != nil {
 		return nil, fmt.Errorf("build context: %w", err)
 	}
-	return buf.Bytes(), nil
+	if orig, err := fs.ReadFile(files, "Dockerfile"); err != nil || string(orig) == dockerfile {
+		return buf.Bytes(), nil
+	}
+	rc := archive.ReplaceFileTarWrapper(io.NopCloser(&buf), map[string]archive.TarModifierFunc{
+		"Dockerfile": func(_ string, h *tar.Header, _ io.Reader) (*tar.Header, []byte, error) {
+			h.Size = int64(len(dockerfile))
+			return h, []byte(dockerfile), nil
+		},
+	})
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("build context: %w", err)
+	}
+	return data, nil
 }

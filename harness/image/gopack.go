@@ -22,11 +22,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/daemon"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/rehearse/rehearse/internal/progress"
 )
 
 // packGo builds each Go program as a static binary and writes ref as base
 // plus one layer holding the binaries (the way ko does, no Dockerfile).
-func (b *Builder) packGo(ctx context.Context, ref, base string, bins []GoBinary) (Result, error) {
+func (b *Builder) packGo(ctx context.Context, ref, base string, bins []GoBinary, t *progress.Task) (Result, error) {
+	t.Run("compiling")
 	dc, ok := b.cli.(daemon.Client)
 	if !ok {
 		return Result{}, fmt.Errorf("engine client cannot load images")
@@ -45,6 +48,9 @@ func (b *Builder) packGo(ctx context.Context, ref, base string, bins []GoBinary)
 	fmt.Fprintf(h, "layout\x002\x00base\x00%s\x00", baseIns.ID)
 	files := map[string][]byte{}
 	for i, bin := range bins {
+		if len(bins) > 1 {
+			t.Step(i+1, len(bins))
+		}
 		out := filepath.Join(tmp, fmt.Sprintf("bin%d", i))
 		if err := b.goBuild(ctx, bin, out); err != nil {
 			return Result{}, err
@@ -61,6 +67,7 @@ func (b *Builder) packGo(ctx context.Context, ref, base string, bins []GoBinary)
 	if id, ok := b.labelMatches(ctx, ref, digest); ok {
 		return Result{Ref: ref, ID: id, Action: Cached}, nil
 	}
+	t.Run("packing Go binaries")
 
 	baseRef, err := name.ParseReference(base)
 	if err != nil {
@@ -116,7 +123,7 @@ func (b *Builder) packGo(ctx context.Context, ref, base string, bins []GoBinary)
 	if _, err := daemon.Write(tag, img, dopts...); err != nil {
 		return Result{}, fmt.Errorf("%w: write %s: %v", ErrBuild, ref, err)
 	}
-	id, ok := b.labelMatches(ctx, ref, digest)
+	id, ok := b.labelIs(ctx, ref, digest)
 	if !ok {
 		return Result{}, fmt.Errorf("%w: image %s missing after write", ErrBuild, ref)
 	}

@@ -4,6 +4,12 @@
 //
 // Every image it makes carries the digest of its inputs as the label
 // rehearse.inputs; an image whose label matches is not built again.
+//
+// Ensure makes a graph of the images asked for (Graph): the Debian base
+// first, the Dockerfile builds FROM it, the Go programs packed on top.
+// Images that do not need each other are made concurrently, with at most
+// two engine builds (apt-heavy) at once (WithBuildSlots). WithProgress
+// shows each image on a progress board while it is made.
 package image
 
 import (
@@ -11,13 +17,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 	"sync"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/rehearse/rehearse/internal/progress"
 )
 
 // InputsLabel holds the digest of the inputs an image was made from.
@@ -27,8 +37,9 @@ const InputsLabel = "rehearse.inputs"
 type Spec struct {
 	Ref    string     // the tag the service runs, such as rehearse/billing:2.3
 	Build  *Build     // built from a Dockerfile when set
-	Go     []GoBinary // Go programs packed on top of Build's result, or of Base
-	Base   string     // the base for Go programs when there is no Build
+	Files  fs.FS      // or built from these files (a Dockerfile at the root), streamed from memory
+	Go     []GoBinary // Go programs packed on top of the build's result, or of Base
+	Base   string     // the base for Go programs when there is no build
 	Origin string     // where the spec came from, for errors: "compose.yaml: services.db"
 }
 
@@ -65,6 +76,9 @@ type Result struct {
 	Ref    string
 	ID     string
 	Action Action
+	// Took is the image's own time: from when its work began, after the
+	// images it needs were made and a build slot was free, to its end.
+	Took time.Duration
 }
 
 // Client is the part of the Docker API this package uses.
@@ -81,6 +95,14 @@ type Option func(*options) error
 type options struct {
 	log    io.Writer
 	goTool string
+	board  *progress.Board
+	slots  int
+	// For the cold build benchmark (export_test.go): tag every image this
+	// builder makes, and the Debian base, under prefix; skip the inputs
+	// label and the engine's build cache; make one image at a time.
+	prefix  string
+	noCache bool
+	serial  bool
 }
 
 // WithLog streams build output to w. Default: discarded (the tail still
@@ -100,36 +122,84 @@ func WithGoTool(path string) Option {
 	}
 }
 
+// WithProgress adds a task to board for every image Ensure makes, and
+// keeps it up to date: what it waits for, its phase (checking, pulling,
+// bootstrapping, building step k/n, compiling, packing) and how it ended.
+func WithProgress(board *progress.Board) Option {
+	return func(o *options) error {
+		o.board = board
+		return nil
+	}
+}
+
+// DefaultBuildSlots is how many engine builds and Debian bootstraps run at
+// once by default. They are apt-heavy (downloads, dpkg, fsync); two keep
+// a two-core machine busy without thrashing it.
+const DefaultBuildSlots = 2
+
+// WithBuildSlots sets how many engine builds and Debian bootstraps run at
+// once (n >= 1). Go packs do not take a slot.
+func WithBuildSlots(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("image builder: build slots %d, want at least 1", n)
+		}
+		o.slots = n
+		return nil
+	}
+}
+
 // Builder makes images exist. It remembers what it did, so one image named
 // by several services is handled once.
 type Builder struct {
 	cli    Client
 	opts   options
 	flight singleflight.Group // one build per ref at a time
+	heavy  chan struct{}      // build slots
+	serial chan struct{}      // one image at a time, when opts.serial
 	mu     sync.Mutex
-	done   map[string]Result
+	done   map[string]Result         // by node key
+	tasks  map[string]*progress.Task // by node key
+	made   []Result
 }
 
 // NewBuilder returns a Builder on the given engine client.
 func NewBuilder(cli Client, opts ...Option) (*Builder, error) {
-	o := options{log: io.Discard, goTool: "go"}
+	o := options{log: io.Discard, goTool: "go", slots: DefaultBuildSlots}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
 	}
-	return &Builder{cli: cli, opts: o, done: map[string]Result{}}, nil
+	b := &Builder{cli: cli, opts: o, done: map[string]Result{}, tasks: map[string]*progress.Task{},
+		heavy: make(chan struct{}, o.slots)}
+	if o.serial {
+		b.serial = make(chan struct{}, 1)
+	}
+	return b, nil
 }
 
-// Ensure makes every spec's image exist locally. Independent images are
-// made in parallel (image builds here wait on disk more than on CPU); the
-// results are in spec order.
+// Ensure makes every spec's image exist locally, and what they need first
+// (Graph). Independent images are made concurrently; the results are in
+// spec order.
 func (b *Builder) Ensure(ctx context.Context, specs ...Spec) ([]Result, error) {
+	nodes, err := b.Plan(specs...)
+	if err != nil {
+		return nil, err
+	}
+	byKey := make(map[string]*Node, len(nodes))
+	for i := range nodes {
+		byKey[nodes[i].Key()] = &nodes[i]
+	}
 	results := make([]Result, len(specs))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, s := range specs {
+		key := s.Ref
+		if _, ok := byKey[key]; !ok {
+			key = existingKey(s.Ref)
+		}
 		g.Go(func() error {
-			r, err := b.once(s.Ref, func() (Result, error) { return b.ensure(gctx, s) })
+			r, err := b.make(gctx, byKey, key)
 			if err != nil {
 				return fmt.Errorf("%s: image %s: %w", s.Origin, s.Ref, err)
 			}
@@ -143,20 +213,136 @@ func (b *Builder) Ensure(ctx context.Context, specs ...Spec) ([]Result, error) {
 	return results, nil
 }
 
-// once runs make for ref at most once per Builder, sharing the result with
-// concurrent callers.
-func (b *Builder) once(ref string, make func() (Result, error)) (Result, error) {
+// Plan is the graph of specs (Graph), with each of its images that this
+// builder has not made yet put on the progress board, so that the board
+// shows them all before any work starts. Ensure plans first too.
+func (b *Builder) Plan(specs ...Spec) ([]Node, error) {
+	nodes, err := Graph(specs...)
+	if err != nil {
+		return nil, err
+	}
+	for i := range nodes {
+		b.task(&nodes[i])
+	}
+	return nodes, nil
+}
+
+// Made lists every image this builder has checked or made, in the order
+// they were ready, with their own times.
+func (b *Builder) Made() []Result {
 	b.mu.Lock()
-	r, ok := b.done[ref]
+	defer b.mu.Unlock()
+	return append([]Result(nil), b.made...)
+}
+
+// task is n's task on the board, added the first time n is seen.
+func (b *Builder) task(n *Node) *progress.Task {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	key := n.Key()
+	if t, ok := b.tasks[key]; ok {
+		return t
+	}
+	if _, ok := b.done[key]; ok {
+		return nil // made by an earlier Ensure: not shown again
+	}
+	t := b.opts.board.Add(n.Ref)
+	b.tasks[key] = t
+	return t
+}
+
+// make makes the node key after what it needs, once per Builder, sharing
+// the result with concurrent callers.
+func (b *Builder) make(ctx context.Context, nodes map[string]*Node, key string) (Result, error) {
+	return b.once(key, func() (Result, error) {
+		n := nodes[key]
+		t := b.task(n)
+		if t == nil {
+			t = (*progress.Board)(nil).Add(n.Ref) // keeps the time, shows nothing
+		}
+		r, err := b.make1(ctx, nodes, n, t)
+		if err != nil {
+			t.Fail(err)
+			return Result{}, err
+		}
+		r.Took = t.Finish(string(r.Action))
+		b.record(r)
+		return r, nil
+	})
+}
+
+func (b *Builder) record(r Result) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.made = append(b.made, r)
+}
+
+func (b *Builder) make1(ctx context.Context, nodes map[string]*Node, n *Node, t *progress.Task) (Result, error) {
+	deps := make([]Result, len(n.Needs))
+	if len(n.Needs) > 0 {
+		t.Wait("for " + strings.Join(n.needsOf(nodes), ", "))
+		g, gctx := errgroup.WithContext(ctx)
+		for i, k := range n.Needs {
+			g.Go(func() error {
+				r, err := b.make(gctx, nodes, k)
+				if err != nil {
+					return fmt.Errorf("base image %s: %w", nodes[k].Ref, err)
+				}
+				deps[i] = r
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return Result{}, err
+		}
+	}
+	release, err := b.acquire(ctx, t, b.serial, "for the image before it")
+	if err != nil {
+		return Result{}, err
+	}
+	defer release()
+	switch n.Kind {
+	case Existing:
+		return b.existing(ctx, n.Ref, t)
+	case Dockerfile:
+		return b.build(ctx, n, deps, t)
+	default:
+		return b.packGo(ctx, b.engineRef(n.Ref), deps[0].Ref, n.gobins, t)
+	}
+}
+
+// acquire takes a slot of sem (nil: no limit), saying on t that it waits.
+func (b *Builder) acquire(ctx context.Context, t *progress.Task, sem chan struct{}, why string) (func(), error) {
+	if sem == nil {
+		return func() {}, nil
+	}
+	select {
+	case sem <- struct{}{}:
+	default:
+		t.Wait(why)
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return func() { <-sem }, nil
+}
+
+// once runs make for key at most once per Builder, sharing the result
+// with concurrent callers.
+func (b *Builder) once(key string, make func() (Result, error)) (Result, error) {
+	b.mu.Lock()
+	r, ok := b.done[key]
 	b.mu.Unlock()
 	if ok {
 		return r, nil
 	}
-	v, err, _ := b.flight.Do(ref, func() (any, error) {
+	v, err, _ := b.flight.Do(key, func() (any, error) {
 		r, err := make()
 		if err == nil {
 			b.mu.Lock()
-			b.done[ref] = r
+			b.done[key] = r
 			b.mu.Unlock()
 		}
 		return r, err
@@ -167,31 +353,10 @@ func (b *Builder) once(ref string, make func() (Result, error)) (Result, error) 
 	return v.(Result), nil
 }
 
-func (b *Builder) ensure(ctx context.Context, s Spec) (Result, error) {
-	var (
-		r   Result
-		err error
-	)
-	switch {
-	case s.Build == nil && len(s.Go) == 0:
-		r, err = b.ensureExisting(ctx, s.Ref)
-	case len(s.Go) == 0:
-		r, err = b.build(ctx, s.Ref, *s.Build)
-	default:
-		base := s.Base
-		if s.Build != nil {
-			base = baseTag(s.Ref)
-			if _, err := b.once(base, func() (Result, error) { return b.build(ctx, base, *s.Build) }); err != nil {
-				return Result{}, err
-			}
-		} else if base == "" {
-			return Result{}, fmt.Errorf("go programs need a build: section or a base image")
-		} else if _, err := b.ensureExisting(ctx, base); err != nil {
-			return Result{}, err
-		}
-		r, err = b.packGo(ctx, s.Ref, base, s.Go)
-	}
-	return r, err
+// engineRef is the tag an image of the graph gets in the engine: its ref,
+// or under the builder's private prefix.
+func (b *Builder) engineRef(ref string) string {
+	return b.opts.prefix + ref
 }
 
 // baseTag names the Dockerfile stage of an image that gets Go binaries on top.
@@ -203,27 +368,36 @@ func baseTag(ref string) string {
 	return repo + ":" + tag + "-base"
 }
 
-// ensureExisting makes an image that rehearse does not build exist: it is
-// there, or it can be pulled, or (debian:bookworm-slim) bootstrapped.
-func (b *Builder) ensureExisting(ctx context.Context, ref string) (Result, error) {
-	return b.once("existing "+ref, func() (Result, error) { return b.findOrMake(ctx, ref) })
-}
-
-func (b *Builder) findOrMake(ctx context.Context, ref string) (Result, error) {
+// existing makes an image that rehearse does not build exist: it is there,
+// or it can be pulled, or (debian:bookworm-slim) bootstrapped.
+func (b *Builder) existing(ctx context.Context, ref string, t *progress.Task) (Result, error) {
+	if ref == DebianBase {
+		ref = b.engineRef(ref) // the others are not made here: never renamed
+	}
+	t.Run("checking")
 	if ins, err := b.cli.ImageInspect(ctx, ref); err == nil {
 		return Result{Ref: ref, ID: ins.ID, Action: Present}, nil
 	} else if !cerrdefs.IsNotFound(err) {
 		return Result{}, fmt.Errorf("inspect: %w", err)
 	}
-	pullErr := b.pull(ctx, ref)
-	if pullErr == nil {
-		ins, err := b.cli.ImageInspect(ctx, ref)
-		if err != nil {
-			return Result{}, fmt.Errorf("inspect after pull: %w", err)
+	pullErr := errors.New("a private build does not pull")
+	if b.opts.prefix == "" {
+		t.Run("pulling")
+		if pullErr = b.pull(ctx, ref); pullErr == nil {
+			ins, err := b.cli.ImageInspect(ctx, ref)
+			if err != nil {
+				return Result{}, fmt.Errorf("inspect after pull: %w", err)
+			}
+			return Result{Ref: ref, ID: ins.ID, Action: Present}, nil
 		}
-		return Result{Ref: ref, ID: ins.ID, Action: Present}, nil
 	}
-	if ref == DebianBase {
+	if ref == b.engineRef(DebianBase) {
+		release, err := b.acquire(ctx, t, b.heavy, "for a build slot")
+		if err != nil {
+			return Result{}, err
+		}
+		defer release()
+		t.Run("bootstrapping")
 		if err := b.debian(ctx, ref); err != nil {
 			return Result{}, fmt.Errorf("not found locally, pull failed (%v), and bootstrapping it failed: %w", pullErr, err)
 		}
@@ -245,8 +419,17 @@ func (b *Builder) pull(ctx context.Context, ref string) error {
 	return resp.Wait(ctx)
 }
 
-// labelMatches reports whether ref exists with the given inputs digest.
+// labelMatches reports whether ref exists with the given inputs digest
+// (never, for a builder that skips the cache).
 func (b *Builder) labelMatches(ctx context.Context, ref, digest string) (string, bool) {
+	if b.opts.noCache {
+		return "", false
+	}
+	return b.labelIs(ctx, ref, digest)
+}
+
+// labelIs reports whether ref exists with the given inputs digest.
+func (b *Builder) labelIs(ctx context.Context, ref, digest string) (string, bool) {
 	ins, err := b.cli.ImageInspect(ctx, ref)
 	if err != nil || ins.Config == nil {
 		return "", false
