@@ -86,13 +86,17 @@ const RunSchema = "rehearse.run/1"
 // the whole of it) set out to run. Merging checks it: the shards of one
 // nightly share Digest and Count, and together name every shard once.
 type Run struct {
-	Schema   string    `json:"schema"`          // RunSchema
-	Shard    string    `json:"shard,omitempty"` // "I/N"; empty for an unsharded run
-	Digest   string    `json:"digest"`          // sha256 of every scenario's FEATURE:LINE before sharding, sorted, newline-joined
-	Total    int       `json:"total"`           // scenarios before sharding
-	Selected []string  `json:"selected"`        // FEATURE:LINE of the scenarios this run was given, in run order
-	Tags     string    `json:"tags,omitempty"`
-	Args     []string  `json:"args"` // the command line, to say how it was run
-	Start    time.Time `json:"start"`
-	End      time.Time `json:"end"`
+	Schema   string   `json:"schema"`          // RunSchema
+	Shard    string   `json:"shard,omitempty"` // "I/N"; empty for an unsharded run
+	Digest   string   `json:"digest"`          // sha256 of every scenario's FEATURE:LINE before sharding, sorted, newline-joined
+	Total    int      `json:"total"`           // scenarios before sharding
+	Selected []string `json:"selected"`        // FEATURE:LINE of the scenarios this run was given, in run order
+	Tags     string   `json:"tags,omitempty"`
+	// Errors are the feature files the run could not read or parse, one
+	// "FILE[:LINE]: message" each: their scenarios ran nowhere, so a report
+	// with errors is not a green report.
+	Errors []string  `json:"errors,omitempty"`
+	Args   []string  `json:"args"` // the command line, to say how it was run
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
 }
