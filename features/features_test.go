@@ -43,7 +43,7 @@ func TestFeatures(t *testing.T) {
 	// From the repository root, so that the records and reproduce commands
 	// name features/<file>.feature, as a run from there does.
 	t.Chdir("..")
-	all, err := scenarios.Select([]string{"features"}, scenarios.Shard{})
+	all, err := scenarios.Select([]string{"features"}, scenarios.Shard{}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cucumber/godog"
+	"mvdan.cc/sh/v3/syntax"
 
 	"github.com/rehearse/rehearse/harness/report"
 	"github.com/rehearse/rehearse/harness/timeline"
@@ -88,7 +89,7 @@ func failureBlock(rec *report.Scenario, withOutput bool) string {
 // reproduce is the command that runs one scenario (or example row) again
 // with its environment kept on failure, as this run ran it.
 func (c *Config) reproduce(feature string, line int) string {
-	s := c.command() + " run " + shellQuote(fmt.Sprintf("%s:%d", feature, line)) + " --keep-on-failure"
+	s := c.command() + " run " + ShellQuote(fmt.Sprintf("%s:%d", feature, line)) + " --keep-on-failure"
 	if c.Fresh {
 		s += " --fresh"
 	}
@@ -103,50 +104,89 @@ func (c *Config) command() string {
 	return c.Command
 }
 
-var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)
-
-// shellQuote quotes s for a POSIX shell when it needs it.
-func shellQuote(s string) string {
-	if shellSafe.MatchString(s) {
-		return s
+// ShellQuote quotes s as one word for a shell (bash, zsh, POSIX sh for
+// printable text) when it needs it, as reproduce commands do: a path with
+// a space or a quote stays one argument.
+func ShellQuote(s string) string {
+	q, err := syntax.Quote(s, syntax.LangBash)
+	if err != nil { // a NUL byte, which no path or argument holds
+		return strconv.Quote(s)
 	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return q
 }
 
-// timelineBase is the base name of a scenario's timeline files:
-// <feature>-<line>-<name>.
-func timelineBase(feature string, line int, name string) string {
-	return fmt.Sprintf("%s-%d-%s", strings.TrimSuffix(filepath.Base(feature), ".feature"), line,
-		strings.Trim(unsafeName.ReplaceAllString(name, "-"), "-"))
-}
-
-// writeJSON writes v as indented JSON to path through a temporary file in
-// the same directory, so that a reader never sees half a record.
+// writeJSON writes v as indented JSON to path, atomically
+// (report.WriteFileAtomic): a reader never sees half a record.
 func writeJSON(path string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op once renamed
-	_, err = f.Write(append(data, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	return report.WriteFileAtomic(path, append(data, '\n'), 0o644)
+}
+
+// recordPath is where a scenario's record files go in OUT/timelines, with
+// ext ".json" or ".txt" (report.RecordName).
+func (c *Config) recordPath(feature string, line int, name, ext string) string {
+	return filepath.Join(c.OutDir, report.TimelinesDir, report.RecordName(feature, line, name)+ext)
+}
+
+// saveRecord writes a scenario's record as OUT/timelines/<name>.json.
+func (c *Config) saveRecord(rec report.Scenario) error {
+	if err := os.MkdirAll(filepath.Join(c.OutDir, report.TimelinesDir), 0o755); err != nil {
+		return err
 	}
-	return nil
+	return writeJSON(c.recordPath(rec.Feature, rec.Line, rec.Name, ".json"), rec)
+}
+
+// Why a selected scenario has no record once godog is done.
+const (
+	errNoSteps     = "the scenario has no steps"
+	errNotRunBy    = "godog ran none of its steps"
+	errInterrupted = "the run was interrupted before the scenario ran"
+)
+
+// recordUnrun gives every selected scenario that has no record once godog
+// has returned one, with its Failure: a scenario without steps (godog counts
+// it undefined, but runs none of its hooks) is undefined; any other that
+// godog did not run (the run was interrupted, or godog left it out) failed.
+// Both run from start to end, the run's times.
+func (c *Config) recordUnrun(start, end time.Time, interrupted bool) {
+	if c.sel == nil {
+		return
+	}
+	have := map[string]bool{}
+	for _, r := range c.Records() {
+		have[r.Location()] = true
+	}
+	for _, p := range c.sel.Selected {
+		if have[p.Key()] {
+			continue
+		}
+		rec := report.Scenario{Schema: report.Schema, Feature: p.File, FeatureName: p.feature, Line: p.Line, Name: p.Name,
+			Tags: p.Tags, Status: report.StatusUndefined, Start: start, End: end, Shard: c.shard,
+			Steps: []report.Step{}, Error: errNoSteps, Events: []timeline.Event{}}
+		switch {
+		case interrupted:
+			rec.Status, rec.Error = report.StatusFailed, errInterrupted
+		case p.steps > 0:
+			rec.Status, rec.Error = report.StatusFailed, errNotRunBy
+		}
+		rec.Reproduce = c.reproduce(rec.Feature, rec.Line)
+		c.addRecord("unrun "+p.Key(), rec)
+		c.addFailure(Failure{File: p.File, Line: p.Line, Scenario: p.Name, Err: rec.Error})
+		if c.OutDir == "" {
+			continue
+		}
+		err := c.saveRecord(rec)
+		if err == nil {
+			text := fmt.Sprintf("# %s:%d %s (not run: %s)\n", rec.Feature, rec.Line, rec.Name, rec.Error)
+			err = report.WriteFileAtomic(c.recordPath(rec.Feature, rec.Line, rec.Name, ".txt"), []byte(text), 0o644)
+		}
+		if err != nil {
+			c.addRecordErr(err)
+		}
+	}
 }
 
 // record is the scenario's record as it stands: steps not yet reported by
@@ -199,13 +239,9 @@ func (w *World) writeRecord() report.Scenario {
 	if w.Config.OutDir == "" {
 		return rec
 	}
-	dir := filepath.Join(w.Config.OutDir, report.TimelinesDir)
-	err := os.MkdirAll(dir, 0o755)
-	if err == nil {
-		err = writeJSON(filepath.Join(dir, timelineBase(rec.Feature, rec.Line, rec.Name)+".json"), rec)
-	}
-	if err != nil {
+	if err := w.Config.saveRecord(rec); err != nil {
 		fmt.Fprintf(w.log, "timeline record: %v\n", err)
+		w.Config.addRecordErr(err)
 	}
 	return rec
 }

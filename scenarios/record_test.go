@@ -2,11 +2,15 @@ package scenarios
 
 import (
 	"encoding/json"
+	"encoding/xml"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	shfields "mvdan.cc/sh/v3/shell"
 
 	"github.com/rehearse/rehearse/harness/report"
 )
@@ -49,11 +53,18 @@ func TestReproduceCommand(t *testing.T) {
 	}{
 		{&Config{}, "features/upgrade.feature", "rehearse run features/upgrade.feature:19 --keep-on-failure"},
 		{&Config{Command: "bin/rehearse", Fresh: true}, "features/upgrade.feature", "bin/rehearse run features/upgrade.feature:19 --keep-on-failure --fresh"},
-		{&Config{Command: "go run ./cmd/rehearse"}, "my features/it's.feature", `go run ./cmd/rehearse run 'my features/it'\''s.feature:19' --keep-on-failure`},
+		{&Config{Command: "go run ./cmd/rehearse"}, "my features/it's.feature", `go run ./cmd/rehearse run "my features/it's.feature:19" --keep-on-failure`},
+		{&Config{}, "a $HOME `x` *.feature", `rehearse run 'a $HOME ` + "`x`" + ` *.feature:19' --keep-on-failure`},
 	}
 	for _, tt := range tests {
-		if got := tt.cfg.reproduce(tt.feature, 19); got != tt.want {
+		got := tt.cfg.reproduce(tt.feature, 19)
+		if got != tt.want {
 			t.Errorf("reproduce:\n got %s\nwant %s", got, tt.want)
+		}
+		// A shell splits it back into the feature:line as one argument.
+		args, err := shfields.Fields(got, func(string) string { return "EXPANDED" })
+		if err != nil || !slices.Contains(args, tt.feature+":19") {
+			t.Errorf("%s: a shell splits it into %q (%v), want %q as one argument", got, args, err, tt.feature+":19")
 		}
 	}
 }
@@ -99,8 +110,8 @@ func readRecords(t *testing.T, dir string) map[string]report.Scenario {
 		if s.Schema != report.Schema {
 			t.Errorf("%s: schema %q", f, s.Schema)
 		}
-		if !strings.HasSuffix(f, "-"+strings.Trim(unsafeName.ReplaceAllString(s.Name, "-"), "-")+".json") {
-			t.Errorf("%s: not named after its scenario %q", f, s.Name)
+		if want := report.RecordName(s.Feature, s.Line, s.Name) + ".json"; filepath.Base(f) != want {
+			t.Errorf("%s: not named after its scenario: want %s", f, want)
 		}
 		if _, err := os.Stat(strings.TrimSuffix(f, ".json") + ".txt"); err != nil {
 			t.Errorf("no text timeline beside %s: %v", f, err)
@@ -201,7 +212,8 @@ func TestRecordsAndFailureBlockWithoutEnvironment(t *testing.T) {
 }
 
 // The progress format prints every failure block after godog's summary;
-// the junit format on stdout gets none.
+// the junit format on stdout is the JUnit of the records, with the
+// reproduce command, and the console goes to stderr.
 func TestFailureBlocksByFormat(t *testing.T) {
 	const reproduce = "rehearse run testdata/report/cheap.feature:7 --keep-on-failure"
 	_, text := run(t, RunOptions{Paths: []string{"testdata/report/cheap.feature"}, Format: "progress"})
@@ -210,13 +222,23 @@ func TestFailureBlocksByFormat(t *testing.T) {
 	if summary < 0 || block < summary {
 		t.Errorf("progress: want the failure block after the summary:\n%s", text)
 	}
-	var out strings.Builder
-	o := RunOptions{Paths: []string{"testdata/report/cheap.feature"}, Format: "junit", Stdout: &out, Stderr: &strings.Builder{}}
+	var out, errs strings.Builder
+	o := RunOptions{Paths: []string{"testdata/report/cheap.feature"}, Format: "junit", Stdout: &out, Stderr: &errs}
 	if _, err := Run(t.Context(), o); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(strings.TrimSpace(out.String()), "<?xml") || strings.Contains(out.String(), "reproduce:") {
-		t.Errorf("junit on stdout: want XML alone:\n%s", out.String())
+	var suites struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+	}
+	if err := xml.Unmarshal([]byte(out.String()), &suites); err != nil || suites.Tests != 5 || suites.Failures != 1 {
+		t.Errorf("junit on stdout: %+v, %v; want 5 tests, 1 failure:\n%s", suites, err, out.String())
+	}
+	if !strings.Contains(out.String(), "reproduce: "+reproduce) {
+		t.Errorf("junit on stdout: want the failure's reproduce command:\n%s", out.String())
+	}
+	if !strings.Contains(errs.String(), "5 scenarios (4 passed, 1 failed)") || !strings.Contains(errs.String(), "    reproduce: "+reproduce) {
+		t.Errorf("junit: the console (progress, with the failure block) should go to stderr:\n%s", errs.String())
 	}
 }
 

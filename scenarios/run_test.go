@@ -3,7 +3,9 @@ package scenarios
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -255,4 +257,191 @@ func TestRunKeepOnFailure(t *testing.T) {
 		t.Errorf("under CI: passed=%v\n%s", sum.Passed(), text)
 	}
 	assertRunsGone(t, timelineRuns(t, out2))
+}
+
+func readRun(t *testing.T, dir string) report.Run {
+	t.Helper()
+	var r report.Run
+	data, err := os.ReadFile(filepath.Join(dir, report.RunFile))
+	if err == nil {
+		err = json.Unmarshal(data, &r)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// A second run into the same --out directory replaces the records of the
+// first: its reports are of the second run alone. Links and other files
+// there are left alone.
+func TestRunReplacesAnEarlierRunsRecords(t *testing.T) {
+	out := t.TempDir()
+	if sum, text := run(t, RunOptions{Paths: []string{"testdata/report/cheap.feature"}, Format: "progress", OutDir: out}); sum.Passed() {
+		t.Fatalf("the first run should fail:\n%s", text)
+	}
+	target := filepath.Join(t.TempDir(), "elsewhere.txt")
+	if err := os.WriteFile(target, []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(out, "timelines", "link.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "timelines", "notes.md"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	const second = "testdata/report/more.feature:3"
+	sum, text := run(t, RunOptions{Paths: []string{second}, Format: "progress", OutDir: out})
+	if !sum.Passed() {
+		t.Fatalf("the second run should pass:\n%s", text)
+	}
+	r, err := report.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Scenarios) != 1 || r.Scenarios[0].Location() != second || !r.OK() {
+		t.Errorf("the report of the second run has %d scenarios (ok %v): %v", len(r.Scenarios), r.OK(), r.Scenarios)
+	}
+	if got := readRun(t, out).Selected; !reflect.DeepEqual(got, []string{second}) {
+		t.Errorf("run.json selected %v", got)
+	}
+	txt, _ := filepath.Glob(filepath.Join(out, "timelines", "*.txt"))
+	if len(txt) != 2 { // the second run's timeline and the link
+		t.Errorf("text timelines %v, want the second run's and the link", txt)
+	}
+	if data, err := os.ReadFile(target); err != nil || string(data) != "keep me" {
+		t.Errorf("the link's target: %q, %v", data, err)
+	}
+	if _, err := os.Lstat(filepath.Join(out, "timelines", "link.txt")); err != nil {
+		t.Errorf("the link was removed: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "timelines", "notes.md")); err != nil {
+		t.Errorf("another file was removed: %v", err)
+	}
+	junit, err := os.ReadFile(filepath.Join(out, report.JUnitFile))
+	if err != nil || !strings.Contains(string(junit), `tests="1"`) {
+		t.Errorf("rehearse.xml should count the second run's one scenario: %v\n%s", err, junit)
+	}
+}
+
+// A scenario without steps runs no godog hook: it still gets its record,
+// undefined, with its reproduce command, and fails the run.
+func TestRunRecordsAScenarioWithoutSteps(t *testing.T) {
+	const file = "testdata/report/stepless.feature"
+	out := t.TempDir()
+	sum, text := run(t, RunOptions{Paths: []string{file}, OutDir: out, Format: "progress"})
+	if sum.Passed() {
+		t.Fatalf("a run with a scenario without steps passed:\n%s", text)
+	}
+	want := Failure{File: file, Line: 4, Scenario: "Nothing written yet", Err: "the scenario has no steps"}
+	if !reflect.DeepEqual(sum.Failures, []Failure{want}) {
+		t.Errorf("failures %v, want %v", sum.Failures, want)
+	}
+	recs := readRecords(t, out)
+	rec, ok := recs[file+":4"]
+	if len(recs) != 2 || !ok {
+		t.Fatalf("records %v, want two, one at line 4", recs)
+	}
+	runRec := readRun(t, out)
+	if rec.Status != report.StatusUndefined || rec.Error != "the scenario has no steps" || rec.Name != "Nothing written yet" ||
+		rec.FeatureName != "A scenario without steps" || !reflect.DeepEqual(rec.Tags, []string{"@todo"}) ||
+		rec.Reproduce != "rehearse run "+file+":4 --keep-on-failure" || !rec.Start.Equal(runRec.Start) || !rec.End.Equal(runRec.End) {
+		t.Errorf("the record of the scenario without steps: %+v", rec)
+	}
+	r, err := report.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := r.Counts(); c.Undefined != 1 || c.Passed != 1 {
+		t.Errorf("the report counts %+v, want 1 passed, 1 undefined", c)
+	}
+}
+
+// Two features with the same file name in different directories keep a
+// record each.
+func TestRunRecordsOfFeaturesWithTheSameName(t *testing.T) {
+	out := t.TempDir()
+	files := []string{"testdata/report/more.feature:3", "testdata/report/twin/more.feature:3"}
+	if sum, text := run(t, RunOptions{Paths: files, OutDir: out, Format: "progress"}); !sum.Passed() {
+		t.Fatalf("run failed:\n%s", text)
+	}
+	recs := readRecords(t, out)
+	if len(recs) != 2 || recs[files[0]].Name != recs[files[1]].Name {
+		t.Errorf("records %v, want one of each feature", recs)
+	}
+}
+
+// Feature files that do not parse are in run.json's errors, so reports
+// say the run was not whole.
+func TestRunJSONNamesFeatureErrors(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "broken.feature")
+	if err := os.WriteFile(bad, []byte("Feature: broken\n  Scenario: s\n    Given the package may be applied unsigned\n  not gherkin\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	sum, text := run(t, RunOptions{Paths: []string{bad, "testdata/report/more.feature:3"}, OutDir: out, Format: "progress"})
+	if sum.Passed() || len(sum.FeatureErrors) != 1 {
+		t.Fatalf("want one feature error:\n%s", text)
+	}
+	errs := readRun(t, out).Errors
+	prefix := filepath.ToSlash(bad) + ":4: gherkin syntax error: expected:"
+	if len(errs) != 1 || !strings.HasPrefix(errs[0], prefix) {
+		t.Errorf("run.json errors %q, want one starting %q", errs, prefix)
+	}
+}
+
+// An empty shard says so, and still leaves its run.json and reports, for
+// the merge to count.
+func TestRunEmptyShard(t *testing.T) {
+	out := t.TempDir()
+	var stdout, stderr strings.Builder
+	sum, err := Run(t.Context(), RunOptions{Paths: []string{"testdata/report/more.feature:3:6"}, Shard: Shard{Index: 5, Count: 5},
+		OutDir: out, Format: "progress", Stdout: &stdout, Stderr: &stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Passed() {
+		t.Errorf("an empty shard failed: %+v", sum)
+	}
+	if want := "shard 5/5 has no scenarios (2 scenarios over 5 shards)"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr does not say %q:\n%s", want, stderr.String())
+	}
+	if r := readRun(t, out); r.Shard != "5/5" || r.Total != 2 || len(r.Selected) != 0 {
+		t.Errorf("run.json: %+v", r)
+	}
+	for _, name := range []string{report.HTMLFile, report.JUnitFile, report.MarkdownFile} {
+		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+			t.Errorf("report: %v", err)
+		}
+	}
+}
+
+// The Markdown summary goes to RunOptions.StepSummary, with or without an
+// output directory; the library never reads $GITHUB_STEP_SUMMARY itself.
+func TestRunStepSummary(t *testing.T) {
+	env := filepath.Join(t.TempDir(), "env-summary.md")
+	t.Setenv("GITHUB_STEP_SUMMARY", env)
+	for _, out := range []string{"", t.TempDir()} {
+		summary := filepath.Join(t.TempDir(), "summary.md")
+		if sum, text := run(t, RunOptions{Paths: []string{"testdata/report/more.feature:3"}, OutDir: out, Format: "progress", StepSummary: summary}); !sum.Passed() {
+			t.Fatalf("run failed:\n%s", text)
+		}
+		data, err := os.ReadFile(summary)
+		if err != nil || !strings.HasPrefix(string(data), "## ") || !strings.Contains(string(data), "1 passed") {
+			t.Errorf("out %q: step summary %v:\n%s", out, err, data)
+		}
+	}
+	if _, err := os.Stat(env); err == nil {
+		t.Errorf("Run wrote $GITHUB_STEP_SUMMARY")
+	}
+}
+
+// WriteSummary names the report file only when it was written.
+func TestWriteSummaryReportError(t *testing.T) {
+	var b strings.Builder
+	Summary{Report: "out/report.html", ReportErr: errors.New("disk full")}.WriteSummary(&b)
+	if b.String() != "report: disk full\n" {
+		t.Errorf("summary %q", b.String())
+	}
 }

@@ -2,8 +2,6 @@ package scenarios
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -18,6 +16,8 @@ import (
 
 	gherkin "github.com/cucumber/gherkin/go/v42"
 	messages "github.com/cucumber/messages/go/v34"
+
+	"github.com/rehearse/rehearse/harness/report"
 )
 
 // maxFeatureSize bounds what Select reads of one feature file.
@@ -26,23 +26,19 @@ const maxFeatureSize = 8 << 20
 // Shard is one of N disjoint parts of a run; the zero value is the whole run.
 type Shard struct{ Index, Count int } // 1-based Index
 
-// ParseShard parses "I/N" with 1 <= I <= N.
+// ParseShard parses "I/N" with 1 <= I <= N (report.ParseShard, which
+// reads run records, is the one parser).
 func ParseShard(s string) (Shard, error) {
-	bad := fmt.Errorf("shard %q: want I/N with 1 <= I <= N, such as 2/3", s)
-	is, ns, ok := strings.Cut(s, "/")
-	if !ok || !digits(is) || !digits(ns) {
-		return Shard{}, bad
-	}
-	i, err1 := strconv.Atoi(is)
-	n, err2 := strconv.Atoi(ns)
-	if err1 != nil || err2 != nil || i < 1 || i > n {
-		return Shard{}, bad
+	i, n, err := report.ParseShard(s)
+	if err != nil || n == 0 {
+		return Shard{}, fmt.Errorf("shard %q: want I/N with 1 <= I <= N, such as 2/3", s)
 	}
 	return Shard{Index: i, Count: n}, nil
 }
 
+// digits reports whether s is a non-empty run of ASCII digits.
 func digits(s string) bool {
-	if s == "" || len(s) > 9 {
+	if s == "" {
 		return false
 	}
 	for _, c := range s {
@@ -63,9 +59,13 @@ func (s Shard) String() string {
 
 // Pickle is one runnable scenario: a plain scenario or an outline's example row.
 type Pickle struct {
-	File string // the feature file as given (cleaned, slash-separated relative to cwd when possible)
-	Line int    // scenario keyword line, or the example row's line
-	Name string
+	File string   // the feature file as given (cleaned, slash-separated relative to cwd when possible)
+	Line int      // scenario keyword line, or the example row's line
+	Name string   //
+	Tags []string // with their @, the feature's, rule's and examples' too, as godog's tag filter sees them
+
+	feature string // the Feature: title
+	steps   int    // pickle steps, backgrounds' included
 }
 
 // Key is File:Line, what shards and reproduce commands name a pickle by.
@@ -84,7 +84,7 @@ func (e *LineError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.L
 type Selection struct {
 	FS       fs.FS           // what godog reads (godog.Options.FS), unselected scenarios commented out
 	Paths    []string        // godog.Options.Paths: names in FS of the files that have a selected pickle; empty means nothing to run
-	All      []Pickle        // every pickle of the given paths (after FILE:LINE narrowing), before sharding, in file/line order
+	All      []Pickle        // every pickle of the given paths (after FILE:LINE narrowing and tags), before sharding, in file/line order
 	Selected []Pickle        // this shard's pickles, in file/line order
 	Shard    Shard           // the shard Selected is
 	Errors   []*FeatureError // feature files that could not be read or parsed; they are left out
@@ -102,28 +102,33 @@ func (s *Selection) RealPath(fsName string) string {
 }
 
 // Digest identifies the set of pickles the shards split: sha256 hex of the
-// sorted keys of All, newline-joined. Shards of one run share it.
+// sorted keys of All, newline-joined (report.Digest). Shards of one run
+// share it.
 func (s *Selection) Digest() string {
 	keys := make([]string, len(s.All))
 	for i, p := range s.All {
 		keys[i] = p.Key()
 	}
-	sort.Strings(keys)
-	sum := sha256.Sum256([]byte(strings.Join(keys, "\n")))
-	return hex.EncodeToString(sum[:])
+	return report.Digest(keys)
 }
 
 // Select resolves the arguments of rehearse run (feature files, directories,
-// FILE:LINE and FILE:LINE:LINE; default "features") into the pickles to run
-// and keeps those of shard. A line selects the scenario or example row there;
-// any line inside a scenario selects the scenario, a line of an Examples block
-// outside its rows selects all its rows.
-func Select(args []string, shard Shard) (*Selection, error) {
+// FILE:LINE and FILE:LINE:LINE; default "features") into the pickles to run,
+// keeps those that match the tag expression tags (godog's syntax, see
+// MatchTags; "" keeps all), and of those the ones of shard. A line selects
+// the scenario or example row there; any line inside a scenario selects the
+// scenario, a line of an Examples block outside its rows selects all its
+// rows. Tags apply before sharding, so that the shards of a tagged run are
+// even and share its digest.
+func Select(args []string, shard Shard, tags string) (*Selection, error) {
 	if len(args) == 0 {
 		args = []string{"features"}
 	}
 	if shard.Count != 0 && (shard.Index < 1 || shard.Index > shard.Count) {
 		return nil, fmt.Errorf("shard %d/%d: want 1 <= I <= N", shard.Index, shard.Count)
+	}
+	if err := CheckTags(tags); err != nil {
+		return nil, err
 	}
 	// Files by Pickle.File; nil lines means the whole file.
 	want := map[string]map[int]bool{}
@@ -194,6 +199,15 @@ func Select(args []string, shard Shard) (*Selection, error) {
 	if len(lineErrs) > 0 {
 		return nil, errors.Join(lineErrs...)
 	}
+	if tags != "" {
+		var kept []Pickle
+		for _, p := range sel.All {
+			if MatchTags(tags, p.Tags) {
+				kept = append(kept, p)
+			}
+		}
+		sel.All = kept
+	}
 
 	sel.Selected = shardOf(sel.All, shard)
 	byFile := map[string]map[int]bool{}
@@ -234,7 +248,10 @@ func splitLines(arg string) (string, []int, error) {
 		if i < 0 || !digits(path[i+1:]) {
 			break
 		}
-		n, _ := strconv.Atoi(path[i+1:])
+		n, err := strconv.Atoi(path[i+1:])
+		if err != nil { // more digits than an int holds
+			return "", nil, fmt.Errorf("%s: line past the end of the file", arg)
+		}
 		lines = append([]int{n}, lines...)
 		path = path[:i]
 	}
@@ -463,7 +480,11 @@ func (fx *featureIndex) index(doc *messages.GherkinDocument) {
 	}
 	for _, p := range gherkin.Pickles(*doc, fx.file, (&messages.Incrementing{}).NewId) {
 		line := int(p.Location.Line)
-		fx.pickles = append(fx.pickles, Pickle{File: fx.file, Line: line, Name: p.Name})
+		pk := Pickle{File: fx.file, Line: line, Name: p.Name, feature: doc.Feature.Name, steps: len(p.Steps)}
+		for _, t := range p.Tags {
+			pk.Tags = append(pk.Tags, t.Name)
+		}
+		fx.pickles = append(fx.pickles, pk)
 		if sp := byID[p.AstNodeIds[0]]; sp != nil {
 			sp.pickles = append(sp.pickles, line)
 		}

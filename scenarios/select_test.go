@@ -75,7 +75,7 @@ func TestSelectByLine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sel, err := Select(tt.args, Shard{})
+			sel, err := Select(tt.args, Shard{}, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,7 +96,7 @@ func TestSelectByLine(t *testing.T) {
 func TestSelectBadLine(t *testing.T) {
 	for _, line := range []int{0, 1, 2, 3, 5, 6, 7, 17, 18, 19, 36, 38, 39, 40, 41, 42, 46, 54, 999} {
 		t.Run(fmt.Sprint(line), func(t *testing.T) {
-			sel, err := Select([]string{fmt.Sprintf("%s:%d", mixed, line)}, Shard{})
+			sel, err := Select([]string{fmt.Sprintf("%s:%d", mixed, line)}, Shard{}, "")
 			want := fmt.Sprintf("%s:%d: no scenario or example row at this line", mixed, line)
 			if err == nil || err.Error() != want {
 				t.Fatalf("error %v, want %q", err, want)
@@ -107,7 +107,7 @@ func TestSelectBadLine(t *testing.T) {
 		})
 	}
 	// Every bad line is named, and a good one does not hide them.
-	_, err := Select([]string{mixed + ":3:9:41"}, Shard{})
+	_, err := Select([]string{mixed + ":3:9:41"}, Shard{}, "")
 	want := mixed + ":3: no scenario or example row at this line\n" + mixed + ":41: no scenario or example row at this line"
 	if err == nil || err.Error() != want {
 		t.Errorf("error %v, want %q", err, want)
@@ -119,11 +119,11 @@ func TestSelectArgumentErrors(t *testing.T) {
 		{"testdata/select:3", "testdata/select:3: a line number needs a feature file, not a directory"},
 		{"testdata/select/missing.feature:3", "testdata/select/missing.feature: stat testdata/select/missing.feature: no such file or directory"},
 	} {
-		if _, err := Select([]string{tt.arg}, Shard{}); err == nil || err.Error() != tt.want {
+		if _, err := Select([]string{tt.arg}, Shard{}, ""); err == nil || err.Error() != tt.want {
 			t.Errorf("%s: error %v, want %q", tt.arg, err, tt.want)
 		}
 	}
-	if _, err := Select(nil, Shard{Index: 4, Count: 3}); err == nil || !strings.Contains(err.Error(), "4/3") {
+	if _, err := Select(nil, Shard{Index: 4, Count: 3}, ""); err == nil || !strings.Contains(err.Error(), "4/3") {
 		t.Errorf("shard 4/3: error %v", err)
 	}
 }
@@ -215,7 +215,7 @@ func tagNames(p *messages.Pickle) []string {
 // rewrite relies on: comments inside Examples tables, a commented docstring,
 // an Examples block whose rows are all comments.
 func TestSelectKeepsBackgroundsTagsAndDocstrings(t *testing.T) {
-	sel, err := Select([]string{mixed + ":53:35"}, Shard{})
+	sel, err := Select([]string{mixed + ":53:35"}, Shard{}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestSelectKeepsBackgroundsTagsAndDocstrings(t *testing.T) {
 		}
 	}
 
-	sel, err = Select([]string{mixed + ":9"}, Shard{})
+	sel, err = Select([]string{mixed + ":9"}, Shard{}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func readFile(t *testing.T, name string) string {
 }
 
 func TestSelectDirectoryAndFilesWithoutSelection(t *testing.T) {
-	sel, err := Select([]string{"testdata/select"}, Shard{})
+	sel, err := Select([]string{"testdata/select"}, Shard{}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,14 +288,14 @@ func TestSelectDirectoryAndFilesWithoutSelection(t *testing.T) {
 	}
 
 	// A file with no selected pickle is not in the run at all.
-	sel, err = Select([]string{"testdata/select", mixed + ":9"}, Shard{})
+	sel, err = Select([]string{"testdata/select", mixed + ":9"}, Shard{}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(sel.All) != len(mixedPickles)+1 {
 		t.Errorf("a directory and a line of one of its files: %v", keys(sel.All))
 	}
-	sel, err = Select([]string{mixed + ":9"}, Shard{})
+	sel, err = Select([]string{mixed + ":9"}, Shard{}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +318,7 @@ func TestSelectFeatureErrors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "c-big.feature"), big, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sel, err := Select([]string{dir}, Shard{})
+	sel, err := Select([]string{dir}, Shard{}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +354,7 @@ func TestSelectPathsOutsideTheWorkingDirectory(t *testing.T) {
 		{"./testdata/select/../select/other.feature:3", "testdata/select/other.feature"},
 		{here, "testdata/select/other.feature"},
 	} {
-		sel, err := Select([]string{tt.arg}, Shard{})
+		sel, err := Select([]string{tt.arg}, Shard{}, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -374,7 +374,7 @@ func TestSelectPathsOutsideTheWorkingDirectory(t *testing.T) {
 }
 
 func ExampleSelect() {
-	sel, err := Select([]string{"testdata/select/mixed.feature:30:44", "testdata/select/other.feature"}, Shard{})
+	sel, err := Select([]string{"testdata/select/mixed.feature:30:44", "testdata/select/other.feature"}, Shard{}, "")
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -423,7 +423,7 @@ func TestParseShard(t *testing.T) {
 // scenario, and differ in size by at most one.
 func TestShardBundledFeatures(t *testing.T) {
 	t.Chdir("..")
-	whole, err := Select(nil, Shard{})
+	whole, err := Select(nil, Shard{}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +433,7 @@ func TestShardBundledFeatures(t *testing.T) {
 	seen := map[string]int{}
 	var sizes []int
 	for i := 1; i <= 3; i++ {
-		sel, err := Select(nil, Shard{Index: i, Count: 3})
+		sel, err := Select(nil, Shard{Index: i, Count: 3}, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -486,7 +486,7 @@ func TestShardAssignmentIsPinned(t *testing.T) {
 		3: {mixed + ":28", mixed + ":37", mixed + ":52"},
 	}
 	for i := 1; i <= 3; i++ {
-		sel, err := Select([]string{"testdata/select"}, Shard{Index: i, Count: 3})
+		sel, err := Select([]string{"testdata/select"}, Shard{Index: i, Count: 3}, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -497,7 +497,7 @@ func TestShardAssignmentIsPinned(t *testing.T) {
 }
 
 func TestSelectDigest(t *testing.T) {
-	sel, err := Select([]string{"testdata/select"}, Shard{Index: 2, Count: 3})
+	sel, err := Select([]string{"testdata/select"}, Shard{Index: 2, Count: 3}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +507,7 @@ func TestSelectDigest(t *testing.T) {
 	if got, want := sel.Digest(), hex.EncodeToString(sum[:]); got != want {
 		t.Errorf("digest %s, want %s", got, want)
 	}
-	one, err := Select([]string{mixed + ":9"}, Shard{})
+	one, err := Select([]string{mixed + ":9"}, Shard{}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -532,7 +532,7 @@ func TestSelectRunsOneRowWithGodog(t *testing.T) {
 		{above + ":28", []string{"background", "row 1"}, []string{above + ":28"}},
 	} {
 		t.Run(tt.arg, func(t *testing.T) {
-			sel, err := Select([]string{tt.arg}, Shard{})
+			sel, err := Select([]string{tt.arg}, Shard{}, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -568,5 +568,113 @@ func TestSelectRunsOneRowWithGodog(t *testing.T) {
 				t.Errorf("godog ran %q, want %q (selected %q)", uris, tt.lines, keys(sel.Selected))
 			}
 		})
+	}
+}
+
+// godogRuns returns the lines of the pickles godog runs of a feature file
+// with a tag expression (godog's own filter).
+func godogRuns(t *testing.T, file, tags string) []int {
+	t.Helper()
+	var mu sync.Mutex
+	var ran []int
+	var out bytes.Buffer
+	suite := godog.TestSuite{
+		Name: "tags",
+		ScenarioInitializer: func(sc *godog.ScenarioContext) {
+			sc.Before(func(ctx context.Context, s *godog.Scenario) (context.Context, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				ran = append(ran, int(s.Location.Line))
+				return ctx, nil
+			})
+			sc.Step(`^the step "([^"]*)"$`, func(string) {})
+		},
+		Options: &godog.Options{Format: "progress", Paths: []string{file}, Tags: tags, Output: &out, Strict: true, NoColors: true},
+	}
+	if status := suite.Run(); status != 0 {
+		t.Fatalf("godog --tags %q: status %d:\n%s", tags, status, out.String())
+	}
+	sort.Ints(ran)
+	return ran
+}
+
+// Select's tag filter keeps exactly the pickles godog's does, with tags
+// inherited from the feature, a rule, a scenario and an Examples block,
+// and applies before sharding: the shards of a tagged run split only what
+// it runs, and its digest is of that.
+func TestSelectTagsAsGodog(t *testing.T) {
+	const file = "testdata/report/tags.feature"
+	for _, tt := range []struct {
+		tags string
+		want []int
+	}{
+		{"", []int{5, 8, 17, 18, 23, 28, 38, 43}},
+		{"@feature-tag", []int{5, 8, 17, 18, 23, 28, 38, 43}},
+		{"@slow", []int{5, 23, 43}},
+		{"~@slow", []int{8, 17, 18, 28, 38}},
+		{"@rule-tag", []int{28, 38}},
+		{"@rule-tag && ~@wip", []int{28}},
+		{"@outline && ~@big", []int{17, 18}},
+		{"@nightly,@plain", []int{5, 38}},
+		{"@big,@wip && @nightly", []int{23, 38}},
+		{"slow && ~rule-tag", []int{5, 23, 43}}, // godog ignores every @
+		{"@none", nil},
+	} {
+		sel, err := Select([]string{file}, Shard{}, tt.tags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := lines(sel.Selected); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("--tags %q: selected %v, want %v", tt.tags, got, tt.want)
+		}
+		if tt.want == nil {
+			continue
+		}
+		if got := godogRuns(t, file, tt.tags); !reflect.DeepEqual(got, lines(sel.Selected)) {
+			t.Errorf("--tags %q: godog runs %v, Select selects %v", tt.tags, got, lines(sel.Selected))
+		}
+	}
+
+	// Tags before shards: two shards of "@slow" split its three scenarios.
+	var split []int
+	whole, err := Select([]string{file}, Shard{}, "@slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 2; i++ {
+		sel, err := Select([]string{file}, Shard{Index: i, Count: 2}, "@slow")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sel.All) != 3 || sel.Digest() != whole.Digest() {
+			t.Errorf("shard %d/2 of @slow splits %v (digest %s, want %s)", i, keys(sel.All), sel.Digest(), whole.Digest())
+		}
+		split = append(split, lines(sel.Selected)...)
+	}
+	sort.Ints(split)
+	if !reflect.DeepEqual(split, []int{5, 23, 43}) {
+		t.Errorf("the shards of @slow run %v", split)
+	}
+	if all, _ := Select([]string{file}, Shard{}, ""); all.Digest() == whole.Digest() {
+		t.Errorf("a tagged run has the digest of the untagged one")
+	}
+
+	for _, bad := range []string{"@a &&", "@a,", "&&", ",@a"} {
+		if _, err := Select([]string{file}, Shard{}, bad); err == nil || !strings.Contains(err.Error(), "empty tag") {
+			t.Errorf("--tags %q: error %v, want one about an empty tag", bad, err)
+		}
+	}
+}
+
+// A line past the end of the file, however long, is a line that selects
+// nothing, not a file that does not exist.
+func TestSelectLinePastTheEnd(t *testing.T) {
+	for _, tt := range []struct{ arg, want string }{
+		{mixed + ":9999999999", mixed + ":9999999999: no scenario or example row at this line"},
+		{mixed + ":99999999999999999999999", mixed + ":99999999999999999999999: line past the end of the file"},
+	} {
+		if _, err := Select([]string{tt.arg}, Shard{}, ""); err == nil || err.Error() != tt.want {
+			t.Errorf("%s: error %v, want %q", tt.arg, err, tt.want)
+		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -37,7 +36,8 @@ type Config struct {
 	// with concurrency 1). Otherwise progress is kept and shown on failure.
 	Live io.Writer
 	// OutDir, when set, receives each scenario's timeline, as text and as
-	// its record (OUT/timelines/<feature>-<line>-<name>.txt and .json).
+	// its record (OUT/timelines/NAME.txt and NAME.json, NAME from
+	// report.RecordName).
 	OutDir string
 	// Command is how a failed scenario's reproduce command calls rehearse,
 	// such as "bin/rehearse" or "go run ./cmd/rehearse"; default "rehearse".
@@ -67,6 +67,7 @@ type Config struct {
 	blockOrder  []string
 	records     map[string]report.Scenario // pickle id -> record
 	recordOrder []string
+	recordErrs  []error // writing records or timelines of OutDir
 }
 
 // Failure is a failed scenario, located in its feature file.
@@ -116,6 +117,21 @@ func (c *Config) addRecord(pickleID string, rec report.Scenario) {
 		c.recordOrder = append(c.recordOrder, pickleID)
 	}
 	c.records[pickleID] = rec
+}
+
+// addRecordErr keeps an error writing a record or timeline: the run's
+// reports miss that scenario, so the run fails (Summary.ReportErr).
+func (c *Config) addRecordErr(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.recordErrs = append(c.recordErrs, err)
+}
+
+// recordErr is every error addRecordErr kept, joined.
+func (c *Config) recordErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return errors.Join(c.recordErrs...)
 }
 
 func (c *Config) setBlock(pickleID, block string) {
@@ -394,24 +410,25 @@ func (w *World) reachInfo() string {
 	return b.String()
 }
 
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
-
+// writeTimeline writes the scenario's timeline as text beside its record
+// (OUT/timelines/<name>.txt).
 func (w *World) writeTimeline() {
-	if w.Config.OutDir == "" {
+	c := w.Config
+	if c.OutDir == "" {
 		return
 	}
-	dir := filepath.Join(w.Config.OutDir, report.TimelinesDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return
+	line := c.lines.locate(w.Scenario, nil)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# %s:%d %s (run %s)\n", w.feature, line, w.Scenario.Name, w.RunID)
+	w.Timeline.WriteText(&b)
+	err := os.MkdirAll(filepath.Join(c.OutDir, report.TimelinesDir), 0o755)
+	if err == nil {
+		err = report.WriteFileAtomic(c.recordPath(w.feature, line, w.Scenario.Name, ".txt"), b.Bytes(), 0o644)
 	}
-	line := w.Config.lines.locate(w.Scenario, nil)
-	f, err := os.Create(filepath.Join(dir, timelineBase(w.feature, line, w.Scenario.Name)+".txt"))
 	if err != nil {
-		return
+		fmt.Fprintf(w.log, "timeline: %v\n", err)
+		c.addRecordErr(err)
 	}
-	defer f.Close()
-	fmt.Fprintf(f, "# %s:%d %s (run %s)\n", w.feature, line, w.Scenario.Name, w.RunID)
-	w.Timeline.WriteText(f)
 }
 
 // resolve finds a path relative to the feature file, then to the working

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,17 +32,20 @@ in system-out) and summary.md (Markdown).
 Given several directories, as left by rehearse run --shard I/N on N workers, it merges
 them: they must be the shards of one run (same scenarios, same N, same tags), each once
 and all present, and no shard may have left a scenario it was given without a record.
-The merged directory (--out, required then, and not one of the inputs) also receives the
-records (timelines/*.json, run.json, and rehearse.json when every shard wrote cucumber
-JSON), so it is itself input for rehearse report.
+Each directory's records must match its run.json: a scenario it selected without a record,
+or a record of a scenario it did not select (left from an earlier run), is refused.
+The merged directory (--out, required then; neither one of the inputs, nor inside one,
+nor holding one) also receives the records (timelines/*.json, run.json, and rehearse.json
+when every shard wrote cucumber JSON), so it is itself input for rehearse report.
 
 With --format markdown and no --out, the Markdown goes to standard output instead.
 When $GITHUB_STEP_SUMMARY is set, the Markdown is also appended to that file.
 
 Exit status: 0 when every scenario passed (or was skipped); 1 when a scenario failed or
-has an undefined or pending step (as rehearse run, which is strict), after the reports
-are written, so a CI step can gate on it; 1 when the directories cannot be read or
-merged (nothing is written then); 2 for a usage error.`,
+has an undefined or pending step (as rehearse run, which is strict), or a run could not
+read or parse a feature file, after the reports are written, so a CI step can gate on
+it; 1 when the directories cannot be read or merged (nothing is written then), or on
+SIGINT/SIGTERM; 2 for a usage error.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{errors.New("report: give the output directory of rehearse run (several to merge shards)")}
@@ -64,7 +68,10 @@ merged (nothing is written then); 2 for a usage error.`,
 				}
 				out = dirs[0]
 			}
-			r, err := report.Load(dirs...)
+			// Interrupted (SIGINT, SIGTERM: main cancels the context), the
+			// loading and writing stop between files.
+			ctx := cmd.Context()
+			r, err := report.LoadContext(ctx, dirs...)
 			if err != nil {
 				return err
 			}
@@ -74,11 +81,11 @@ merged (nothing is written then); 2 for a usage error.`,
 					return err
 				}
 			} else {
-				if err := report.Write(out, r, report.WithFormats(formats...)); err != nil {
+				if err := report.Write(out, r, report.WithFormats(formats...), report.WithContext(ctx)); err != nil {
 					return err
 				}
 			}
-			if err := report.AppendStepSummary(r); err != nil {
+			if err := report.AppendStepSummaryTo(os.Getenv("GITHUB_STEP_SUMMARY"), r); err != nil {
 				return err
 			}
 			fmt.Fprintln(stderr, countsLine(r))
@@ -124,6 +131,13 @@ func countsLine(r *report.Report) string {
 	}
 	if n := r.Shards(); n > 0 {
 		line += fmt.Sprintf(" (%d shards)", n)
+	}
+	if c.Errors > 0 {
+		word := "files"
+		if c.Errors == 1 {
+			word = "file"
+		}
+		line += fmt.Sprintf("; %d feature %s could not be read: %s", c.Errors, word, strings.Join(r.Errors(), "; "))
 	}
 	return line
 }

@@ -39,12 +39,12 @@ func TestReportMergesShards(t *testing.T) {
 	var junit struct {
 		Tests    int `xml:"tests,attr"`
 		Failures int `xml:"failures,attr"`
-		Skipped  int `xml:"skipped,attr"`
+		Errors   int `xml:"errors,attr"`
 	}
-	if err := xml.Unmarshal(data, &junit); err != nil || junit.Tests != 4 || junit.Failures != 1 || junit.Skipped != 1 {
+	if err := xml.Unmarshal(data, &junit); err != nil || junit.Tests != 4 || junit.Failures != 1 || junit.Errors != 1 {
 		t.Errorf("merged JUnit: %+v %v", junit, err)
 	}
-	for _, f := range []string{"report.html", "summary.md", "run.json", "rehearse.json", "timelines/upgrade-19-The-package-as-shipped-breaks-invoicing.json"} {
+	for _, f := range []string{"report.html", "summary.md", "run.json", "rehearse.json", "timelines/features-upgrade.feature-19-The-package-as-shipped-breaks-invoicing.json"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}
@@ -100,7 +100,7 @@ func TestReportErrors(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "merged")
 	r := rehearse(t, "report", d1, d2, "--out", out)
-	if r.code != exitFailure || !strings.Contains(r.stderr, "shard 2/2 ("+d2+") ran features/upgrade.feature:19 but left no timeline") {
+	if r.code != exitFailure || !strings.Contains(r.stderr, "shard 2/2 ("+d2+") ran features/upgrade.feature:19 but left no record of it") {
 		t.Errorf("crashed shard: exit %d\n%s", r.code, r.stderr)
 	}
 	if _, err := os.Stat(out); err == nil {
@@ -116,6 +116,49 @@ func TestReportErrors(t *testing.T) {
 		if r := rehearse(t, args...); r.code != exitUsage {
 			t.Errorf("%q: exit %d, want %d: %s", args, r.code, exitUsage, r.stderr)
 		}
+	}
+}
+
+// TestReportOutInsideInput: the merged report may not be written inside
+// an input directory (nor hold one); nothing is written.
+func TestReportOutInsideInput(t *testing.T) {
+	t.Setenv("GITHUB_STEP_SUMMARY", "")
+	d1, d2 := reportRun(t, "shard-1"), reportRun(t, "shard-2")
+	before := listDir(t, filepath.Join(d1, "timelines"))
+	for _, out := range []string{filepath.Join(d1, "timelines"), filepath.Join(d2, "merged"), filepath.Dir(d1)} {
+		r := rehearse(t, "report", d1, d2, "--out", out)
+		if r.code != exitFailure || !strings.Contains(r.stderr, "a directory being read") {
+			t.Errorf("--out %s: exit %d\n%s", out, r.code, r.stderr)
+		}
+	}
+	if after := listDir(t, filepath.Join(d1, "timelines")); !slices.Equal(after, before) {
+		t.Errorf("files written into an input: %q", after)
+	}
+	if _, err := os.Stat(filepath.Join(d2, "merged")); err == nil {
+		t.Error("a refused report left a directory inside an input")
+	}
+	// One input, in place, is fine.
+	if r := rehearse(t, "report", d1, "--out", d1); r.code != exitOK {
+		t.Errorf("in place: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestReportFeatureFileErrors: a run that could not parse a feature file
+// is not green, even when every scenario passed.
+func TestReportFeatureFileErrors(t *testing.T) {
+	t.Setenv("GITHUB_STEP_SUMMARY", "")
+	dir := reportRun(t, "shard-1") // both of its scenarios passed
+	data, err := os.ReadFile(filepath.Join(dir, "run.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = []byte(strings.Replace(string(data), `"schema"`, `"errors": ["features/broken.feature:3: expected a step"], "schema"`, 1))
+	if err := os.WriteFile(filepath.Join(dir, "run.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := rehearse(t, "report", dir)
+	if r.code != exitFailure || !strings.Contains(r.stderr, "1 feature file could not be read: features/broken.feature:3: expected a step") {
+		t.Errorf("exit %d\n%s", r.code, r.stderr)
 	}
 }
 

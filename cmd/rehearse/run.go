@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -23,8 +24,15 @@ func newRun() *cobra.Command {
 		Short: "Run rehearsal scenarios from .feature files (default: ./features)",
 		Long: `Run rehearsal scenarios from .feature files and directories (default: ./features).
 FILE:LINE runs the scenario, or Scenario Outline example row, at that line.
---shard I/N runs the I-th of N disjoint parts of the selected scenarios, the same
-on every machine; rehearse report merges the shards' --out directories.`,
+--tags keeps the scenarios matching a tag expression, before --shard I/N runs
+the I-th of N disjoint parts of them, the same on every machine; rehearse report
+merges the shards' --out directories.
+Every failed scenario ends with the command that reproduces it; it calls
+rehearse as you did when that was a path (bin/rehearse), else "rehearse"
+(go run's temporary binary is gone once it exits). REHEARSE_COMMAND, when
+set, replaces it, such as REHEARSE_COMMAND="go run ./cmd/rehearse".
+When $GITHUB_STEP_SUMMARY is set, the Markdown summary of the run is
+appended to that file.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, ok := scenarios.Formats[o.Format]; !ok {
 				return usageError{fmt.Errorf("run: --format must be pretty, progress, junit, cucumber or markdown, not %q", o.Format)}
@@ -40,7 +48,8 @@ on every machine; rehearse report merges the shards' --out directories.`,
 				o.Shard = s
 			}
 			o.Paths = args
-			o.Command = invokedAs(os.Args[0])
+			o.Command = invokedAs(os.Args[0], os.Getenv)
+			o.StepSummary = os.Getenv("GITHUB_STEP_SUMMARY")
 			o.Args = os.Args
 			o.Stdout, o.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			sum, err := scenarios.Run(cmd.Context(), o)
@@ -57,7 +66,7 @@ on every machine; rehearse report merges the shards' --out directories.`,
 	f := cmd.Flags()
 	f.StringVar(&o.Tags, "tags", "", `run scenarios matching a tag expression, such as "@smoke && ~@slow"`)
 	f.StringVar(&o.Format, "format", "pretty", "report format: pretty, progress, junit, cucumber or markdown (printed at the end)")
-	f.StringVar(&o.OutDir, "out", "", "write scenario timelines, run.json and the reports (report.html, rehearse.xml, summary.md) to this directory")
+	f.StringVar(&o.OutDir, "out", "", "write scenario timelines, run.json and the reports (report.html, rehearse.xml, summary.md) to DIR; replaces the records of an earlier run in DIR")
 	f.StringVar(&shard, "shard", "", "run only shard I of N (I/N, such as 2/3): a split by feature path and line, stable across machines")
 	f.IntVar(&o.Concurrency, "concurrency", 1, "scenarios to run at once, each in its own environment")
 	f.BoolVar(&o.KeepOnFailure, "keep-on-failure", false, "leave a failed scenario's environment up (ignored when CI is set)")
@@ -65,24 +74,46 @@ on every machine; rehearse report merges the shards' --out directories.`,
 	return cmd
 }
 
-// invokedAs is how reproduce commands call rehearse: the program as the
-// user ran it when that was a path (bin/rehearse, ./rehearse), else
-// "rehearse" (found on PATH).
-func invokedAs(arg0 string) string {
+// commandEnv, when set, is how reproduce commands call rehearse, verbatim
+// (such as "go run ./cmd/rehearse").
+const commandEnv = "REHEARSE_COMMAND"
+
+// invokedAs is how reproduce commands call rehearse: $REHEARSE_COMMAND
+// when set; else the program as the user ran it when that was a path
+// (bin/rehearse, ./rehearse, /opt/rehearse/bin/rehearse), quoted for a
+// shell; else "rehearse" (found on PATH). A binary that go run built under
+// the temporary directory is deleted when it exits: it is "rehearse" too.
+func invokedAs(arg0 string, getenv func(string) string) string {
+	if c := strings.TrimSpace(getenv(commandEnv)); c != "" {
+		return c
+	}
 	if !strings.ContainsRune(arg0, '/') {
 		return "rehearse"
 	}
-	return shellQuote(arg0)
+	if filepath.IsAbs(arg0) && goRunBinary(arg0) {
+		return "rehearse"
+	}
+	return scenarios.ShellQuote(arg0)
 }
 
-// shellQuote quotes s for a POSIX shell when it needs it.
-func shellQuote(s string) string {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_@%+=:,./-", r)) {
-			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+// goRunBinary reports whether an absolute path lies in a directory go run
+// builds in: os.TempDir()/go-build*/ (or $GOTMPDIR's).
+func goRunBinary(path string) bool {
+	path = filepath.Clean(path)
+	for _, tmp := range []string{os.TempDir(), os.Getenv("GOTMPDIR")} {
+		if tmp == "" {
+			continue
+		}
+		rel, err := filepath.Rel(filepath.Clean(tmp), path)
+		if err != nil {
+			continue
+		}
+		first, _, _ := strings.Cut(filepath.ToSlash(rel), "/")
+		if strings.HasPrefix(first, "go-build") {
+			return true
 		}
 	}
-	return s
+	return false
 }
 
 func newSteps() *cobra.Command {

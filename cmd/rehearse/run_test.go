@@ -3,12 +3,15 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
+
+	"mvdan.cc/sh/v3/shell"
 
 	"github.com/rehearse/rehearse/harness/report"
 )
@@ -78,16 +81,29 @@ func TestRunFileLine(t *testing.T) {
 var reproduceRE = regexp.MustCompile(`(?m)^\s*reproduce: (.+)$`)
 
 // The reproduce command printed for a failure runs that scenario alone and
-// fails the same way, at the same line: for a plain scenario and for an
-// outline's example row.
+// fails the same way, at the same line: for a plain scenario, for an
+// outline's example row, and for a feature whose path has a space and a
+// quote, split as a shell splits it.
 func TestReproduceCommandReproduces(t *testing.T) {
-	r := rehearse(t, "run", cheap, more)
+	spaced := filepath.Join(t.TempDir(), "my feature's dir", "cheap.feature")
+	data, err := os.ReadFile(cheap)
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(spaced), 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(spaced, data, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rehearse(t, "run", cheap, more, spaced)
 	if r.code != exitFailure {
 		t.Fatalf("exit %d, want %d\n%s%s", r.code, exitFailure, r.stdout, r.stderr)
 	}
 	want := map[string]string{ // reproduce command -> the failure line it must give again
-		bin + " run " + filepath.ToSlash(cheap) + ":7 --keep-on-failure": filepath.ToSlash(cheap) + `:9: scenario "A command without an environment": no environment`,
-		bin + " run " + filepath.ToSlash(more) + ":16 --keep-on-failure": filepath.ToSlash(more) + `:16: scenario "An outline row fails without an environment": no environment`,
+		bin + " run " + filepath.ToSlash(cheap) + ":7 --keep-on-failure":    filepath.ToSlash(cheap) + `:9: scenario "A command without an environment": no environment`,
+		bin + " run " + filepath.ToSlash(more) + ":16 --keep-on-failure":    filepath.ToSlash(more) + `:16: scenario "An outline row fails without an environment": no environment`,
+		bin + ` run "` + filepath.ToSlash(spaced) + `:7" --keep-on-failure`: filepath.ToSlash(spaced) + `:9: scenario "A command without an environment": no environment`,
 	}
 	var got []string
 	for _, m := range reproduceRE.FindAllStringSubmatch(r.stdout, -1) {
@@ -106,7 +122,10 @@ func TestReproduceCommandReproduces(t *testing.T) {
 		if !strings.Contains(r.stderr, want[cmd]) {
 			t.Errorf("the run did not fail with %q:\n%s", want[cmd], r.stderr)
 		}
-		args := strings.Fields(cmd)
+		args, err := shell.Fields(cmd, func(string) string { return "" })
+		if err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
 		if args[0] != bin {
 			t.Fatalf("reproduce calls %q, want the program as run, %q", args[0], bin)
 		}
@@ -175,5 +194,65 @@ func TestShardsMergeIntoTheUnshardedRun(t *testing.T) {
 	}
 	if got := statuses(merged); !reflect.DeepEqual(got, want) {
 		t.Errorf("merged shards:\n%v\nwant the unsharded run:\n%v", got, want)
+	}
+}
+
+// Reproduce commands call rehearse as it was run when that was a path
+// that outlives the run; go run's binary is deleted when it exits.
+func TestInvokedAs(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	goRun := filepath.Join(os.TempDir(), "go-build1234", "b001", "exe", "rehearse")
+	for _, tt := range []struct{ arg0, want string }{
+		{"rehearse", "rehearse"},
+		{"bin/rehearse", "bin/rehearse"},
+		{"./rehearse", "./rehearse"},
+		{"/usr/local/bin/rehearse", "/usr/local/bin/rehearse"},
+		{"/opt/my tools/rehearse", "'/opt/my tools/rehearse'"},
+		{goRun, "rehearse"},
+		{filepath.Join(os.TempDir(), "rehearse-ci", "rehearse"), filepath.Join(os.TempDir(), "rehearse-ci", "rehearse")},
+	} {
+		if got := invokedAs(tt.arg0, noEnv); got != tt.want {
+			t.Errorf("invokedAs(%q) = %q, want %q", tt.arg0, got, tt.want)
+		}
+	}
+	env := func(k string) string {
+		if k == "REHEARSE_COMMAND" {
+			return "go run ./cmd/rehearse"
+		}
+		return ""
+	}
+	if got := invokedAs(goRun, env); got != "go run ./cmd/rehearse" {
+		t.Errorf("with REHEARSE_COMMAND: %q", got)
+	}
+}
+
+// Without --out, --format junit prints the JUnit of the run's records:
+// the failure with its reproduce command; the console goes to stderr.
+func TestRunJUnitOnStdout(t *testing.T) {
+	r := rehearse(t, "run", "--format", "junit", cheap)
+	if r.code != exitFailure {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	reproduce := "reproduce: " + bin + " run " + filepath.ToSlash(cheap) + ":7 --keep-on-failure"
+	if !strings.HasPrefix(r.stdout, "<?xml") || !strings.Contains(r.stdout, reproduce) || !strings.Contains(r.stdout, `tests="5"`) {
+		t.Errorf("stdout: want JUnit of 5 scenarios with %q:\n%s", reproduce, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "5 scenarios (4 passed, 1 failed)") {
+		t.Errorf("stderr: want the console:\n%s", r.stderr)
+	}
+}
+
+// rehearse run appends its Markdown summary to $GITHUB_STEP_SUMMARY, with
+// or without --out.
+func TestRunAppendsTheStepSummary(t *testing.T) {
+	summary := filepath.Join(t.TempDir(), "step-summary.md")
+	cmd := exec.Command(bin, "run", "--format", "progress", more+":3")
+	cmd.Env = append(os.Environ(), "GITHUB_STEP_SUMMARY="+summary)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	data, err := os.ReadFile(summary)
+	if err != nil || !strings.HasPrefix(string(data), "## ") || !strings.Contains(string(data), "1 passed") {
+		t.Errorf("step summary %v:\n%s", err, data)
 	}
 }

@@ -64,7 +64,7 @@ type HTMLOptions struct {
 	// Title is the page's title and heading; "rehearse report" when empty.
 	Title string
 	// Runs are the runs (one per shard) the scenarios came from, shown in
-	// the header; none is fine.
+	// the header, their Errors in a banner above it; none is fine.
 	Runs []Run
 }
 
@@ -90,6 +90,7 @@ type page struct {
 	JS        template.JS
 	Counts    []statusCount
 	Total     int
+	Errors    []string // feature files the runs could not read
 	Runs      []runView
 	Tags      []string
 	Scenarios []scenarioView
@@ -211,10 +212,16 @@ func buildPage(scenarios []Scenario, opts HTMLOptions) page {
 		p.Runs = append(p.Runs, runView{
 			Shard: r.Shard, Selected: len(r.Selected), Total: r.Total,
 			Start: r.Start.UTC().Format("2006-01-02 15:04:05 UTC"), Duration: fmtDuration(r.End.Sub(r.Start)),
-			Args: strings.Join(r.Args, " "),
+			Args: clean(strings.Join(r.Args, " ")),
 		})
 	}
-	sorted := slices.Clone(scenarios)
+	p.Errors = cleanAll((&Report{Runs: opts.Runs}).Errors())
+	// Every text shown is cleaned of terminal escapes and control
+	// characters, as in JUnit and Markdown.
+	sorted := make([]Scenario, len(scenarios))
+	for i, s := range scenarios {
+		sorted[i] = cleanScenario(s)
+	}
 	slices.SortStableFunc(sorted, func(a, b Scenario) int { return rank(a.Status) - rank(b.Status) })
 	counts := map[string]int{}
 	tags := map[string]bool{}
@@ -303,26 +310,72 @@ func viewScenario(s Scenario, id string) scenarioView {
 // upgradeSteps lists the upgrade's steps with their output lines.
 func upgradeSteps(events []timeline.Event) []upgradeStepView {
 	var out []upgradeStepView
-	for _, e := range events {
+	outputs := stepOutputs(events)
+	for i, e := range events {
 		if e.Kind != kindStep {
 			continue
 		}
 		u := upgradeStepView{
 			Name: e.Name, Service: e.Actor, User: e.Fields["user"], Rollback: e.Fields["phase"] == phaseRollback,
-			Exit: e.Fields["exit"], Duration: fmtDuration(e.Duration()), Error: e.Err,
+			Exit: e.Fields["exit"], Duration: fmtDuration(e.Duration()), Error: e.Err, Output: outputs[i],
 		}
 		u.OK = stepOK(e)
-		for _, o := range events {
-			if o.Kind == kindStepOutput && o.Actor == e.Name && o.Fields["phase"] == e.Fields["phase"] &&
-				!o.Start.Before(e.Start) && !o.Start.After(e.End) {
-				u.Output = append(u.Output, o.Name)
-			}
-		}
 		u.Lines = strconv.Itoa(len(u.Output)) + " lines"
 		if len(u.Output) == 1 {
 			u.Lines = "1 line"
 		}
 		out = append(out, u)
+	}
+	return out
+}
+
+// stepOutputs gives each upgrade step (by its index in events) its output
+// lines: the output marks of the same step name (their actor) and phase
+// from its start to its end, in time order. The events are grouped by
+// step and phase once and each group swept in time order, so the work is
+// O(n log n), not steps times outputs; an output line goes to one step
+// only, the first to start of those it falls within.
+func stepOutputs(events []timeline.Event) map[int][]string {
+	type key struct{ name, phase string }
+	type group struct{ steps, outputs []int }
+	groups := map[key]*group{}
+	get := func(k key) *group {
+		g := groups[k]
+		if g == nil {
+			g = &group{}
+			groups[k] = g
+		}
+		return g
+	}
+	for i, e := range events {
+		switch e.Kind {
+		case kindStep:
+			g := get(key{e.Name, e.Fields["phase"]})
+			g.steps = append(g.steps, i)
+		case kindStepOutput:
+			g := get(key{e.Actor, e.Fields["phase"]})
+			g.outputs = append(g.outputs, i)
+		}
+	}
+	out := map[int][]string{}
+	byStart := func(a, b int) int { return events[a].Start.Compare(events[b].Start) }
+	for _, g := range groups {
+		if len(g.steps) == 0 || len(g.outputs) == 0 {
+			continue
+		}
+		slices.SortStableFunc(g.steps, byStart)
+		slices.SortStableFunc(g.outputs, byStart)
+		next := 0
+		for _, si := range g.steps {
+			s := events[si]
+			for next < len(g.outputs) && events[g.outputs[next]].Start.Before(s.Start) {
+				next++ // before this step, so before every later one too
+			}
+			for next < len(g.outputs) && !events[g.outputs[next]].Start.After(s.End) {
+				out[si] = append(out[si], events[g.outputs[next]].Name)
+				next++
+			}
+		}
 	}
 	return out
 }
@@ -547,11 +600,13 @@ func ticks(total time.Duration) []tick {
 			break
 		}
 	}
-	for step*10 < total {
+	// Doubling stops at total/10 (not step*10 < total, which overflows for
+	// the longest durations and never ends).
+	for step < total/10 {
 		step *= 2
 	}
 	var out []tick
-	for t := time.Duration(0); t <= total; t += step {
+	for t := time.Duration(0); len(out) <= maxTicks; t += step {
 		anchor := "middle"
 		if t == 0 {
 			anchor = "start"
@@ -559,9 +614,15 @@ func ticks(total time.Duration) []tick {
 			anchor = "end"
 		}
 		out = append(out, tick{X: pct(t.Milliseconds(), total.Milliseconds()), Label: fmtOffset(t), Anchor: anchor})
+		if t > total-step { // the next would pass the end (or overflow)
+			break
+		}
 	}
 	return out
 }
+
+// maxTicks bounds the ticks of an axis, whatever its length.
+const maxTicks = 20
 
 // fmtOffset is a point on the axis: 0s, 500ms, 12s, 1m30s.
 func fmtOffset(d time.Duration) string {

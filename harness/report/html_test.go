@@ -377,6 +377,75 @@ func TestHTMLIndex(t *testing.T) {
 	}
 }
 
+// TestHTMLStripsTerminalEscapes: the error, log tails, output, step errors
+// and event texts are shown without terminal escapes or control
+// characters, as in JUnit and Markdown.
+func TestHTMLStripsTerminalEscapes(t *testing.T) {
+	t0 := time.Date(2026, 3, 2, 2, 0, 0, 0, time.UTC)
+	s := report.Scenario{
+		Schema: report.Schema, Feature: "features/x.feature", Line: 3, Name: "esc\x1b[1mname\x1b[0m", Status: report.StatusFailed,
+		Start: t0, End: t0.Add(10 * time.Second),
+		Steps:  []report.Step{{Keyword: "When ", Text: "it \x1b[32mruns\x1b[0m", Line: 4, Status: report.StatusFailed, Error: "step \x1b[31mred\x1b[0m\x07"}},
+		Error:  "\x1b[31mboom\x1b[0m\x00 here",
+		Logs:   []report.LogTail{{Service: "db\x1b[0m", Text: "\x1b[2K\rline one\x1b]0;title\x07\nline two\x08"}},
+		Output: "\x1b[1;33mwarn\x1b[0m output",
+		Events: []timeline.Event{
+			{Kind: "upgrade-step", Actor: "billing", Name: "migrate\x1b[0m", Start: t0.Add(time.Second), End: t0.Add(3 * time.Second),
+				Err: "exit \x1b[31m1\x1b[0m", Fields: map[string]string{"exit": "1", "phase": "upgrade"}},
+			{Kind: "upgrade-output", Actor: "migrate", Name: "\x1b[32mmigrating\x1b[0m 3 tables", Start: t0.Add(2 * time.Second), End: t0.Add(2 * time.Second),
+				Fields: map[string]string{"phase": "upgrade"}},
+			{Kind: "probe", Actor: "api", Name: "outage", Start: t0.Add(4 * time.Second), End: t0.Add(5 * time.Second), Err: "\x1b[31mdown\x1b[0m"},
+		},
+	}
+	page := render(t, []report.Scenario{s}, report.HTMLOptions{})
+	if i := strings.IndexAny(page, "\x1b\x07\x00\x08"); i >= 0 {
+		t.Errorf("the page keeps a terminal escape or control character: %q", page[max(0, i-40):min(len(page), i+40)])
+	}
+	doc := parse(t, page)
+	if pres := findAll(doc, byAttr("data-role", "error")); len(pres) != 1 || text(pres[0]) != "boom here" {
+		t.Errorf("error block: want one reading %q", "boom here")
+	}
+	for _, want := range []string{"line one", "line two", "warn output", "step red", "migrating 3 tables", "exit 1", "down"} {
+		if !strings.Contains(text(doc), want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+}
+
+// TestHTMLErrorsBanner: feature files the runs could not read are listed
+// in a banner at the top, once each.
+func TestHTMLErrorsBanner(t *testing.T) {
+	runs := []report.Run{
+		{Schema: report.RunSchema, Shard: "1/2", Errors: []string{"features/broken.feature:3: expected a step, got \x1b[31m<Whn>\x1b[0m", "features/gone.feature: permission denied"}},
+		{Schema: report.RunSchema, Shard: "2/2", Errors: []string{"features/gone.feature: permission denied"}},
+	}
+	doc := parse(t, render(t, readScenarios(t, htmlRunDir), report.HTMLOptions{Runs: runs}))
+	banners := findAll(doc, func(n *html.Node) bool { return hasClass(n, "errors-banner") })
+	if len(banners) != 1 {
+		t.Fatalf("%d error banners, want 1", len(banners))
+	}
+	var items []string
+	for _, li := range findAll(banners[0], func(n *html.Node) bool { return n.Data == "li" }) {
+		items = append(items, text(li))
+	}
+	if want := []string{"features/broken.feature:3: expected a step, got <Whn>", "features/gone.feature: permission denied"}; !slices.Equal(items, want) {
+		t.Errorf("banner items %q, want %q", items, want)
+	}
+	if h := findAll(banners[0], func(n *html.Node) bool { return n.Data == "h2" }); len(h) != 1 || !strings.HasPrefix(text(h[0]), "2 feature files could not be read") {
+		t.Errorf("banner heading: %q", text(banners[0]))
+	}
+	// The banner comes before everything else in the header.
+	if top := findAll(doc, func(n *html.Node) bool { return hasClass(n, "top") }); len(top) != 1 || top[0].FirstChild == nil ||
+		top[0].FirstChild.NextSibling == nil || !hasClass(top[0].FirstChild.NextSibling, "errors-banner") {
+		t.Error("the banner is not at the top of the header")
+	}
+
+	clean := parse(t, render(t, readScenarios(t, htmlRunDir), report.HTMLOptions{Runs: runs[:0]}))
+	if n := findAll(clean, func(n *html.Node) bool { return hasClass(n, "errors-banner") }); len(n) != 0 {
+		t.Error("a banner without errors")
+	}
+}
+
 // updateGolden is the package's -update flag (defined by its internal
 // tests, in the same test binary), or REHEARSE_UPDATE_GOLDEN=1.
 func updateGolden() bool {

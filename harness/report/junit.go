@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/rehearse/rehearse/harness/timeline"
 )
 
 // JUnit XML, as CI test views read it (the Jenkins/Surefire dialect most
@@ -42,11 +44,13 @@ type (
 		File      string        `xml:"file,attr"`
 		Line      int           `xml:"line,attr"`
 		Failure   *JUnitFailure `xml:"failure"`
+		Error     *JUnitFailure `xml:"error"`
 		Skipped   *JUnitSkipped `xml:"skipped"`
 		SystemOut *JUnitText    `xml:"system-out"`
 	}
-	// JUnitFailure holds the error's first line as its message and the
-	// whole story (error, log tails, reproduce command) as its text.
+	// JUnitFailure is a failure or an error: the error's first line as its
+	// message and the whole story (error, log tails, reproduce command) as
+	// its text.
 	JUnitFailure struct {
 		Message string `xml:"message,attr"`
 		Type    string `xml:"type,attr"`
@@ -56,8 +60,7 @@ type (
 	JUnitText struct {
 		Text string `xml:",cdata"`
 	}
-	// JUnitSkipped says why a scenario did not run: skipped, or an
-	// undefined or pending step.
+	// JUnitSkipped marks a skipped scenario.
 	JUnitSkipped struct {
 		Message string `xml:"message,attr"`
 	}
@@ -66,11 +69,27 @@ type (
 // JUnit writes the report as JUnit XML: one testsuite per feature, one
 // testcase per scenario with its timeline as system-out. A failed
 // scenario's failure holds its error, log tails and reproduce command;
-// undefined and pending scenarios are skipped with a message saying so
-// (rehearse run, strict, counts them as failures; JUnit has no such
-// state, and a failure would hide that the step is missing, not broken).
+// undefined and pending scenarios are errors ("undefined step: ...", the
+// same text in the body), as godog's own JUnit counts them; skipped ones
+// are skipped. Feature files the runs could not read or parse come first,
+// in a testsuite "feature files", one testcase with an error each.
 func JUnit(w io.Writer, r *Report) error {
 	out := JUnitSuites{Name: "rehearse"}
+	if errs := r.Errors(); len(errs) > 0 {
+		suite := JUnitSuite{Name: errorsSuite, Time: seconds(0)}
+		for _, e := range errs {
+			e = clean(e)
+			suite.Cases = append(suite.Cases, JUnitCase{
+				Name: firstLine(e), Classname: errorsSuite, Time: seconds(0),
+				Error: &JUnitFailure{Message: firstLine(e), Type: "parse", Text: e + "\n"},
+			})
+			suite.Tests++
+			suite.Errors++
+		}
+		out.Tests += suite.Tests
+		out.Errors += suite.Errors
+		out.Suites = append(out.Suites, suite)
+	}
 	var total time.Duration
 	for _, group := range byFeature(r.Scenarios) {
 		first := group[0]
@@ -95,6 +114,8 @@ func JUnit(w io.Writer, r *Report) error {
 			switch {
 			case c.Failure != nil:
 				suite.Failures++
+			case c.Error != nil:
+				suite.Errors++
 			case c.Skipped != nil:
 				suite.Skipped++
 			}
@@ -110,6 +131,7 @@ func JUnit(w io.Writer, r *Report) error {
 		}
 		out.Tests += suite.Tests
 		out.Failures += suite.Failures
+		out.Errors += suite.Errors
 		out.Skipped += suite.Skipped
 		total += d
 		out.Suites = append(out.Suites, suite)
@@ -142,10 +164,18 @@ func junitCase(s Scenario, classname string) JUnitCase {
 	case StatusSkipped:
 		c.Skipped = &JUnitSkipped{Message: "skipped"}
 	case StatusUndefined, StatusPending:
-		c.Skipped = &JUnitSkipped{Message: why(s)}
+		msg := why(s)
+		if !strings.HasPrefix(msg, s.Status) {
+			msg = s.Status + ": " + msg
+		}
+		c.Error = &JUnitFailure{Message: msg, Type: s.Status, Text: failureText(s)}
 	}
 	return c
 }
+
+// errorsSuite names the JUnit testsuite of the feature files that could
+// not be read or parsed.
+const errorsSuite = "feature files"
 
 // scenarioText is a scenario as text: where, its steps with their
 // status, and its timeline.
@@ -170,7 +200,7 @@ func scenarioText(s Scenario) string {
 	}
 	if len(s.Events) > 0 {
 		b.WriteString("\ntimeline:\n")
-		writeEvents(&b, s.Events) // a strings.Builder does not fail
+		timeline.WriteEvents(&b, s.Events) // a strings.Builder does not fail
 	}
 	return clean(b.String())
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,14 +64,16 @@ func TestJUnit(t *testing.T) {
 	got, raw := junitOf(t, loadTest(t, "single"))
 	golden(t, "single.junit.xml", raw)
 
-	if got.Tests != 4 || got.Failures != 1 || got.Skipped != 1 || got.Errors != 0 || got.Time != "174.754" {
+	// The undefined scenario is an error, as godog's own JUnit counts it.
+	if got.Tests != 4 || got.Failures != 1 || got.Skipped != 0 || got.Errors != 1 || got.Time != "174.754" {
 		t.Errorf("testsuites counts: tests %d failures %d skipped %d errors %d time %s", got.Tests, got.Failures, got.Skipped, got.Errors, got.Time)
 	}
 	if len(got.Suites) != 2 {
 		t.Fatalf("%d suites, want one per feature (2)", len(got.Suites))
 	}
 	rollback, upgrade := got.Suites[0], got.Suites[1]
-	if rollback.Name != "Roll back billing 3.0" || rollback.File != "features/rollback.feature" || rollback.Tests != 2 || rollback.Skipped != 1 || rollback.Failures != 0 {
+	if rollback.Name != "Roll back billing 3.0" || rollback.File != "features/rollback.feature" || rollback.Tests != 2 ||
+		rollback.Skipped != 0 || rollback.Errors != 1 || rollback.Failures != 0 {
 		t.Errorf("rollback suite: %+v", rollback)
 	}
 	if upgrade.Name != "Upgrade billing 2.3 -> 3.0" || upgrade.Tests != 2 || upgrade.Failures != 1 || upgrade.Time != "123.500" || upgrade.Timestamp != "2025-06-03T02:00:00Z" {
@@ -78,8 +81,11 @@ func TestJUnit(t *testing.T) {
 	}
 
 	undefined := rollback.Cases[1]
-	if undefined.Skipped == nil || undefined.Skipped.Message != "undefined step: When the moon is full" || undefined.Failure != nil {
-		t.Errorf("undefined scenario: skipped %+v failure %+v", undefined.Skipped, undefined.Failure)
+	if undefined.Error == nil || undefined.Error.Message != "undefined step: When the moon is full" || undefined.Error.Type != StatusUndefined ||
+		undefined.Skipped != nil || undefined.Failure != nil {
+		t.Errorf("undefined scenario: error %+v skipped %+v failure %+v", undefined.Error, undefined.Skipped, undefined.Failure)
+	} else if want := "step When the moon is full (features/rollback.feature:17)"; !strings.Contains(undefined.Error.Text, want) {
+		t.Errorf("undefined scenario's error text lacks %q:\n%s", want, undefined.Error.Text)
 	}
 	if passed := rollback.Cases[0]; passed.Skipped != nil || passed.Failure != nil || passed.Name != "Rollback restores data | config" || passed.Line != 8 {
 		t.Errorf("passed scenario: %+v", passed)
@@ -142,6 +148,66 @@ func TestJUnitMergedCountsTheSame(t *testing.T) {
 				t.Errorf("case %s: merged %+v", c.Name, m)
 			}
 		}
+	}
+}
+
+// TestJUnitUndefinedPendingSkipped: undefined and pending scenarios are
+// <error>s with the failure text (reproduce command included); skipped
+// ones stay <skipped>.
+func TestJUnitUndefinedPendingSkipped(t *testing.T) {
+	t0 := time.Date(2025, 6, 3, 2, 0, 0, 0, time.UTC)
+	sc := func(line int, status string, steps []Step, err string) Scenario {
+		return Scenario{Schema: Schema, Feature: "features/x.feature", Line: line, Name: status, Status: status, Start: t0, End: t0.Add(time.Second),
+			Steps: steps, Error: err, Reproduce: fmt.Sprintf("rehearse run features/x.feature:%d --keep-on-failure", line)}
+	}
+	r := &Report{Scenarios: []Scenario{
+		sc(3, StatusUndefined, []Step{{Keyword: "Given ", Text: "nothing", Line: 4, Status: StatusUndefined}}, ""),
+		sc(6, StatusPending, []Step{{Keyword: "When ", Text: "later", Line: 7, Status: StatusPending}}, ""),
+		sc(9, StatusUndefined, nil, "the scenario has no steps"),
+		sc(12, StatusSkipped, []Step{{Keyword: "Then ", Text: "skipped", Line: 13, Status: StatusSkipped}}, ""),
+	}}
+	got, _ := junitOf(t, r)
+	if got.Errors != 3 || got.Skipped != 1 || got.Failures != 0 || got.Suites[0].Errors != 3 || got.Suites[0].Skipped != 1 {
+		t.Errorf("counts: errors %d skipped %d failures %d; suite %+v", got.Errors, got.Skipped, got.Failures, got.Suites[0])
+	}
+	cases := got.Suites[0].Cases
+	for i, want := range []string{"undefined step: Given nothing", "pending step: When later", "undefined: the scenario has no steps"} {
+		c := cases[i]
+		if c.Error == nil || c.Skipped != nil || c.Failure != nil {
+			t.Errorf("case %s: error %+v skipped %+v failure %+v", c.Name, c.Error, c.Skipped, c.Failure)
+			continue
+		}
+		if c.Error.Message != want {
+			t.Errorf("case %s: message %q, want %q", c.Name, c.Error.Message, want)
+		}
+		if !strings.Contains(c.Error.Text, "reproduce: rehearse run features/x.feature:") {
+			t.Errorf("case %s: error text lacks the reproduce command:\n%s", c.Name, c.Error.Text)
+		}
+	}
+	if c := cases[3]; c.Skipped == nil || c.Error != nil {
+		t.Errorf("skipped case: %+v", c)
+	}
+}
+
+// TestJUnitFeatureFileErrors: a feature file the run could not parse is a
+// testcase with an error, in a testsuite of its own.
+func TestJUnitFeatureFileErrors(t *testing.T) {
+	r := loadTest(t, "single")
+	r.Runs[0].Errors = []string{"features/broken.feature:3: expected a step, got \x1b[31m\"Whn\"\x1b[0m", "features/gone.feature: permission denied"}
+	got, _ := junitOf(t, r)
+	if got.Tests != 6 || got.Errors != 3 {
+		t.Errorf("tests %d errors %d, want 6 and 3 (two files, one undefined scenario)", got.Tests, got.Errors)
+	}
+	files := got.Suites[0]
+	if files.Name != "feature files" || files.Tests != 2 || files.Errors != 2 || len(files.Cases) != 2 {
+		t.Fatalf("first suite: %+v", files)
+	}
+	c := files.Cases[0]
+	if c.Error == nil || c.Error.Message != `features/broken.feature:3: expected a step, got "Whn"` || !strings.Contains(c.Error.Text, "features/broken.feature:3") {
+		t.Errorf("case %+v error %+v", c, c.Error)
+	}
+	if c.Name != `features/broken.feature:3: expected a step, got "Whn"` || c.Classname != "feature files" {
+		t.Errorf("case name %q classname %q", c.Name, c.Classname)
 	}
 }
 

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,9 +15,22 @@ import (
 	"time"
 )
 
-// MaxRecordSize bounds every file Load reads (run.json, each timeline,
-// rehearse.json): the directories may be artifacts from another machine.
-const MaxRecordSize = 64 << 20
+// Bounds on what Load reads: the directories may be artifacts from
+// another machine, and a report of them must neither exhaust memory nor
+// draw a chart of ten thousand years.
+const (
+	// MaxRecordSize bounds every file Load reads (run.json, each
+	// timeline, rehearse.json).
+	MaxRecordSize = 64 << 20
+	// MaxLoadSize bounds the bytes Load reads across all files of all
+	// directories.
+	MaxLoadSize = 1 << 30
+	// MaxEvents bounds the events of one scenario's record.
+	MaxEvents = 200_000
+	// MaxSpan bounds how long a scenario (and its record's End - Start)
+	// may be.
+	MaxSpan = 7 * 24 * time.Hour
+)
 
 // Names inside an output directory.
 const (
@@ -37,18 +51,20 @@ type Report struct {
 	Runs      []Run
 	Scenarios []Scenario
 
-	dirs  []string          // the directories loaded, for Write
-	files map[string]string // Location -> the base name of its timeline file
+	dirs []string // the directories loaded, for Write
 }
 
-// Counts are a report's scenarios by status.
+// Counts are a report's scenarios by status, and its errors.
 type Counts struct {
 	Total, Passed, Failed, Skipped, Undefined, Pending int
+	// Errors is how many feature files the runs could not read or parse
+	// (Report.Errors); they are not among Total.
+	Errors int
 }
 
-// Counts counts the scenarios by status.
+// Counts counts the scenarios by status, and the errors.
 func (r *Report) Counts() Counts {
-	c := Counts{Total: len(r.Scenarios)}
+	c := Counts{Total: len(r.Scenarios), Errors: len(r.Errors())}
 	for _, s := range r.Scenarios {
 		switch s.Status {
 		case StatusPassed:
@@ -66,11 +82,29 @@ func (r *Report) Counts() Counts {
 	return c
 }
 
-// OK reports whether no scenario failed. Undefined and pending scenarios
-// fail as in rehearse run, which runs godog strict; skipped ones do not.
+// OK reports whether no scenario failed and every feature file was read.
+// Undefined and pending scenarios fail as in rehearse run, which runs
+// godog strict; skipped ones do not.
 func (r *Report) OK() bool {
 	c := r.Counts()
-	return c.Failed+c.Undefined+c.Pending == 0
+	return c.Failed+c.Undefined+c.Pending+c.Errors == 0
+}
+
+// Errors are the feature files the runs could not read or parse (each
+// run's Errors, once each, in the order of the runs): their scenarios ran
+// nowhere.
+func (r *Report) Errors() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, run := range r.Runs {
+		for _, e := range run.Errors {
+			if !seen[e] {
+				seen[e] = true
+				out = append(out, e)
+			}
+		}
+	}
+	return out
 }
 
 // Duration is the scenarios' time added up: what one worker would take.
@@ -111,22 +145,11 @@ func (r *Report) Wall() time.Duration {
 // unsharded run.
 func (r *Report) Shards() int {
 	for _, run := range r.Runs {
-		if _, n, err := ParseShard(run.Shard); err == nil && n > 0 {
+		if _, n, err := ParseShard(run.Shard); err == nil {
 			return n
 		}
 	}
 	return 0
-}
-
-// ParseShard reads "I/N" (1 <= I <= N); "" is 0, 0.
-func ParseShard(s string) (i, n int, err error) {
-	if s == "" {
-		return 0, 0, nil
-	}
-	if _, err := fmt.Sscanf(s, "%d/%d", &i, &n); err != nil || fmt.Sprintf("%d/%d", i, n) != s || i < 1 || i > n {
-		return 0, 0, fmt.Errorf("shard %q is not I/N with 1 <= I <= N", s)
-	}
-	return i, n, nil
 }
 
 // dirRecords is what one directory holds.
@@ -140,15 +163,33 @@ type dirRecords struct {
 // Load reads the output directories of rehearse run: DIR/run.json and
 // DIR/timelines/*.json of each. Several directories are merged, and must
 // be the shards of one run, each present once, none crashed. Every record
-// is checked for its schema; no link is followed and no file is read past
-// MaxRecordSize.
+// is checked for its schema and its bounds (MaxSpan, MaxEvents); no link
+// is followed, no file is read past MaxRecordSize, and no more than
+// MaxLoadSize is read in all.
 func Load(dirs ...string) (*Report, error) {
+	return LoadContext(context.Background(), dirs...)
+}
+
+// LoadContext is Load that stops, with ctx's error, when ctx is done: it
+// checks between files.
+func LoadContext(ctx context.Context, dirs ...string) (*Report, error) {
 	if len(dirs) == 0 {
 		return nil, errors.New("load report: no directory given")
 	}
+	return (&loader{ctx: ctx, limit: MaxLoadSize}).load(dirs)
+}
+
+// loader reads directories within the bounds of one Load.
+type loader struct {
+	ctx   context.Context
+	limit int64 // MaxLoadSize, but in tests
+	read  int64 // bytes read so far, against limit
+}
+
+func (l *loader) load(dirs []string) (*Report, error) {
 	var recs []dirRecords
 	for _, dir := range dirs {
-		d, err := loadDir(dir)
+		d, err := l.loadDir(dir)
 		if err != nil {
 			return nil, err
 		}
@@ -157,7 +198,7 @@ func Load(dirs ...string) (*Report, error) {
 	return merge(recs)
 }
 
-func loadDir(dir string) (dirRecords, error) {
+func (l *loader) loadDir(dir string) (dirRecords, error) {
 	d := dirRecords{dir: dir}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -165,7 +206,7 @@ func loadDir(dir string) (dirRecords, error) {
 	}
 	defer root.Close()
 
-	data, err := readRecord(root, dir, RunFile)
+	data, err := l.readRecord(root, dir, RunFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -175,7 +216,7 @@ func loadDir(dir string) (dirRecords, error) {
 		if err := decodeRecord(filepath.Join(dir, RunFile), data, RunSchema, &run); err != nil {
 			return d, err
 		}
-		if _, _, err := ParseShard(run.Shard); err != nil {
+		if _, _, err := ParseShard(run.Shard); run.Shard != "" && err != nil {
 			return d, fmt.Errorf("%s: %w", filepath.Join(dir, RunFile), err)
 		}
 		d.run = &run
@@ -211,7 +252,7 @@ func loadDir(dir string) (dirRecords, error) {
 			continue // the .txt timelines beside them
 		}
 		name := filepath.Join(tdir, e.Name())
-		data, err := readRecord(root, dir, TimelinesDir+"/"+e.Name())
+		data, err := l.readRecord(root, dir, TimelinesDir+"/"+e.Name())
 		if err != nil {
 			return d, err
 		}
@@ -226,6 +267,34 @@ func loadDir(dir string) (dirRecords, error) {
 		d.files = append(d.files, e.Name())
 	}
 	return d, nil
+}
+
+// readRecord is readRecord within the loader's bounds: it stops when the
+// context is done, and when the files read add up to more than
+// MaxLoadSize.
+func (l *loader) readRecord(root *os.Root, dir, name string) ([]byte, error) {
+	if err := l.ctx.Err(); err != nil {
+		return nil, fmt.Errorf("load report: %w", err)
+	}
+	data, err := readRecord(root, dir, name)
+	if err != nil {
+		return nil, err
+	}
+	if l.read += int64(len(data)); l.read > l.limit {
+		return nil, fmt.Errorf("read %s: the records add up to more than the %s a report may read", filepath.Join(dir, filepath.FromSlash(name)), sizeText(l.limit))
+	}
+	return data, nil
+}
+
+// sizeText is n bytes in the largest whole unit: "1 GiB", "64 MiB".
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // readRecord reads one file under root without following a link,
@@ -285,12 +354,27 @@ func decodeRecord(path string, data []byte, schema string, v any) error {
 	return nil
 }
 
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "none"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
 func checkScenario(s Scenario) error {
 	switch {
 	case s.Feature == "":
 		return errors.New("no feature")
 	case s.Line < 1:
 		return fmt.Errorf("line %d", s.Line)
+	case s.Start.IsZero() != s.End.IsZero():
+		return fmt.Errorf("%s: start %s, end %s: one without the other", s.Location(), fmtTime(s.Start), fmtTime(s.End))
+	case s.End.Before(s.Start):
+		return fmt.Errorf("%s: ends (%s) before it starts (%s)", s.Location(), fmtTime(s.End), fmtTime(s.Start))
+	case s.End.Sub(s.Start) > MaxSpan:
+		return fmt.Errorf("%s: runs from %s to %s, longer than the %d days a scenario may take", s.Location(), fmtTime(s.Start), fmtTime(s.End), MaxSpan/(24*time.Hour))
+	case len(s.Events) > MaxEvents:
+		return fmt.Errorf("%s: %d events, more than the %d a record may have", s.Location(), len(s.Events), MaxEvents)
 	}
 	switch s.Status {
 	case StatusPassed, StatusFailed, StatusSkipped, StatusUndefined, StatusPending:

@@ -1,7 +1,12 @@
 package report
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rehearse/rehearse/harness/timeline"
 )
 
 // copyRun copies testdata/runs/NAME into a fresh directory named NAME, so
@@ -198,7 +205,76 @@ func TestLoadRefuses(t *testing.T) {
 			name:   "crashed shard",
 			break2: func(d2 string) { os.Remove(timeline(d2, "upgrade-19-")) },
 			want: func(d1, d2 string) []string {
-				return []string{"shard 2/2 (" + d2 + ") ran features/upgrade.feature:19 but left no timeline"}
+				return []string{"shard 2/2 (" + d2 + ") ran features/upgrade.feature:19 but left no record of it: it was interrupted, or its record was removed"}
+			},
+		},
+		{
+			name: "crashed tagged shard",
+			break1: func(d1 string) {
+				setRun("tags", "@nightly")(d1)
+			},
+			break2: func(d2 string) {
+				setRun("tags", "@nightly")(d2)
+				os.Remove(timeline(d2, "upgrade-19-"))
+			},
+			want: func(d1, d2 string) []string {
+				return []string{"shard 2/2 (" + d2 + ") ran features/upgrade.feature:19 but left no record of it"}
+			},
+		},
+		{
+			name:   "record not selected",
+			single: true,
+			break1: func(d string) {
+				p := filepath.Join(d, TimelinesDir, "stale.json")
+				data, _ := os.ReadFile(timeline(d, "rollback-8-"))
+				os.WriteFile(p, data, 0o644)
+				editJSON(t, p, func(m map[string]any) { m["line"] = 99 })
+			},
+			want: func(d, _ string) []string {
+				return []string{filepath.Join(d, TimelinesDir, "stale.json") + ": features/rollback.feature:99 is not among the scenarios run.json says this run selected: a record from an earlier run?"}
+			},
+		},
+		{
+			name: "record not selected, tagged shard",
+			break1: func(d1 string) {
+				setRun("tags", "@nightly")(d1)
+				setRun("selected", []string{"features/upgrade.feature:12"})(d1)
+			},
+			break2: setRun("tags", "@nightly"),
+			want: func(d1, d2 string) []string {
+				return []string{filepath.Join(d1, TimelinesDir), "features/rollback.feature:8 is not among the scenarios run.json says this run selected"}
+			},
+		},
+		{
+			name:   "ends before it starts",
+			single: true,
+			break1: func(d string) {
+				editJSON(t, timeline(d, "rollback-8-"), func(m map[string]any) { m["end"] = "2025-06-03T01:00:00Z" })
+			},
+			want: func(d, _ string) []string {
+				return []string{timeline(d, "rollback-8-"), "features/rollback.feature:8: ends (2025-06-03T01:00:00Z) before it starts (2025-06-03T02:02:10Z)"}
+			},
+		},
+		{
+			name:   "spans the calendar",
+			single: true,
+			break1: func(d string) {
+				editJSON(t, timeline(d, "rollback-8-"), func(m map[string]any) {
+					m["start"], m["end"] = "0001-01-01T00:00:01Z", "9999-12-31T23:59:59Z"
+				})
+			},
+			want: func(d, _ string) []string {
+				return []string{timeline(d, "rollback-8-"), "runs from 0001-01-01T00:00:01Z to 9999-12-31T23:59:59Z, longer than the 7 days a scenario may take"}
+			},
+		},
+		{
+			name:   "start without end",
+			single: true,
+			break1: func(d string) {
+				editJSON(t, timeline(d, "rollback-8-"), func(m map[string]any) { delete(m, "end") })
+			},
+			want: func(d, _ string) []string {
+				return []string{timeline(d, "rollback-8-"), "start 2025-06-03T02:02:10Z, end none: one without the other"}
 			},
 		},
 		{
@@ -209,7 +285,7 @@ func TestLoadRefuses(t *testing.T) {
 				os.Remove(timeline(d, "rollback-8-"))
 			},
 			want: func(d, _ string) []string {
-				return []string{d + " ran features/rollback.feature:8 and features/upgrade.feature:19 but left no timeline"}
+				return []string{d + " ran features/rollback.feature:8 and features/upgrade.feature:19 but left no record of them: it was interrupted, or their records were removed"}
 			},
 		},
 		{
@@ -249,7 +325,7 @@ func TestLoadRefuses(t *testing.T) {
 			name:   "bad shard",
 			break1: setRun("shard", "0/2"),
 			want: func(d1, d2 string) []string {
-				return []string{run(d1), `shard "0/2" is not I/N`}
+				return []string{run(d1), `shard "0/2": want I/N with 1 <= I <= N`}
 			},
 		},
 		{
@@ -386,8 +462,8 @@ func TestLoadRefuses(t *testing.T) {
 	}
 }
 
-// TestLoadTagFilteredShard: a run with a tag filter may select scenarios
-// the filter then leaves out; their missing timelines are no crash.
+// TestLoadTagFilteredShard: a run's selection is what it ran, tags
+// applied, so tagged shards whose records match it load.
 func TestLoadTagFilteredShard(t *testing.T) {
 	d1, d2 := copyRun(t, "shard-1"), copyRun(t, "shard-2")
 	for _, d := range []string{d1, d2} {
@@ -396,6 +472,15 @@ func TestLoadTagFilteredShard(t *testing.T) {
 	if err := os.Remove(filepath.Join(d2, TimelinesDir, "rollback-15-Rollback-with-an-undefined-step.json")); err != nil {
 		t.Fatal(err)
 	}
+	editJSON(t, filepath.Join(d2, RunFile), func(m map[string]any) {
+		var keep []any
+		for _, loc := range m["selected"].([]any) {
+			if loc != "features/rollback.feature:15" {
+				keep = append(keep, loc)
+			}
+		}
+		m["selected"] = keep
+	})
 	r, err := Load(d1, d2)
 	if err != nil {
 		t.Fatal(err)
@@ -405,18 +490,113 @@ func TestLoadTagFilteredShard(t *testing.T) {
 	}
 }
 
+// TestLoadHostileTimesNoHang: a record from year 1 to 9999 is refused
+// quickly, and the HTML of such a scenario (built without Load) is
+// written: neither loops forever. The timeout only guards the test run.
+func TestLoadHostileTimesNoHang(t *testing.T) {
+	d := copyRun(t, "single")
+	p := filepath.Join(d, TimelinesDir, "rollback-8-Rollback-restores-data-config.json")
+	editJSON(t, p, func(m map[string]any) { m["start"], m["end"] = "0001-01-01T00:00:01Z", "9999-12-31T23:59:59Z" })
+	var s Scenario
+	data, _ := os.ReadFile(p)
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 2)
+	go func() {
+		_, err := Load(d)
+		done <- err
+	}()
+	go func() {
+		var b strings.Builder
+		done <- HTML(&b, []Scenario{s}, HTMLOptions{})
+	}()
+	for i := 0; i < 2; i++ {
+		select {
+		case err := <-done:
+			if err != nil && !strings.Contains(err.Error(), "longer than the 7 days") {
+				t.Errorf("unexpected error: %v", err)
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatal("Load or HTML of a record spanning years did not return")
+		}
+	}
+	if _, err := Load(d); err == nil {
+		t.Error("Load accepted a record spanning 10,000 years")
+	}
+}
+
+func TestTicksBounded(t *testing.T) {
+	for _, total := range []time.Duration{time.Millisecond, 90 * time.Second, MaxSpan, 1<<63 - 1} {
+		got := ticks(total)
+		if len(got) < 1 || len(got) > maxTicks+1 {
+			t.Errorf("ticks(%v): %d ticks", total, len(got))
+		}
+		if got[0].X != "0.0000%" {
+			t.Errorf("ticks(%v) start at %s", total, got[0].X)
+		}
+	}
+	if got := ticks(90 * time.Second); len(got) != 10 || got[9].Label != "1m30s" {
+		t.Errorf("ticks(90s): %+v", got)
+	}
+}
+
+func TestCheckScenarioEvents(t *testing.T) {
+	s := Scenario{Schema: Schema, Feature: "f.feature", Line: 1, Status: StatusPassed, Events: make([]timeline.Event, MaxEvents+1)}
+	if err := checkScenario(s); err == nil || !strings.Contains(err.Error(), "200001 events, more than the 200000 a record may have") {
+		t.Errorf("too many events: %v", err)
+	}
+	s.Events = s.Events[:MaxEvents]
+	if err := checkScenario(s); err != nil {
+		t.Errorf("%d events: %v", MaxEvents, err)
+	}
+}
+
+func TestLoadBounds(t *testing.T) {
+	d := copyRun(t, "single")
+	l := &loader{ctx: context.Background(), limit: 1 << 10}
+	if _, err := l.load([]string{d}); err == nil || !strings.Contains(err.Error(), "the records add up to more than the 1024 bytes a report may read") {
+		t.Errorf("past the byte budget: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := LoadContext(ctx, d); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v, want context.Canceled", err)
+	}
+}
+
 func TestParseShard(t *testing.T) {
 	for _, tt := range []struct {
 		in   string
 		i, n int
 		ok   bool
 	}{
-		{"", 0, 0, true}, {"1/1", 1, 1, true}, {"3/12", 3, 12, true},
-		{"0/2", 0, 0, false}, {"3/2", 0, 0, false}, {"1/2x", 0, 0, false}, {"01/2", 0, 0, false}, {"1", 0, 0, false}, {"-1/2", 0, 0, false},
+		{"1/1", 1, 1, true}, {"3/12", 3, 12, true}, {"999999999/999999999", 999999999, 999999999, true},
+		{"", 0, 0, false}, {"0/2", 0, 0, false}, {"3/2", 0, 0, false}, {"1/2x", 0, 0, false}, {"01/2", 0, 0, false},
+		{"1/02", 0, 0, false}, {"1", 0, 0, false}, {"-1/2", 0, 0, false}, {"+1/2", 0, 0, false}, {" 1/2", 0, 0, false},
+		{"1/ 2", 0, 0, false}, {"1/2/3", 0, 0, false}, {"/2", 0, 0, false}, {"1/", 0, 0, false}, {"1/0", 0, 0, false},
+		{"1/9999999999", 0, 0, false}, {"１/2", 0, 0, false},
 	} {
 		i, n, err := ParseShard(tt.in)
 		if (err == nil) != tt.ok || i != tt.i || n != tt.n {
 			t.Errorf("ParseShard(%q) = %d, %d, %v", tt.in, i, n, err)
 		}
+		if want := fmt.Sprintf("shard %q: want I/N with 1 <= I <= N", tt.in); err != nil && err.Error() != want {
+			t.Errorf("ParseShard(%q): %v, want %q", tt.in, err, want)
+		}
+	}
+}
+
+func TestDigest(t *testing.T) {
+	keys := []string{"b.feature:3", "a.feature:12", "a.feature:2"}
+	sum := sha256.Sum256([]byte("a.feature:12\na.feature:2\nb.feature:3"))
+	if got, want := Digest(keys), hex.EncodeToString(sum[:]); got != want {
+		t.Errorf("Digest = %s, want %s", got, want)
+	}
+	if keys[0] != "b.feature:3" {
+		t.Errorf("Digest sorted its argument: %q", keys)
+	}
+	if Digest([]string{"a:1", "b:2"}) == Digest([]string{"a:1"}) {
+		t.Error("different sets, same digest")
 	}
 }

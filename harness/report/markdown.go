@@ -47,7 +47,11 @@ func Markdown(w io.Writer, r *Report) error {
 			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.word))
 		}
 	}
-	fmt.Fprintf(&b, "## %s rehearse: %s of %d %s\n\n", mark, strings.Join(parts, ", "), c.Total, plural(c.Total, "scenario"))
+	fmt.Fprintf(&b, "## %s rehearse: %s of %d %s", mark, strings.Join(parts, ", "), c.Total, plural(c.Total, "scenario"))
+	if c.Errors > 0 {
+		fmt.Fprintf(&b, "; %d feature %s not read", c.Errors, plural(c.Errors, "file"))
+	}
+	b.WriteString("\n\n")
 	facts := []string{"wall time " + human(r.Wall()), "scenario time " + human(r.Duration())}
 	if n := r.Shards(); n > 0 {
 		facts = append(facts, fmt.Sprintf("%d %s", n, plural(n, "shard")))
@@ -56,6 +60,15 @@ func Markdown(w io.Writer, r *Report) error {
 		facts = append(facts, "tags "+code(tags))
 	}
 	b.WriteString(strings.Join(facts, " · ") + "\n\n")
+
+	if errs := r.Errors(); len(errs) > 0 {
+		fmt.Fprintf(&b, "### ❌ %d feature %s could not be read\n\n", len(errs), plural(len(errs), "file"))
+		b.WriteString("Their scenarios ran nowhere.\n\n")
+		for _, e := range errs {
+			b.WriteString("- " + cell(e) + "\n")
+		}
+		b.WriteString("\n")
+	}
 
 	var bad []Scenario
 	for _, s := range r.Scenarios {
@@ -92,11 +105,10 @@ func Markdown(w io.Writer, r *Report) error {
 	return err
 }
 
-// AppendStepSummary appends Markdown to the file $GITHUB_STEP_SUMMARY
-// names, as GitHub Actions shows under a job; it does nothing when that is
-// not set.
-func AppendStepSummary(r *Report) error {
-	path := os.Getenv("GITHUB_STEP_SUMMARY")
+// AppendStepSummaryTo appends the Markdown summary to the file at path,
+// creating it, as GitHub Actions shows $GITHUB_STEP_SUMMARY under a job;
+// it does nothing when path is "".
+func AppendStepSummaryTo(path string, r *Report) error {
 	if path == "" {
 		return nil
 	}

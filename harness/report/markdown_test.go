@@ -97,14 +97,48 @@ func TestMarkdownCells(t *testing.T) {
 	}
 }
 
+// TestMarkdownFeatureFileErrors: feature files the runs could not read
+// are listed before the tables, and make the report red.
+func TestMarkdownFeatureFileErrors(t *testing.T) {
+	r := loadTest(t, "shard-1", "shard-2")
+	r.Runs[0].Errors = []string{"features/broken.feature:3: expected a step | got <Whn>"}
+	r.Runs[1].Errors = []string{"features/broken.feature:3: expected a step | got <Whn>", "features/gone.feature: permission denied"}
+	if c := r.Counts(); c.Errors != 2 {
+		t.Errorf("counts %+v, want 2 errors", c)
+	}
+	md := markdownOf(t, r)
+	section := "### ❌ 2 feature files could not be read\n\nTheir scenarios ran nowhere.\n\n" +
+		"- features/broken.feature:3: expected a step \\| got &lt;Whn&gt;\n" +
+		"- features/gone.feature: permission denied\n\n"
+	i := strings.Index(md, section)
+	if i < 0 {
+		t.Fatalf("no errors section:\n%s", md)
+	}
+	if j := strings.Index(md, "### Did not pass"); j < i {
+		t.Errorf("the errors section is not before the tables:\n%s", md)
+	}
+	if !strings.HasPrefix(md, "## ❌ rehearse: 2 passed, 1 failed, 1 undefined of 4 scenarios; 2 feature files not read\n") {
+		t.Errorf("heading:\n%s", md)
+	}
+
+	// Errors alone make a report red.
+	ok := &Report{Runs: []Run{{Schema: RunSchema, Errors: []string{"features/x.feature: bad"}}}}
+	if ok.OK() {
+		t.Error("OK with a feature file not read")
+	}
+	if md := markdownOf(t, ok); !strings.HasPrefix(md, "## ❌") {
+		t.Errorf("heading of a report with errors only:\n%s", md)
+	}
+}
+
 func TestAppendStepSummary(t *testing.T) {
 	r := loadTest(t, "single")
 	path := filepath.Join(t.TempDir(), "step_summary")
 	if err := os.WriteFile(path, []byte("# earlier step\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("GITHUB_STEP_SUMMARY", path)
-	if err := AppendStepSummary(r); err != nil {
+	t.Setenv("GITHUB_STEP_SUMMARY", filepath.Join(t.TempDir(), "not this one"))
+	if err := AppendStepSummaryTo(path, r); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(path)
@@ -114,9 +148,11 @@ func TestAppendStepSummary(t *testing.T) {
 	if want := "# earlier step\n" + markdownOf(t, r); string(got) != want {
 		t.Errorf("step summary:\n%s\nwant\n%s", got, want)
 	}
+	if _, err := os.Stat(os.Getenv("GITHUB_STEP_SUMMARY")); err == nil {
+		t.Error("AppendStepSummaryTo wrote to $GITHUB_STEP_SUMMARY, not the path given")
+	}
 
-	t.Setenv("GITHUB_STEP_SUMMARY", "")
-	if err := AppendStepSummary(r); err != nil {
-		t.Errorf("unset: %v", err)
+	if err := AppendStepSummaryTo("", r); err != nil {
+		t.Errorf("no path: %v", err)
 	}
 }

@@ -12,7 +12,7 @@ import (
 // make the merged report lie: a scenario twice, a shard twice or missing,
 // shards of different runs, a run that left scenarios without a record.
 func merge(recs []dirRecords) (*Report, error) {
-	r := &Report{files: map[string]string{}}
+	r := &Report{}
 	seen := map[string]string{} // Location -> its file
 	for _, d := range recs {
 		r.dirs = append(r.dirs, d.dir)
@@ -22,7 +22,6 @@ func merge(recs []dirRecords) (*Report, error) {
 				return nil, fmt.Errorf("merge: %s is in both %s and %s", s.Location(), prev, file)
 			}
 			seen[s.Location()] = file
-			r.files[s.Location()] = d.files[i]
 			r.Scenarios = append(r.Scenarios, s)
 		}
 	}
@@ -119,16 +118,25 @@ func checkShards(recs []dirRecords) error {
 	return nil
 }
 
-// checkComplete: a run given scenarios that left no record of some
-// crashed, or was killed. With a tag filter the selection may name
-// scenarios the filter then left out, so it cannot be checked.
+// checkComplete holds a directory's records to its run.json, both ways
+// (the selection is what ran, tags applied): a selected scenario without
+// a record was interrupted, or its record removed; a record of a scenario
+// not selected is left from an earlier run.
 func checkComplete(d dirRecords) error {
-	if d.run == nil || d.run.Tags != "" {
+	if d.run == nil {
 		return nil
 	}
+	selected := map[string]bool{}
+	for _, loc := range d.run.Selected {
+		selected[loc] = true
+	}
 	have := map[string]bool{}
-	for _, s := range d.scenarios {
+	for i, s := range d.scenarios {
 		have[s.Location()] = true
+		if !selected[s.Location()] {
+			return fmt.Errorf("load report: %s: %s is not among the scenarios %s says this run selected: a record from an earlier run?",
+				filepath.Join(d.dir, TimelinesDir, d.files[i]), s.Location(), RunFile)
+		}
 	}
 	var missing []string
 	for _, loc := range d.run.Selected {
@@ -143,10 +151,14 @@ func checkComplete(d dirRecords) error {
 	if d.run.Shard != "" {
 		who = "shard " + d.run.Shard + " (" + d.dir + ")"
 	}
+	what, whose := "it", "its record was"
+	if len(missing) > 1 {
+		what, whose = "them", "their records were"
+	}
 	if len(missing) > maxNamedInErr {
 		missing = append(missing[:maxNamedInErr], strconv.Itoa(len(missing)-maxNamedInErr)+" more")
 	}
-	return fmt.Errorf("load report: %s ran %s but left no timeline: it crashed or was stopped", who, joinAnd(missing))
+	return fmt.Errorf("load report: %s ran %s but left no record of %s: it was interrupted, or %s removed", who, joinAnd(missing), what, whose)
 }
 
 // joinAnd joins "a", "b and c".

@@ -28,7 +28,7 @@ const (
 
 // Scenario is everything one scenario left behind: where it is, how it
 // ended, its steps, and its timeline. It is written as
-// out/timelines/<feature>-<line>-<name>.json.
+// out/timelines/RecordName(feature, line, name).json.
 type Scenario struct {
 	Schema      string    `json:"schema"`       // Schema
 	Feature     string    `json:"feature"`      // the feature file, slash-separated, as given to rehearse run

@@ -2,46 +2,10 @@ package report
 
 import (
 	"fmt"
-	"io"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
-
-	"github.com/rehearse/rehearse/harness/timeline"
 )
-
-// writeEvents writes events one a line, times relative to the first, in
-// the layout of timeline.Timeline.WriteText (the .txt timelines).
-func writeEvents(w io.Writer, events []timeline.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	events = append([]timeline.Event(nil), events...)
-	sort.SliceStable(events, func(i, j int) bool { return events[i].Start.Before(events[j].Start) })
-	t0 := events[0].Start
-	for _, e := range events {
-		line := fmt.Sprintf("%8.3fs %7.3fs  %-11s %-12s %s", e.Start.Sub(t0).Seconds(), e.Duration().Seconds(), e.Kind, e.Actor, e.Name)
-		if len(e.Fields) > 0 {
-			keys := make([]string, 0, len(e.Fields))
-			for k := range e.Fields {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			var kv []string
-			for _, k := range keys {
-				kv = append(kv, k+"="+e.Fields[k])
-			}
-			line += "  " + strings.Join(kv, " ")
-		}
-		if e.Err != "" {
-			line += "  error: " + strings.ReplaceAll(e.Err, "\n", " ")
-		}
-		if _, err := fmt.Fprintln(w, line); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // ansi matches terminal escape sequences (colours, cursor moves) that
 // container logs carry.
@@ -66,6 +30,50 @@ func clean(s string) string {
 		}
 		return r
 	}, strings.ToValidUTF8(s, "\uFFFD"))
+}
+
+// cleanScenario is s with clean run over every text it holds (its error,
+// log tails, output, steps and events), for a view that shows them; s
+// itself is left as it is.
+func cleanScenario(s Scenario) Scenario {
+	s.Name, s.FeatureName, s.Feature = clean(s.Name), clean(s.FeatureName), clean(s.Feature)
+	s.Error, s.Output, s.Kept, s.Reproduce = clean(s.Error), clean(s.Output), clean(s.Kept), clean(s.Reproduce)
+	s.RunID, s.Shard = clean(s.RunID), clean(s.Shard)
+	s.Tags = cleanAll(s.Tags)
+	s.Logs = slices.Clone(s.Logs)
+	for i, l := range s.Logs {
+		s.Logs[i] = LogTail{Service: clean(l.Service), Text: clean(l.Text)}
+	}
+	s.Steps = slices.Clone(s.Steps)
+	for i := range s.Steps {
+		st := &s.Steps[i]
+		st.Keyword, st.Text, st.Error = clean(st.Keyword), clean(st.Text), clean(st.Error)
+	}
+	s.Events = slices.Clone(s.Events)
+	for i := range s.Events {
+		e := &s.Events[i]
+		e.Kind, e.Actor, e.Name, e.Err = clean(e.Kind), clean(e.Actor), clean(e.Name), clean(e.Err)
+		if e.Fields != nil {
+			fields := make(map[string]string, len(e.Fields))
+			for k, v := range e.Fields {
+				fields[clean(k)] = clean(v)
+			}
+			e.Fields = fields
+		}
+	}
+	return s
+}
+
+// cleanAll is clean over each of ss, in a new slice.
+func cleanAll(ss []string) []string {
+	if ss == nil {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = clean(s)
+	}
+	return out
 }
 
 // firstLine is the first non-empty line of s.

@@ -2,22 +2,15 @@ package report
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
-	"sync/atomic"
-	"time"
 )
 
 // The report formats Write renders.
@@ -35,6 +28,20 @@ type WriteOption func(*writeOptions) error
 
 type writeOptions struct {
 	formats []string
+	ctx     context.Context
+}
+
+// WithContext makes Write stop, with ctx's error, when ctx is done: it
+// checks before rendering each report and before writing each file, so
+// every file is whole, but some may not be written.
+func WithContext(ctx context.Context) WriteOption {
+	return func(o *writeOptions) error {
+		if ctx == nil {
+			return errors.New("nil context")
+		}
+		o.ctx = ctx
+		return nil
+	}
 }
 
 // WithFormats names the report files Write renders (FormatHTML,
@@ -74,7 +81,7 @@ type outFile struct {
 // Everything is rendered before the first file is written, and each file
 // is written to a temporary name and renamed into place.
 func Write(outDir string, r *Report, opts ...WriteOption) error {
-	o := writeOptions{formats: Formats}
+	o := writeOptions{formats: Formats, ctx: context.Background()}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return fmt.Errorf("write report: %w", err)
@@ -87,6 +94,11 @@ func Write(outDir string, r *Report, opts ...WriteOption) error {
 	if inPlace && len(r.dirs) > 1 {
 		return fmt.Errorf("write report: %s is one of the directories being merged: write the merged report to a new directory", outDir)
 	}
+	if !inPlace {
+		if err := checkNested(outDir, r.dirs); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+	}
 
 	var files []outFile
 	if !inPlace {
@@ -97,6 +109,9 @@ func Write(outDir string, r *Report, opts ...WriteOption) error {
 		files = append(files, records...)
 	}
 	for _, f := range o.formats {
+		if err := o.ctx.Err(); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
 		var b bytes.Buffer
 		var name string
 		switch f {
@@ -130,7 +145,10 @@ func Write(outDir string, r *Report, opts ...WriteOption) error {
 		}
 	}
 	for _, f := range files {
-		if err := writeAtomic(root, f.name, f.data); err != nil {
+		if err := o.ctx.Err(); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+		if err := writeAtomic(root, f.name, f.data, 0o644); err != nil {
 			return fmt.Errorf("write report: %s: %w", filepath.Join(outDir, filepath.FromSlash(f.name)), err)
 		}
 	}
@@ -158,13 +176,72 @@ func isInput(dir string, inputs []string) (bool, error) {
 	return false, nil
 }
 
+// checkNested refuses an output directory inside an input directory or
+// holding one, links resolved: the report would be written among the
+// records it reads (or, loaded again, read its own output as input).
+func checkNested(outDir string, inputs []string) error {
+	out, err := resolve(outDir)
+	if err != nil {
+		return err
+	}
+	for _, in := range inputs {
+		rin, err := resolve(in)
+		if err != nil {
+			return err
+		}
+		switch {
+		case within(out, rin):
+			return fmt.Errorf("%s is inside %s, a directory being read: write the report to a directory of its own", outDir, in)
+		case within(rin, out):
+			return fmt.Errorf("%s holds %s, a directory being read: write the report to a directory of its own", outDir, in)
+		}
+	}
+	return nil
+}
+
+// resolve is path made absolute with the links of its longest existing
+// part resolved; the rest, which does not exist yet, is joined as given.
+func resolve(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for p := abs; ; {
+		real, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			slices.Reverse(rest)
+			return filepath.Join(append([]string{real}, rest...)...), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return abs, nil
+		}
+		rest = append(rest, filepath.Base(p))
+		p = parent
+	}
+}
+
+// within reports whether path is dir or under it (both clean and absolute).
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
 // recordFiles renders the records: one timeline per scenario, the merged
 // run, the merged cucumber JSON.
 func recordFiles(r *Report) ([]outFile, error) {
 	var files []outFile
-	names := map[string]bool{}
+	names := map[string]string{} // file name -> Location
 	for _, s := range r.Scenarios {
-		name := uniqueName(names, timelineName(r, s))
+		name := RecordName(s.Feature, s.Line, s.Name) + timelineExt
+		if prev, ok := names[name]; ok {
+			return nil, fmt.Errorf("%s and %s would both be written as %s/%s", prev, s.Location(), TimelinesDir, name)
+		}
+		names[name] = s.Location()
 		data, err := json.MarshalIndent(s, "", "  ")
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Location(), err)
@@ -188,29 +265,6 @@ func recordFiles(r *Report) ([]outFile, error) {
 	return files, nil
 }
 
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
-
-// timelineName is the scenario's timeline file name where it was loaded
-// from, else FEATURE-LINE-NAME.json as rehearse run names it.
-func timelineName(r *Report, s Scenario) string {
-	if name, ok := r.files[s.Location()]; ok {
-		return name
-	}
-	base := strings.TrimSuffix(filepath.Base(filepath.FromSlash(s.Feature)), ".feature")
-	return fmt.Sprintf("%s-%d-%s%s", base, s.Line, strings.Trim(unsafeName.ReplaceAllString(s.Name, "-"), "-"), timelineExt)
-}
-
-// uniqueName keeps two scenarios (same file name and line in two feature
-// directories) from overwriting each other.
-func uniqueName(taken map[string]bool, name string) string {
-	stem := strings.TrimSuffix(name, timelineExt)
-	for i := 2; taken[name]; i++ {
-		name = stem + "." + strconv.Itoa(i) + timelineExt
-	}
-	taken[name] = true
-	return name
-}
-
 // mergeRuns is one run for several: no shard, every scenario selected,
 // from the first start to the last end. The shards' digest, total and
 // tags carry over; runs of different scenario sets (several unsharded
@@ -221,7 +275,7 @@ func mergeRuns(runs []Run) Run {
 		return runs[0]
 	}
 	m := Run{Schema: RunSchema, Digest: runs[0].Digest, Total: runs[0].Total, Tags: runs[0].Tags, Args: runs[0].Args}
-	seen := map[string]bool{}
+	seen, seenErr := map[string]bool{}, map[string]bool{}
 	sameDigest, sameTags := true, true
 	var tags []string
 	for _, run := range runs {
@@ -229,6 +283,12 @@ func mergeRuns(runs []Run) Run {
 			if !seen[loc] {
 				seen[loc] = true
 				m.Selected = append(m.Selected, loc)
+			}
+		}
+		for _, e := range run.Errors {
+			if !seenErr[e] {
+				seenErr[e] = true
+				m.Errors = append(m.Errors, e)
 			}
 		}
 		if !run.Start.IsZero() && (m.Start.IsZero() || run.Start.Before(m.Start)) {
@@ -244,7 +304,7 @@ func mergeRuns(runs []Run) Run {
 		}
 	}
 	if !sameDigest {
-		m.Digest, m.Total = digest(m.Selected), len(m.Selected)
+		m.Digest, m.Total = Digest(m.Selected), len(m.Selected)
 	}
 	if !sameTags {
 		// Any filter means the selection cannot be checked against the
@@ -255,14 +315,6 @@ func mergeRuns(runs []Run) Run {
 		m.Selected = []string{}
 	}
 	return m
-}
-
-// digest is the sha256 of the sorted locations, newline-joined.
-func digest(locs []string) string {
-	sorted := slices.Clone(locs)
-	sort.Strings(sorted)
-	sum := sha256.Sum256([]byte(strings.Join(sorted, "\n")))
-	return hex.EncodeToString(sum[:])
 }
 
 // checkTimelinesDir refuses an output directory whose timelines/ holds
@@ -300,26 +352,4 @@ func checkTimelinesDir(root *os.Root, outDir string, files []outFile) error {
 		}
 	}
 	return nil
-}
-
-var tmpSeq atomic.Int64
-
-// writeAtomic writes data to a temporary file beside name and renames it
-// into place, so a reader never sees half a file.
-func writeAtomic(root *os.Root, name string, data []byte) error {
-	dir, base := filepath.Split(filepath.FromSlash(name))
-	tmp := filepath.Join(dir, fmt.Sprintf(".%s.%d-%d-%d.tmp", base, os.Getpid(), time.Now().UnixNano(), tmpSeq.Add(1)))
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, bytes.NewReader(data))
-	err = errors.Join(err, f.Close())
-	if err == nil {
-		err = root.Rename(tmp, filepath.FromSlash(name))
-	}
-	if err != nil {
-		root.Remove(tmp)
-	}
-	return err
 }

@@ -34,10 +34,10 @@ func listFiles(t *testing.T, dir string) []string {
 
 var mergedFiles = []string{
 	"rehearse.json", "rehearse.xml", "report.html", "run.json", "summary.md",
-	"timelines/rollback-15-Rollback-with-an-undefined-step.json",
-	"timelines/rollback-8-Rollback-restores-data-config.json",
-	"timelines/upgrade-12-The-rehearsed-package-upgrades-with-invoicing-up.json",
-	"timelines/upgrade-19-The-package-as-shipped-breaks-invoicing.json",
+	"timelines/features-rollback.feature-15-Rollback-with-an-undefined-step.json",
+	"timelines/features-rollback.feature-8-Rollback-restores-data-config.json",
+	"timelines/features-upgrade.feature-12-The-rehearsed-package-upgrades-with-invoicing-up.json",
+	"timelines/features-upgrade.feature-19-The-package-as-shipped-breaks-invoicing.json",
 }
 
 func TestWriteMerged(t *testing.T) {
@@ -189,6 +189,58 @@ func TestWriteRefuses(t *testing.T) {
 			want: []string{"shard-2 is one of the directories being merged"},
 		},
 		{
+			name: "merging into a directory inside an input",
+			setup: func(t *testing.T) (string, *Report) {
+				d1, d2 := copyRun(t, "shard-1"), copyRun(t, "shard-2")
+				r, err := Load(d1, d2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return filepath.Join(d1, "timelines"), r
+			},
+			want: []string{filepath.Join("shard-1", "timelines") + " is inside ", "shard-1, a directory being read"},
+		},
+		{
+			name: "a new directory inside the one input",
+			setup: func(t *testing.T) (string, *Report) {
+				d := copyRun(t, "single")
+				r, err := Load(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return filepath.Join(d, "report", "new"), r
+			},
+			want: []string{filepath.Join("single", "report", "new") + " is inside "},
+		},
+		{
+			name: "inside an input through a link",
+			setup: func(t *testing.T) (string, *Report) {
+				d1, d2 := copyRun(t, "shard-1"), copyRun(t, "shard-2")
+				link := filepath.Join(t.TempDir(), "link")
+				if err := os.Symlink(d1, link); err != nil {
+					t.Fatal(err)
+				}
+				r, err := Load(d1, d2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return filepath.Join(link, "merged"), r
+			},
+			want: []string{filepath.Join("link", "merged") + " is inside "},
+		},
+		{
+			name: "holding an input",
+			setup: func(t *testing.T) (string, *Report) {
+				d1, d2 := copyRun(t, "shard-1"), copyRun(t, "shard-2")
+				r, err := Load(d1, d2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return filepath.Dir(d1), r
+			},
+			want: []string{"holds ", "shard-1, a directory being read"},
+		},
+		{
 			name: "stale timelines in the output",
 			setup: func(t *testing.T) (string, *Report) {
 				out := copyRun(t, "single")
@@ -254,6 +306,34 @@ func TestWriteRefuses(t *testing.T) {
 				t.Errorf("output gone: %v", statErr)
 			}
 		})
+	}
+}
+
+// TestWriteMergedErrors: the merged run.json keeps every shard's errors,
+// once each, so the merged report is as red as its shards.
+func TestWriteMergedErrors(t *testing.T) {
+	d1, d2 := copyRun(t, "shard-1"), copyRun(t, "shard-2")
+	editJSON(t, filepath.Join(d1, RunFile), func(m map[string]any) {
+		m["errors"] = []string{"features/a.feature: bad", "features/b.feature:2: worse"}
+	})
+	editJSON(t, filepath.Join(d2, RunFile), func(m map[string]any) { m["errors"] = []string{"features/b.feature:2: worse"} })
+	r, err := Load(d1, d2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "merged")
+	if err := Write(out, r, WithFormats(FormatJUnit)); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"features/a.feature: bad", "features/b.feature:2: worse"}; !slices.Equal(back.Errors(), want) || len(back.Runs) != 1 || !slices.Equal(back.Runs[0].Errors, want) {
+		t.Errorf("merged errors %q (runs %+v), want %q", back.Errors(), back.Runs, want)
+	}
+	if back.OK() || back.Counts().Errors != 2 {
+		t.Errorf("merged report OK %v, counts %+v", back.OK(), back.Counts())
 	}
 }
 

@@ -6,6 +6,7 @@ package timeline
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -110,10 +111,18 @@ func (t *Timeline) Filter(kind string) []Event {
 // WriteText writes the timeline as one line per event, times relative to
 // the first event.
 func (t *Timeline) WriteText(w io.Writer) error {
-	events := t.Events()
+	return WriteEvents(w, t.Events())
+}
+
+// WriteEvents writes events as WriteText does: one line per event ordered
+// by start time (events starting together keep their order), times
+// relative to the first. It does not modify events.
+func WriteEvents(w io.Writer, events []Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	events = slices.Clone(events)
+	sort.SliceStable(events, func(i, j int) bool { return events[i].Start.Before(events[j].Start) })
 	t0 := events[0].Start
 	for _, e := range events {
 		line := fmt.Sprintf("%8.3fs %7.3fs  %-11s %-12s %s", e.Start.Sub(t0).Seconds(), e.Duration().Seconds(), e.Kind, e.Actor, e.Name)

@@ -44,6 +44,33 @@ func TestSpansAndMarks(t *testing.T) {
 	}
 }
 
+func TestWriteEvents(t *testing.T) {
+	t0 := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	events := []Event{
+		{Seq: 1, Kind: KindLog, Actor: "db", Name: "late", Start: t0.Add(3 * time.Second), End: t0.Add(3 * time.Second)},
+		{Seq: 2, Kind: KindCommand, Actor: "app", Name: "first", Start: t0, End: t0.Add(time.Second), Err: "exit 1\nmore",
+			Fields: map[string]string{"b": "2", "a": "1"}},
+		{Seq: 3, Kind: KindLog, Actor: "db", Name: "also first", Start: t0, End: t0},
+	}
+	var b strings.Builder
+	if err := WriteEvents(&b, events); err != nil {
+		t.Fatal(err)
+	}
+	want := "   0.000s   1.000s  command     app          first  a=1 b=2  error: exit 1 more\n" +
+		"   0.000s   0.000s  log         db           also first\n" +
+		"   3.000s   0.000s  log         db           late\n"
+	if b.String() != want {
+		t.Errorf("text:\n%q\nwant\n%q", b.String(), want)
+	}
+	if events[0].Name != "late" {
+		t.Error("WriteEvents reordered its argument")
+	}
+	b.Reset()
+	if err := WriteEvents(&b, nil); err != nil || b.Len() != 0 {
+		t.Errorf("no events: %q, %v", b.String(), err)
+	}
+}
+
 func TestConcurrentAppends(t *testing.T) {
 	tl := New()
 	var wg sync.WaitGroup

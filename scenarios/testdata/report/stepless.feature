@@ -1,0 +1,7 @@
+Feature: A scenario without steps
+
+  @todo
+  Scenario: Nothing written yet
+
+  Scenario: A step that needs nothing
+    Given the package may be applied unsigned
