@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ import (
 	"github.com/rehearse/rehearse/harness/fault"
 	"github.com/rehearse/rehearse/harness/gateway"
 	"github.com/rehearse/rehearse/harness/image"
+	"github.com/rehearse/rehearse/harness/snapshot"
 	"github.com/rehearse/rehearse/internal/progress"
 )
 
@@ -21,6 +23,7 @@ func newImages() *cobra.Command {
 		file     string
 		profiles []string
 		verbose  bool
+		jobs     int
 	)
 	cmd := &cobra.Command{
 		Use:   "images -f FILE",
@@ -28,17 +31,33 @@ func newImages() *cobra.Command {
 		Long: `Make every image a compose file's services run exist locally, and the
 harness's own (the port gateway, the network fault helper, the toxiproxy
 server, the Debian base of the snapshot copy helpers), so that no scenario
-builds one. Images that do not need each other are made concurrently.
+builds one. Images that do not need each other are made concurrently, at
+most --jobs engine builds at once.
 
 Progress goes to stderr: one spinner per image on a terminal, otherwise a
-status line at least every 10 s. At the end: each image, its own build
-time, and the wall time against the sum of the builds.`,
+status line at least every 10 s. At the end: each image and its own time
+(the time its work ran, waits left out), and the wall time against the
+sum of those own times. Images built side by side share the machine, so
+that sum is more than the same images built one at a time would take.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
 				return usageError{errors.New("images: -f FILE is required")}
 			}
+			if jobs < 1 {
+				return usageError{fmt.Errorf("images: --jobs %d: want at least 1", jobs)}
+			}
 			start := time.Now()
+			// The board shows at once, while the plan is read and the
+			// harness's images found (go list may download a module).
+			board := progress.NewBoard("images")
+			var stop func()
+			if verbose { // build output on stderr: lines between it, no bars
+				stop = progress.Lines(cmd.ErrOrStderr(), board)
+			} else {
+				stop = progress.Show(cmd.ErrOrStderr(), board)
+			}
+			defer stop()
 			plan, err := loadPlan(cmd.Context(), file, profiles)
 			if err != nil {
 				return err
@@ -48,8 +67,7 @@ time, and the wall time against the sum of the builds.`,
 				return err
 			}
 			defer cli.Close()
-			board := progress.NewBoard("images")
-			opts := []image.Option{image.WithProgress(board)}
+			opts := []image.Option{image.WithProgress(board), image.WithBuildSlots(jobs)}
 			if verbose {
 				opts = append(opts, image.WithLog(cmd.ErrOrStderr()))
 			}
@@ -62,24 +80,28 @@ time, and the wall time against the sum of the builds.`,
 				return err
 			}
 			specs := append(plan.Images(), harness...)
-			if _, err := b.Plan(specs...); err != nil {
+			nodes, err := b.Plan(specs...)
+			if err != nil {
 				return err
-			}
-			var stop func()
-			if verbose { // build output on stderr: lines between it, no bars
-				stop = progress.Lines(cmd.ErrOrStderr(), board)
-			} else {
-				stop = progress.Show(cmd.ErrOrStderr(), board)
 			}
 			_, err = b.Ensure(cmd.Context(), specs...)
 			stop()
-			writeImagesSummary(cmd.OutOrStdout(), b.Made(), time.Since(start))
+			failed := 0
+			for _, s := range board.Snapshot() {
+				if s.Status == progress.Failed {
+					failed++
+				}
+			}
+			interrupted := cmd.Context().Err() != nil || errors.Is(err, context.Canceled)
+			writeImagesSummary(cmd.OutOrStdout(), imagesSummary{made: b.Made(), planned: len(nodes),
+				failed: failed, wall: time.Since(start), err: err, interrupted: interrupted})
 			return err
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "compose file")
 	cmd.Flags().StringSliceVar(&profiles, "profile", nil, "compose profiles to activate")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "stream build output to stderr")
+	cmd.Flags().IntVar(&jobs, "jobs", image.DefaultBuildSlots, "engine builds (and Debian bootstraps) at once")
 	return cmd
 }
 
@@ -96,17 +118,30 @@ func harnessImages(ctx context.Context) ([]image.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	specs := []image.Spec{{Ref: image.DebianBase, Origin: "rehearse snapshot copy helper"}, gw}
+	specs := append(snapshot.ImageSpecs(), gw)
 	return append(specs, faults...), nil
 }
 
+// imagesSummary is what rehearse images did.
+type imagesSummary struct {
+	made        []image.Result // ready, in the order they were
+	planned     int            // images of the graph
+	failed      int            // images whose own work failed
+	wall        time.Duration
+	err         error // Ensure's
+	interrupted bool  // by ctrl-C (its context ended)
+}
+
 // writeImagesSummary lists each image made, with its own time when it
-// was built, and the wall time against the sum of the builds: "built 7
-// images in 3m12s (sum of the builds 5m40s)".
-func writeImagesSummary(w io.Writer, made []image.Result, wall time.Duration) {
+// was built, and ends with one line: the wall time against the sum of
+// the builds' own times, "built 7 of 9 images in 3m12s (their own times
+// add up to 5m40s while building side by side)"; or, when not every
+// image was made, how many were not: "6 of 9 images ready, 1 failed, 2
+// not made".
+func writeImagesSummary(w io.Writer, s imagesSummary) {
 	var built int
 	var sum time.Duration
-	for _, r := range made {
+	for _, r := range s.made {
 		took := ""
 		if r.Action == image.Built {
 			built++
@@ -115,10 +150,27 @@ func writeImagesSummary(w io.Writer, made []image.Result, wall time.Duration) {
 		}
 		fmt.Fprintf(w, "%-8s %-40s %.19s %s\n", r.Action, r.Ref, r.ID, took)
 	}
-	switch built {
-	case 0:
-		fmt.Fprintf(w, "all %d images ready in %s, none built\n", len(made), progress.Duration(wall))
+	wall := progress.Duration(s.wall)
+	switch {
+	case s.err != nil:
+		parts := []string{fmt.Sprintf("%d of %d images ready", len(s.made), s.planned)}
+		if s.failed > 0 {
+			parts = append(parts, fmt.Sprintf("%d failed", s.failed))
+		}
+		if notMade := s.planned - len(s.made) - s.failed; notMade > 0 {
+			parts = append(parts, fmt.Sprintf("%d not made", notMade))
+		}
+		line := strings.Join(parts, ", ")
+		if s.interrupted {
+			line += ": interrupted"
+		}
+		fmt.Fprintf(w, "%s (after %s)\n", line, wall)
+	case built == 0:
+		fmt.Fprintf(w, "all %d images ready in %s, none built\n", len(s.made), wall)
+	case built == 1:
+		fmt.Fprintf(w, "built 1 of %d images in %s (its own time %s)\n", len(s.made), wall, progress.Duration(sum))
 	default:
-		fmt.Fprintf(w, "built %d of %d images in %s (sum of the builds %s)\n", built, len(made), progress.Duration(wall), progress.Duration(sum))
+		fmt.Fprintf(w, "built %d of %d images in %s (their own times add up to %s while building side by side)\n",
+			built, len(s.made), wall, progress.Duration(sum))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -64,6 +65,8 @@ type startOptions struct {
 	cli           *client.Client
 	log           io.Writer
 	imageOpts     []image.Option
+	imageLines    io.Writer // WithImageProgress
+	imageLinesSet bool
 	startTimeout  time.Duration
 	keepOnFailure bool
 	sweep         bool
@@ -89,12 +92,41 @@ func WithClient(cli *client.Client) StartOption {
 }
 
 // WithProgress writes one line per step of the start (image built, service
-// started, healthy) to w. Default: nothing is written.
+// started, healthy) to w, and, unless WithImageProgress says otherwise,
+// the progress of images that take long to make. Default: nothing is
+// written.
 func WithProgress(w io.Writer) StartOption {
 	return func(o *startOptions) error {
 		o.log = w
 		return nil
 	}
+}
+
+// WithImageProgress writes the progress of the images the environment's
+// builder makes (at Start, and later for fault and snapshot helpers) to
+// w: plain lines once making has taken a few seconds, then at least
+// every 10 s, and one when it ends (image.WithProgressLines); making
+// that ends sooner, every image cached, writes nothing. Default: the
+// WithProgress writer; nil: none.
+func WithImageProgress(w io.Writer) StartOption {
+	return func(o *startOptions) error {
+		o.imageLines, o.imageLinesSet = w, true
+		return nil
+	}
+}
+
+// builderOptions are the image builder's options: WithImageOptions's,
+// and progress lines (WithImageProgress).
+func (o startOptions) builderOptions() []image.Option {
+	lines := o.log
+	if o.imageLinesSet {
+		lines = o.imageLines
+	}
+	opts := slices.Clip(o.imageOpts)
+	if lines != nil && lines != io.Discard {
+		opts = append(opts, image.WithProgressLines(lines))
+	}
+	return opts
 }
 
 // WithImageOptions passes options to the image builder. Default: none.
@@ -186,7 +218,7 @@ func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, 
 	} else if exists {
 		return fail(fmt.Errorf("run %s already exists; choose another id or remove it (rehearse down --run-id %s)", o.runID, o.runID))
 	}
-	builder, err := image.NewBuilder(e.cli, o.imageOpts...)
+	builder, err := image.NewBuilder(e.cli, o.builderOptions()...)
 	if err != nil {
 		return fail(err)
 	}

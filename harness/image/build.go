@@ -43,7 +43,10 @@ func (b *Builder) build(ctx context.Context, n *Node, deps []Result, t *progress
 		}
 	}
 	if len(rename) > 0 {
-		dockerfile = rewriteFrom(dockerfile, rename)
+		var err error
+		if dockerfile, err = n.renameBases(rename); err != nil {
+			return Result{}, err
+		}
 	}
 	if n.files != nil {
 		v, err, _ := b.flight.Do("fs\x00"+ref, func() (any, error) {
@@ -100,7 +103,7 @@ func (b *Builder) buildDir(ctx context.Context, ref string, bd Build, dockerfile
 		Dockerfile:  dfName,
 		BuildArgs:   args,
 		Target:      bd.Target,
-		Labels:      map[string]string{InputsLabel: digest},
+		Labels:      b.labels(digest),
 		NoCache:     b.opts.noCache,
 		Remove:      true,
 		ForceRemove: true,

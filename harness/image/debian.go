@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/moby/moby/client"
@@ -58,8 +59,12 @@ func (b *Builder) debian(ctx context.Context, ref string) error {
 		return err
 	}
 	defer f.Close()
+	changes := []string{`CMD ["bash"]`, "LABEL " + InputsLabel + "=mmdebstrap-" + debianSuite}
+	if b.opts.prefix != "" {
+		changes = append(changes, "LABEL "+benchLabel+"="+strconv.Quote(b.opts.prefix))
+	}
 	resp, err := b.cli.ImageImport(ctx, client.ImageImportSource{Source: f, SourceName: "-"}, ref, client.ImageImportOptions{
-		Changes: []string{`CMD ["bash"]`, "LABEL " + InputsLabel + "=mmdebstrap-" + debianSuite},
+		Changes: changes,
 	})
 	if err != nil {
 		return fmt.Errorf("import %s: %w", ref, err)

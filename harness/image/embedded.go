@@ -25,11 +25,14 @@ import (
 // image, found cached here afterwards.
 //
 // Unlike Ensure, every call asks the engine again, so an image made by an
-// earlier call is reported as cached.
+// earlier call is reported as cached. Each call has a task of its own:
+// the board's for ref while that is unfinished and no other call drives
+// it, otherwise one the board does not show.
 func (b *Builder) EnsureFS(ctx context.Context, ref, origin string, files fs.FS) (Result, error) {
 	if ref == "" {
 		return Result{}, fmt.Errorf("%s: image: empty ref", origin)
 	}
+	defer b.call()()
 	nodes, err := Graph(Spec{Ref: ref, Files: files, Origin: origin})
 	if err != nil {
 		return Result{}, err
@@ -38,18 +41,10 @@ func (b *Builder) EnsureFS(ctx context.Context, ref, origin string, files fs.FS)
 	for i := range nodes {
 		byKey[nodes[i].Key()] = &nodes[i]
 	}
-	top := byKey[ref]
-	t := b.task(top)
-	if t == nil {
-		t = (*progress.Board)(nil).Add(ref)
-	}
-	r, err := b.make1(ctx, byKey, top, t) // the bases once per Builder; the image itself each call
+	r, err := b.makeNode(ctx, byKey, byKey[ref]) // the bases once per Builder; the image itself each call
 	if err != nil {
-		t.Fail(err)
 		return Result{}, fmt.Errorf("%s: image %s: %w", origin, ref, err)
 	}
-	r.Took = t.Finish(string(r.Action))
-	b.record(r)
 	return r, nil
 }
 
@@ -79,7 +74,7 @@ func (b *Builder) buildFS(ctx context.Context, ref string, files fs.FS, dockerfi
 	resp, err := b.cli.ImageBuild(ctx, bytes.NewReader(buildContext), client.ImageBuildOptions{
 		Tags:        []string{ref},
 		Dockerfile:  "Dockerfile",
-		Labels:      map[string]string{InputsLabel: digest},
+		Labels:      b.labels(digest),
 		NoCache:     b.opts.noCache,
 		Remove:      true,
 		ForceRemove: true,

@@ -9,13 +9,18 @@ import (
 // WithPrivateCold makes a builder for the cold build benchmark: every
 // image it makes, the Debian base included (bootstrapped again), is tagged
 // under prefix, and nothing is reused: no inputs label, no engine build
-// cache (NoCache). The shared refs are never touched.
+// cache (NoCache). The shared refs are never touched. Every image it
+// makes carries BenchLabel=prefix.
 func WithPrivateCold(prefix string) Option {
 	return func(o *options) error {
 		o.prefix, o.noCache = prefix, true
 		return nil
 	}
 }
+
+// BenchLabel marks every image a WithPrivateCold builder makes; its value
+// is the builder's prefix.
+const BenchLabel = benchLabel
 
 // WithSerial makes a builder make one image at a time: each image's Took
 // is then its time alone, and their sum the time of single builds.

@@ -111,7 +111,7 @@ func (b *Builder) packGo(ctx context.Context, ref, base string, bins []GoBinary,
 	for k, v := range cfg.Labels {
 		labels[k] = v
 	}
-	labels[InputsLabel] = digest
+	maps.Copy(labels, b.labels(digest))
 	cfg.Labels = labels
 	if img, err = mutate.Config(img, cfg); err != nil {
 		return Result{}, err

@@ -3,6 +3,7 @@ package image
 import (
 	"fmt"
 	"io/fs"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -72,13 +73,18 @@ func Graph(specs ...Spec) ([]Node, error) {
 	}
 	var nodes []Node
 	index := map[string]int{}
-	add := func(n Node) {
-		if _, ok := index[n.Key()]; !ok {
+	add := func(n Node) error {
+		i, ok := index[n.Key()]
+		switch {
+		case !ok:
 			index[n.Key()] = len(nodes)
 			nodes = append(nodes, n)
+		case !nodes[i].same(n):
+			return fmt.Errorf("%s makes %s too, differently: one ref, two builds", nodes[i].Origin, n.Ref)
 		}
+		return nil
 	}
-	existing := func(ref, origin string) { add(Node{Ref: ref, Kind: Existing, Origin: origin}) }
+	existing := func(ref, origin string) { add(Node{Ref: ref, Kind: Existing, Origin: origin}) } // the same each time
 	dockerfileNode := func(s Spec, ref string) error {
 		n := Node{Ref: ref, Kind: Dockerfile, Origin: s.Origin, build: s.Build, files: s.Files}
 		var args map[string]string
@@ -110,8 +116,7 @@ func Graph(specs ...Spec) ([]Node, error) {
 			}
 			n.Needs = append(n.Needs, need(base))
 		}
-		add(n)
-		return nil
+		return add(n)
 	}
 	for _, s := range specs {
 		fail := func(err error) ([]Node, error) {
@@ -144,7 +149,9 @@ func Graph(specs ...Spec) ([]Node, error) {
 			} else if !made[base] {
 				existing(base, s.Origin)
 			}
-			add(Node{Ref: s.Ref, Kind: GoPack, Origin: s.Origin, Needs: []string{need(base)}, gobins: s.Go})
+			if err := add(Node{Ref: s.Ref, Kind: GoPack, Origin: s.Origin, Needs: []string{need(base)}, gobins: s.Go}); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	return sortGraph(nodes, index)
@@ -214,6 +221,36 @@ func rewriteFrom(dockerfile string, rename map[string]string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// renameBases is n's Dockerfile with its bases renamed (rewriteFrom),
+// checked by parsing it again as Graph did: a base still named as before
+// (a FROM the rewrite missed, such as one built from an ARG) would build
+// on the shared image instead of the builder's own.
+func (n Node) renameBases(rename map[string]string) (string, error) {
+	dockerfile := rewriteFrom(n.dockerfile, rename)
+	var args map[string]string
+	var target string
+	if n.build != nil {
+		args, target = n.build.Args, n.build.Target
+	}
+	bases, err := baseImages(dockerfile, args, target)
+	if err != nil {
+		return "", fmt.Errorf("%s, its FROM lines renamed: %w", n.dockerfileName(), err)
+	}
+	for _, base := range bases {
+		if to, ok := rename[base]; ok {
+			return "", fmt.Errorf("%s: FROM %s could not be renamed to %s (only a FROM naming the image itself can be)", n.dockerfileName(), base, to)
+		}
+	}
+	return dockerfile, nil
+}
+
+// same reports whether two nodes of one key make the image the same way.
+func (n Node) same(o Node) bool {
+	return n.Kind == o.Kind && n.dockerfile == o.dockerfile && slices.Equal(n.Needs, o.Needs) &&
+		reflect.DeepEqual(n.build, o.build) && reflect.DeepEqual(n.files, o.files) &&
+		slices.Equal(n.gobins, o.gobins)
 }
 
 // needsOf is the refs of what n needs, for people.

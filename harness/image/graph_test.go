@@ -39,6 +39,8 @@ func TestGraph(t *testing.T) {
 		{Ref: "w/helper:1", Origin: "helper", Files: dockerfileFS("FROM debian:bookworm-slim\nCOPY run.sh /\n")},
 		{Ref: DebianBase, Origin: "copy helper"},
 		{Ref: "w/helper:1", Origin: "helper again"}, // an image another spec makes: not a node of its own
+		// the same image made the same way by another service: one node
+		{Ref: "w/helper:1", Origin: "helper twin", Files: dockerfileFS("FROM debian:bookworm-slim\nCOPY run.sh /\n")},
 	}
 	nodes, err := Graph(specs...)
 	if err != nil {
@@ -80,6 +82,14 @@ func TestGraphErrors(t *testing.T) {
 		{"no dockerfile", []Spec{{Ref: "w/d:1", Origin: "services.d", Files: fstest.MapFS{}}},
 			"services.d: image w/d:1: build context: open Dockerfile"},
 		{"empty ref", []Spec{{Origin: "services.e"}}, "services.e: image : empty ref"},
+		{"one ref, two builds", []Spec{
+			{Ref: "w/f:1", Origin: "services.f", Files: dockerfileFS("FROM debian:bookworm-slim\n")},
+			{Ref: "w/f:1", Origin: "services.g", Files: dockerfileFS("FROM debian:bookworm-slim\nRUN true\n")},
+		}, "services.g: image w/f:1: services.f makes w/f:1 too, differently: one ref, two builds"},
+		{"one ref, two Go programs", []Spec{
+			{Ref: "w/h:1", Origin: "services.h", Base: DebianBase, Go: []GoBinary{{Main: "/x", Path: "/bin/x"}}},
+			{Ref: "w/h:1", Origin: "services.i", Base: DebianBase, Go: []GoBinary{{Main: "/y", Path: "/bin/x"}}},
+		}, "services.i: image w/h:1: services.h makes w/h:1 too, differently"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,6 +121,8 @@ type fakeEngine struct {
 	most        int
 	started     chan string
 	release     chan struct{}
+	// fail: the tags whose build fails at once
+	fail map[string]bool
 }
 
 func newFakeEngine() *fakeEngine {
@@ -150,6 +162,11 @@ func (f *fakeEngine) ImageBuild(ctx context.Context, body io.Reader, opts client
 		}
 	}
 	f.mu.Lock()
+	if f.fail[opts.Tags[0]] {
+		f.mu.Unlock()
+		out := `{"stream":"Step 1/2 : FROM debian:bookworm-slim\n"}{"error":"apt-get failed"}`
+		return client.ImageBuildResult{Body: io.NopCloser(strings.NewReader(out))}, nil
+	}
 	f.active++
 	f.most = max(f.most, f.active)
 	f.noCache = append(f.noCache, opts.NoCache)
@@ -285,4 +302,270 @@ func TestPrivateBuilder(t *testing.T) {
 	if _, ok := f.labels["w/a:1"]; ok {
 		t.Error("a private builder tagged the shared ref")
 	}
+	if got := f.labels["p/w/a:1"][benchLabel]; got != "p/" {
+		t.Errorf("private image label %s=%q, want p/", benchLabel, got)
+	}
+}
+
+// A private builder refuses a Dockerfile whose base it cannot rename (a
+// FROM by ARG): it would build on the shared image.
+func TestPrivateBuilderRefusesUnrenamedBase(t *testing.T) {
+	f := newFakeEngine()
+	f.labels["p/"+DebianBase] = map[string]string{}
+	f.release <- struct{}{} // a build it should not start ends at once
+	b, err := NewBuilder(f, func(o *options) error { o.prefix, o.noCache = "p/", true; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := Spec{Ref: "w/a:1", Origin: "services.a", Files: dockerfileFS("ARG BASE=debian:bookworm-slim\nFROM $BASE\nCOPY run.sh /\n")}
+	_, err = b.Ensure(context.Background(), spec)
+	if err == nil || !strings.Contains(err.Error(), "services.a: image w/a:1: Dockerfile (built in): FROM debian:bookworm-slim could not be renamed to p/debian:bookworm-slim") {
+		t.Errorf("err = %v", err)
+	}
+	if len(f.dockerfiles) != 0 {
+		t.Errorf("built anyway: %q", f.dockerfiles)
+	}
+}
+
+func filesSpecs(names ...string) []Spec {
+	var specs []Spec
+	for _, name := range names {
+		specs = append(specs, Spec{Ref: "w/" + name + ":1", Origin: "services." + name,
+			Files: dockerfileFS("FROM debian:bookworm-slim\nCOPY run.sh /" + name + "\n")})
+	}
+	return specs
+}
+
+// An image's own time leaves out its wait for a build slot.
+func TestTookLeavesOutSlotWait(t *testing.T) {
+	f := newFakeEngine()
+	var mu sync.Mutex
+	now := time.Date(2025, 5, 20, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	board := progress.NewBoardClock("images", clock)
+	b, err := NewBuilder(f, WithProgress(board), WithBuildSlots(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var rs []Result
+	go func() {
+		var err error
+		rs, err = b.Ensure(context.Background(), filesSpecs("a", "b")...)
+		done <- err
+	}()
+	first := <-f.started
+	waitFor(t, board, func(s progress.State) bool { return s.Status == progress.Waiting && s.Phase == "for a build slot" })
+	mu.Lock()
+	now = now.Add(time.Minute) // the second waits a minute for the slot
+	mu.Unlock()
+	f.release <- struct{}{}
+	<-f.started
+	f.release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		want := time.Duration(0) // the clock stood still while it ran
+		if r.Ref == first {
+			want = time.Minute // the first ran while the clock moved
+		}
+		if r.Took != want {
+			t.Errorf("%s took %v, want %v", r.Ref, r.Took, want)
+		}
+	}
+}
+
+// waitFor waits until a task of board is in a state ok accepts (a minute
+// at most: a guard against hanging, not a measure of time).
+func waitFor(t *testing.T, board *progress.Board, ok func(progress.State) bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		for _, s := range board.Snapshot() {
+			if ok(s) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no such task: %s", board.Line())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Concurrent EnsureFS calls for one image, with no board, each keep a
+// task of their own (run with -race).
+func TestEnsureFSConcurrent(t *testing.T) {
+	f := newFakeEngine()
+	for range 2 {
+		f.release <- struct{}{}
+	}
+	b, err := NewBuilder(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := dockerfileFS("FROM debian:bookworm-slim\nCOPY run.sh /\n")
+	var wg sync.WaitGroup
+	results := make([]Result, 2)
+	errs := make([]error, 2)
+	for i := range 2 {
+		wg.Go(func() { results[i], errs[i] = b.EnsureFS(context.Background(), "w/a:1", "helper", files) })
+	}
+	wg.Wait()
+	for i := range 2 {
+		if errs[i] != nil || results[i].Ref != "w/a:1" || (results[i].Action != Built && results[i].Action != Cached) {
+			t.Errorf("call %d: %+v, %v", i, results[i], errs[i])
+		}
+	}
+}
+
+// With a board, a later EnsureFS call of an image the board shows done
+// is not shown again: the board keeps one task per image.
+func TestEnsureFSBoardTaskOnce(t *testing.T) {
+	f := newFakeEngine()
+	f.release <- struct{}{}
+	board := progress.NewBoard("images")
+	b, err := NewBuilder(f, WithProgress(board))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := dockerfileFS("FROM debian:bookworm-slim\nCOPY run.sh /\n")
+	for i, want := range []Action{Built, Cached} {
+		r, err := b.EnsureFS(context.Background(), "w/a:1", "helper", files)
+		if err != nil || r.Action != want {
+			t.Fatalf("call %d: %+v, %v; want %s", i, r, err, want)
+		}
+	}
+	if got := board.Line(); got != "images: 2/2 done" {
+		t.Errorf("board %q, want the base and the image once", got)
+	}
+	for _, s := range board.Snapshot() {
+		if s.Name == "w/a:1" && s.Note != "built" {
+			t.Errorf("the image's task %+v, want built by the first call", s)
+		}
+	}
+}
+
+// A failed build fails its task; the images it stopped, and the ones on
+// it, are not made, and say why.
+func TestEnsureFailureStopsTheOthers(t *testing.T) {
+	f := newFakeEngine()
+	f.fail = map[string]bool{"w/bad:1": true}
+	board := progress.NewBoard("images")
+	b, err := NewBuilder(f, WithProgress(board), WithBuildSlots(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := append(filesSpecs("a", "bad"), Spec{Ref: "w/on-bad:1", Origin: "services.c", Files: dockerfileFS("FROM w/bad:1\n")})
+	_, err = b.Ensure(context.Background(), specs...)
+	if !errors.Is(err, ErrBuild) || !strings.Contains(err.Error(), "apt-get failed") {
+		t.Fatalf("err = %v, want the failed build's", err)
+	}
+	got := map[string]string{}
+	for _, s := range board.Snapshot() {
+		got[s.Name] = s.Text()
+	}
+	want := map[string]string{
+		DebianBase:   "present",
+		"w/a:1":      "not made: another image failed",
+		"w/bad:1":    "failed: build failed: apt-get failed",
+		"w/on-bad:1": "not made: base image w/bad:1 not made",
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s: %q, want %q", name, got[name], w)
+		}
+	}
+}
+
+// An interrupt (the context cancelled, as by ctrl-C) is no build failure:
+// the images being made are not made, "interrupted".
+func TestEnsureInterrupted(t *testing.T) {
+	f := newFakeEngine()
+	board := progress.NewBoard("images")
+	b, err := NewBuilder(f, WithProgress(board))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.Ensure(ctx, filesSpecs("a", "b")...)
+		done <- err
+	}()
+	<-f.started
+	<-f.started
+	cancel()
+	err = <-done
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrBuild) {
+		t.Errorf("err = %v, want an interruption, not a build failure", err)
+	}
+	if got := board.Line(); got != "images: 3/3 done (2 not made)" {
+		t.Errorf("board %q", got)
+	}
+	for _, s := range board.Snapshot()[1:] {
+		if s.Text() != "not made: interrupted" {
+			t.Errorf("%s: %q", s.Name, s.Text())
+		}
+	}
+}
+
+// WithProgressLines writes the board's line while making takes long,
+// and nothing for a quick call.
+func TestProgressLines(t *testing.T) {
+	f := newFakeEngine()
+	var buf lockedBuffer
+	b, err := NewBuilder(f, WithProgressLines(&buf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.Ensure(context.Background(), filesSpecs("a")...)
+		done <- err
+	}()
+	<-f.started
+	deadline := time.Now().Add(time.Minute) // a guard against hanging
+	for !strings.Contains(buf.String(), "images: 1/2 done, building w/a:1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress line while building:\n%s", buf.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f.release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(buf.String(), "images: 2/2 done\n") {
+		t.Errorf("no last line:\n%s", buf.String())
+	}
+	before := buf.String()
+	if _, err := b.Ensure(context.Background(), filesSpecs("a")...); err != nil {
+		t.Fatal(err)
+	}
+	if after := buf.String(); after != before {
+		t.Errorf("a quick call wrote %q", strings.TrimPrefix(after, before))
+	}
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -9,7 +9,8 @@
 // first, the Dockerfile builds FROM it, the Go programs packed on top.
 // Images that do not need each other are made concurrently, with at most
 // two engine builds (apt-heavy) at once (WithBuildSlots). WithProgress
-// shows each image on a progress board while it is made.
+// shows each image on a progress board while it is made; WithProgressLines
+// writes plain lines of it while making takes long.
 package image
 
 import (
@@ -76,8 +77,10 @@ type Result struct {
 	Ref    string
 	ID     string
 	Action Action
-	// Took is the image's own time: from when its work began, after the
-	// images it needs were made and a build slot was free, to its end.
+	// Took is the image's own time: the sum of the times its work ran
+	// (checking, building, packing), not counting its waits for the
+	// images it needs or for a build slot. Images made side by side share
+	// the machine, so each takes longer than it would alone.
 	Took time.Duration
 }
 
@@ -96,6 +99,7 @@ type options struct {
 	log    io.Writer
 	goTool string
 	board  *progress.Board
+	lines  io.Writer // WithProgressLines
 	slots  int
 	// For the cold build benchmark (export_test.go): tag every image this
 	// builder makes, and the Debian base, under prefix; skip the inputs
@@ -132,6 +136,19 @@ func WithProgress(board *progress.Board) Option {
 	}
 }
 
+// WithProgressLines writes plain lines of the builder's progress board
+// (WithProgress's, or one of its own) to w while its Ensure and EnsureFS
+// calls make images for longer than progress.QuietFor: a line then, at
+// least every progress.Every after it, and one when the calls end
+// (progress.Quiet). Calls that end sooner, every image cached, write
+// nothing. For a log other lines share, such as an environment's.
+func WithProgressLines(w io.Writer) Option {
+	return func(o *options) error {
+		o.lines = w
+		return nil
+	}
+}
+
 // DefaultBuildSlots is how many engine builds and Debian bootstraps run at
 // once by default. They are apt-heavy (downloads, dpkg, fsync); two keep
 // a two-core machine busy without thrashing it.
@@ -159,8 +176,14 @@ type Builder struct {
 	serial chan struct{}      // one image at a time, when opts.serial
 	mu     sync.Mutex
 	done   map[string]Result         // by node key
-	tasks  map[string]*progress.Task // by node key
-	made   []Result
+	tasks  map[string]*progress.Task // by node key: the task the board shows
+	// claimed: the node keys whose board task a call is driving now.
+	claimed map[string]bool
+	made    []Result
+	// calls is how many Ensure and EnsureFS calls run; stopLines stops
+	// their progress lines (WithProgressLines) when the last ends.
+	calls     int
+	stopLines func()
 }
 
 // NewBuilder returns a Builder on the given engine client.
@@ -171,18 +194,43 @@ func NewBuilder(cli Client, opts ...Option) (*Builder, error) {
 			return nil, err
 		}
 	}
+	if o.lines != nil && o.board == nil {
+		o.board = progress.NewBoard("images")
+	}
 	b := &Builder{cli: cli, opts: o, done: map[string]Result{}, tasks: map[string]*progress.Task{},
-		heavy: make(chan struct{}, o.slots)}
+		claimed: map[string]bool{}, heavy: make(chan struct{}, o.slots)}
 	if o.serial {
 		b.serial = make(chan struct{}, 1)
 	}
 	return b, nil
 }
 
+// call counts an Ensure or EnsureFS call while it runs, and writes
+// progress lines (WithProgressLines) while any does.
+func (b *Builder) call() (end func()) {
+	if b.opts.lines == nil {
+		return func() {}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.calls == 0 {
+		b.stopLines = progress.Quiet(b.opts.lines, b.opts.board)
+	}
+	b.calls++
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.calls--; b.calls == 0 {
+			b.stopLines() // its goroutine takes no lock of the builder's
+		}
+	}
+}
+
 // Ensure makes every spec's image exist locally, and what they need first
 // (Graph). Independent images are made concurrently; the results are in
-// spec order.
+// spec order. The first failure stops the others' work.
 func (b *Builder) Ensure(ctx context.Context, specs ...Spec) ([]Result, error) {
+	defer b.call()()
 	nodes, err := b.Plan(specs...)
 	if err != nil {
 		return nil, err
@@ -192,26 +240,55 @@ func (b *Builder) Ensure(ctx context.Context, specs ...Spec) ([]Result, error) {
 		byKey[nodes[i].Key()] = &nodes[i]
 	}
 	results := make([]Result, len(specs))
-	g, gctx := errgroup.WithContext(ctx)
-	for i, s := range specs {
+	err = each(ctx, len(specs), func(ctx context.Context, i int) error {
+		s := specs[i]
 		key := s.Ref
 		if _, ok := byKey[key]; !ok {
 			key = existingKey(s.Ref)
 		}
-		g.Go(func() error {
-			r, err := b.make(gctx, byKey, key)
-			if err != nil {
-				return fmt.Errorf("%s: image %s: %w", s.Origin, s.Ref, err)
-			}
-			results[i] = r
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+		r, err := b.make(ctx, byKey, key)
+		if err != nil {
+			return fmt.Errorf("%s: image %s: %w", s.Origin, s.Ref, err)
+		}
+		results[i] = r
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return results, nil
 }
+
+// errStopped ends the context of the work that each stops.
+var errStopped = errors.New("another image failed")
+
+// each runs f for 0..n-1 concurrently and returns the first error; that
+// error stops the others: their context ends, with errStopped as its
+// cause.
+func each(ctx context.Context, n int, f func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var g errgroup.Group
+	for i := range n {
+		g.Go(func() error {
+			err := f(ctx, i)
+			if err != nil {
+				cancel(errStopped)
+			}
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// baseNotMade is the error of an image whose base was not made.
+type baseNotMade struct {
+	ref string
+	err error
+}
+
+func (e *baseNotMade) Error() string { return "base image " + e.ref + ": " + e.err.Error() }
+func (e *baseNotMade) Unwrap() error { return e.err }
 
 // Plan is the graph of specs (Graph), with each of its images that this
 // builder has not made yet put on the progress board, so that the board
@@ -222,7 +299,7 @@ func (b *Builder) Plan(specs ...Spec) ([]Node, error) {
 		return nil, err
 	}
 	for i := range nodes {
-		b.task(&nodes[i])
+		b.plan(&nodes[i])
 	}
 	return nodes, nil
 }
@@ -235,40 +312,88 @@ func (b *Builder) Made() []Result {
 	return append([]Result(nil), b.made...)
 }
 
-// task is n's task on the board, added the first time n is seen.
-func (b *Builder) task(n *Node) *progress.Task {
+// plan puts n's task on the board the first time n is seen (an image made
+// by an earlier call is not shown again).
+func (b *Builder) plan(n *Node) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if _, ok := b.tasks[n.Key()]; !ok {
+		b.tasks[n.Key()] = b.opts.board.Add(n.Ref)
+	}
+}
+
+// claim is the task of one call that makes n: n's task on the board
+// (added the first time n is seen) while it is unfinished and no other
+// call drives it; otherwise a fresh task of its own, which keeps the
+// call's time and shows nothing. release ends the claim.
+func (b *Builder) claim(n *Node) (t *progress.Task, release func()) {
 	key := n.Key()
-	if t, ok := b.tasks[key]; ok {
-		return t
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, ok := b.tasks[key]
+	if !ok {
+		t = b.opts.board.Add(n.Ref)
+		b.tasks[key] = t
 	}
-	if _, ok := b.done[key]; ok {
-		return nil // made by an earlier Ensure: not shown again
+	if b.claimed[key] || t.Ended() {
+		return (*progress.Board)(nil).Add(n.Ref), func() {}
 	}
-	t := b.opts.board.Add(n.Ref)
-	b.tasks[key] = t
-	return t
+	b.claimed[key] = true
+	return t, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		delete(b.claimed, key)
+	}
 }
 
 // make makes the node key after what it needs, once per Builder, sharing
 // the result with concurrent callers.
 func (b *Builder) make(ctx context.Context, nodes map[string]*Node, key string) (Result, error) {
 	return b.once(key, func() (Result, error) {
-		n := nodes[key]
-		t := b.task(n)
-		if t == nil {
-			t = (*progress.Board)(nil).Add(n.Ref) // keeps the time, shows nothing
-		}
-		r, err := b.make1(ctx, nodes, n, t)
-		if err != nil {
-			t.Fail(err)
-			return Result{}, err
-		}
+		return b.makeNode(ctx, nodes, nodes[key])
+	})
+}
+
+// makeNode makes n after what it needs, keeping its task up to date, and
+// records the result. An image whose work was stopped (its context
+// ended) or whose base was not made is not made, which is no failure of
+// its own: its task says so, and its error is not a build's.
+func (b *Builder) makeNode(ctx context.Context, nodes map[string]*Node, n *Node) (Result, error) {
+	t, release := b.claim(n)
+	defer release()
+	r, err := b.make1(ctx, nodes, n, t)
+	if err == nil {
 		r.Took = t.Finish(string(r.Action))
 		b.record(r)
 		return r, nil
-	})
+	}
+	var base *baseNotMade
+	stopped := ctx.Err() != nil
+	switch {
+	case stopped && !errors.Is(context.Cause(ctx), errStopped): // interrupted, timed out
+	case errors.As(err, &base):
+		t.Cancel("base image " + base.ref + " not made")
+		return Result{}, err
+	case !stopped:
+		t.Fail(err)
+		return Result{}, err
+	}
+	why := stopReason(ctx)
+	t.Cancel(why)
+	return Result{}, fmt.Errorf("not made: %s (%w)", why, ctx.Err())
+}
+
+// stopReason says why ctx ended: another image failed (each), a timeout,
+// or an interrupt (ctrl-C).
+func stopReason(ctx context.Context) string {
+	switch {
+	case errors.Is(context.Cause(ctx), errStopped):
+		return errStopped.Error()
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return "timed out"
+	default:
+		return "interrupted"
+	}
 }
 
 func (b *Builder) record(r Result) {
@@ -281,18 +406,16 @@ func (b *Builder) make1(ctx context.Context, nodes map[string]*Node, n *Node, t 
 	deps := make([]Result, len(n.Needs))
 	if len(n.Needs) > 0 {
 		t.Wait("for " + strings.Join(n.needsOf(nodes), ", "))
-		g, gctx := errgroup.WithContext(ctx)
-		for i, k := range n.Needs {
-			g.Go(func() error {
-				r, err := b.make(gctx, nodes, k)
-				if err != nil {
-					return fmt.Errorf("base image %s: %w", nodes[k].Ref, err)
-				}
-				deps[i] = r
-				return nil
-			})
-		}
-		if err := g.Wait(); err != nil {
+		err := each(ctx, len(n.Needs), func(ctx context.Context, i int) error {
+			k := n.Needs[i]
+			r, err := b.make(ctx, nodes, k)
+			if err != nil {
+				return &baseNotMade{ref: nodes[k].Ref, err: err}
+			}
+			deps[i] = r
+			return nil
+		})
+		if err != nil {
 			return Result{}, err
 		}
 	}
@@ -351,6 +474,20 @@ func (b *Builder) once(key string, make func() (Result, error)) (Result, error) 
 		return Result{}, err
 	}
 	return v.(Result), nil
+}
+
+// benchLabel marks every image a private cold builder (the benchmark's)
+// makes, with its prefix as the value, so that what it leaves behind
+// can be found and removed.
+const benchLabel = "rehearse.bench"
+
+// labels are the labels of an image made from inputs of the given digest.
+func (b *Builder) labels(digest string) map[string]string {
+	l := map[string]string{InputsLabel: digest}
+	if b.opts.prefix != "" {
+		l[benchLabel] = b.opts.prefix
+	}
+	return l
 }
 
 // engineRef is the tag an image of the graph gets in the engine: its ref,

@@ -83,8 +83,15 @@ func restoreEnsureHelper(ctx context.Context, e *env.Environment) error {
 	if b == nil {
 		return fmt.Errorf("copy helper image %s: the environment has no image builder", restoreHelperImage)
 	}
-	_, err := b.Ensure(ctx, image.Spec{Ref: restoreHelperImage, Origin: "snapshot copy helper"})
+	_, err := b.Ensure(ctx, ImageSpecs()...)
 	return err
+}
+
+// ImageSpecs are the images snapshots run (the copy helpers' base) as
+// image.Specs, so that Builder.Ensure makes them along with other images
+// (rehearse images does) instead of the first restore.
+func ImageSpecs() []image.Spec {
+	return []image.Spec{{Ref: restoreHelperImage, Origin: "rehearse snapshot copy helper"}}
 }
 
 // restoreVolumeRoot is where a copy helper mounts the volume that holds a

@@ -2,7 +2,9 @@ package progress
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -83,6 +85,91 @@ func TestTaskTimeStartsAtRun(t *testing.T) {
 	}
 }
 
+// A task's own time is the sum of the times it ran: a wait between two
+// runs (for a build slot) pauses its clock.
+func TestTaskTimeIsItsRunningTime(t *testing.T) {
+	b, c := newTestBoard()
+	task := b.Add("x")
+	task.Run("checking")
+	c.advance(3 * time.Second)
+	task.Wait("for a build slot")
+	c.advance(time.Minute)
+	if got := b.Snapshot()[0].Elapsed; got != 3*time.Second {
+		t.Errorf("own time while waiting %v, want 3s", got)
+	}
+	task.Run("building")
+	c.advance(2 * time.Second)
+	if got := b.Snapshot()[0].Elapsed; got != 5*time.Second {
+		t.Errorf("own time while running again %v, want 5s", got)
+	}
+	c.advance(4 * time.Second)
+	if took := task.Finish("built"); took != 9*time.Second {
+		t.Errorf("took %v, want 9s (3s + 6s, not the minute it waited)", took)
+	}
+	c.advance(time.Minute)
+	if got := b.Snapshot()[0].Elapsed; got != 9*time.Second {
+		t.Errorf("own time after the end %v, want 9s", got)
+	}
+}
+
+// A task of no board has its own lock: goroutines may share it (run with
+// -race).
+func TestBoardlessTaskConcurrent(t *testing.T) {
+	task := (*Board)(nil).Add("x")
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			task.Run("building")
+			task.Step(i, 4)
+			task.Wait("for a build slot")
+			task.Count(int64(i), 4, "MB")
+		})
+	}
+	wg.Wait()
+	if task.Ended() {
+		t.Error("ended before Finish")
+	}
+	task.Finish("built")
+	if !task.Ended() {
+		t.Error("not ended after Finish")
+	}
+}
+
+// An ended context cancels a task (not made), any other error fails it.
+func TestFailCancelled(t *testing.T) {
+	b, _ := newTestBoard()
+	b.Add("a").Fail(errors.New("apt-get failed"))
+	b.Add("b").Fail(fmt.Errorf("build: %w", context.Canceled))
+	b.Add("c").Fail(context.DeadlineExceeded)
+	b.Add("d").Cancel("base image a not made")
+	b.Add("e")
+	s := b.Snapshot()
+	want := []struct {
+		status Status
+		text   string
+	}{
+		{Failed, "failed: apt-get failed"},
+		{Cancelled, "not made: interrupted"},
+		{Cancelled, "not made: timed out"},
+		{Cancelled, "not made: base image a not made"},
+	}
+	for i, w := range want {
+		if s[i].Status != w.status || s[i].Text() != w.text {
+			t.Errorf("task %s: status %d %q, want %d %q", s[i].Name, s[i].Status, s[i].Text(), w.status, w.text)
+		}
+	}
+	if got, want := b.Line(), "images: 4/5 done (1 failed, 3 not made), 1 waiting"; got != want {
+		t.Errorf("Line() = %q, want %q", got, want)
+	}
+}
+
+func TestEmptyBoardLine(t *testing.T) {
+	b, _ := newTestBoard()
+	if got := b.Line(); got != "images: planning" {
+		t.Errorf("Line() of an empty board = %q", got)
+	}
+}
+
 func TestNilTaskAndBoard(t *testing.T) {
 	var b *Board
 	task := b.Add("x")
@@ -120,7 +207,7 @@ func TestPlainCadence(t *testing.T) {
 	var buf bytes.Buffer
 	p := &plain{w: &buf, b: b}
 	lines := func() int { return strings.Count(buf.String(), "\n") }
-	p.print()
+	p.print(b.Snapshot())
 	if lines() != 1 {
 		t.Fatalf("no first line: %q", buf.String())
 	}
@@ -147,6 +234,102 @@ func TestPlainCadence(t *testing.T) {
 	p.tick()
 	if lines() != 3 {
 		t.Fatalf("a line with nothing new:\n%s", buf.String())
+	}
+	b.Add("c") // the board grew (planned after the first line)
+	p.tick()
+	if lines() != 4 || !strings.HasSuffix(buf.String(), "images: 1/3 done, 2 waiting\n") {
+		t.Fatalf("no line when a task was added:\n%s", buf.String())
+	}
+}
+
+// A plain reporter promises a line at least every 10 s while work goes on.
+func TestPlainCadenceWithinTenSeconds(t *testing.T) {
+	if Every+Tick > 10*time.Second {
+		t.Errorf("Every %v + Tick %v: lines up to %v apart, want at most 10s", Every, Tick, Every+Tick)
+	}
+	if QuietFor+Tick > 10*time.Second {
+		t.Errorf("QuietFor %v + Tick %v: the first quiet line after up to %v, want at most 10s", QuietFor, Tick, QuietFor+Tick)
+	}
+}
+
+// fakeTicker replaces newTicker for a test: it records the interval asked
+// for and hands out a channel the test ticks.
+func fakeTicker(t *testing.T) (ticks chan time.Time, interval *time.Duration) {
+	ticks, interval = make(chan time.Time), new(time.Duration)
+	old := newTicker
+	newTicker = func(d time.Duration) (<-chan time.Time, func()) {
+		*interval = d
+		return ticks, func() {}
+	}
+	t.Cleanup(func() { newTicker = old })
+	return ticks, interval
+}
+
+// Lines ticks every Tick: a tick after Every writes a line.
+func TestLinesTicks(t *testing.T) {
+	ticks, interval := fakeTicker(t)
+	b, c := newTestBoard()
+	task := b.Add("debian:bookworm-slim")
+	w := &chanWriter{lines: make(chan string, 10)}
+	stop := Lines(w, b)
+	defer stop()
+	if *interval != Tick {
+		t.Fatalf("Lines ticks every %v, want Tick (%v)", *interval, Tick)
+	}
+	if got := w.next(t); got != "images: 0/1 done, 1 waiting\n" {
+		t.Errorf("first line %q", got)
+	}
+	task.Run("bootstrapping")
+	c.advance(Every)
+	ticks <- c.now()
+	if got := w.next(t); got != "images: 0/1 done, bootstrapping debian:bookworm-slim (8s)\n" {
+		t.Errorf("line after Every: %q", got)
+	}
+}
+
+// Quiet writes nothing for work that ends within QuietFor; longer work
+// gets a line once QuietFor has passed, then as Plain, and a last line.
+func TestQuiet(t *testing.T) {
+	ticks, interval := fakeTicker(t)
+	b, c := newTestBoard()
+	fast := b.Add("rehearse/gateway:1")
+	w := &chanWriter{lines: make(chan string, 10)}
+	stop := Quiet(w, b)
+	if *interval != Tick {
+		t.Fatalf("Quiet ticks every %v, want Tick (%v)", *interval, Tick)
+	}
+	fast.Run("checking")
+	c.advance(time.Second)
+	ticks <- c.now()
+	fast.Finish("cached")
+	c.advance(QuietFor)
+	ticks <- c.now() // nothing unfinished: still silent
+	stop()
+	select {
+	case l := <-w.lines:
+		t.Fatalf("quick work wrote %q", l)
+	default:
+	}
+
+	slow := b.Add("rehearse/netfilter:1")
+	stop = Quiet(w, b)
+	defer stop()
+	slow.Run("building")
+	c.advance(QuietFor - time.Second)
+	ticks <- c.now()
+	c.advance(time.Second)
+	ticks <- c.now()
+	if got := w.next(t); got != "images: 1/2 done, building rehearse/netfilter:1 (3s)\n" {
+		t.Errorf("first quiet line %q", got)
+	}
+	slow.Finish("built")
+	ticks <- c.now()
+	if got := w.next(t); got != "images: 2/2 done\n" {
+		t.Errorf("line after the end %q", got)
+	}
+	stop()
+	if got := w.next(t); got != "images: 2/2 done\n" {
+		t.Errorf("last line %q", got)
 	}
 }
 
@@ -212,11 +395,24 @@ func TestBars(t *testing.T) {
 	stop := Bars(&buf, b)
 	b.Add("rehearse/gateway:1").Finish("cached")
 	b.Add("rehearse/billing:2.3").Fail(errors.New("apt-get failed"))
+	b.Add("rehearse/payments:1").Fail(context.Canceled)
 	stop()
 	out := buf.String()
-	for _, want := range []string{"rehearse/gateway:1", "cached", "rehearse/billing:2.3", "failed: apt-get failed"} {
+	for _, want := range []string{"rehearse/gateway:1", "cached", "rehearse/billing:2.3", "failed: apt-get failed",
+		"rehearse/payments:1", "not made: interrupted"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("bars output lacks %q:\n%s", want, out)
+		}
+	}
+	// The last frame: the failed and the interrupted task show ✗, not a
+	// frozen spinner.
+	for _, name := range []string{"rehearse/billing:2.3", "rehearse/payments:1"} {
+		i := strings.LastIndex(out, name)
+		if i < 0 {
+			continue
+		}
+		if l, _, _ := strings.Cut(out[i:], "\n"); !strings.Contains(l, "✗") {
+			t.Errorf("%s's last line has no ✗: %q", name, l)
 		}
 	}
 }

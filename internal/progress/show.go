@@ -13,8 +13,21 @@ import (
 )
 
 // Every is the longest a plain reporter stays silent while work goes on.
-// It is checked once a second, so lines come at most Every+1s apart.
+// It is checked every Tick, so lines come at most Every+Tick apart (at
+// most 10 s: what a CI log reader is promised).
 const Every = 8 * time.Second
+
+// Tick is how often Lines and Quiet look at the board.
+const Tick = time.Second
+
+// QuietFor is how long work goes on before Quiet writes its first line.
+const QuietFor = 3 * time.Second
+
+// newTicker starts the ticker of Lines and Quiet (tests replace it).
+var newTicker = func(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
+}
 
 // Show displays b on w until the returned stop is called: one spinner per
 // task on a terminal (that knows its width), plain lines (Plain)
@@ -27,23 +40,41 @@ func Show(w io.Writer, b *Board) (stop func()) {
 	return Lines(w, b)
 }
 
-// Lines writes plain lines of b to w (Plain, checked every second) until
+// Lines writes plain lines of b to w (Plain, checked every Tick) until
 // the returned stop is called.
 func Lines(w io.Writer, b *Board) (stop func()) {
-	t := time.NewTicker(time.Second)
-	stopPlain := Plain(w, b, t.C)
+	ticks, stopTicker := newTicker(Tick)
+	stopPlain := Plain(w, b, ticks)
 	return func() {
-		t.Stop()
+		stopTicker()
 		stopPlain()
 	}
 }
 
+// Quiet writes plain lines of b to w, checked every Tick, only once work
+// has gone on for QuietFor with a task of b unfinished: then as Plain
+// does, and a last line when stop is called. Work that ends sooner
+// (every image cached) writes nothing. For logs that other lines share.
+func Quiet(w io.Writer, b *Board) (stop func()) {
+	ticks, stopTicker := newTicker(Tick)
+	p := &plain{w: w, b: b, quiet: QuietFor, start: b.now()}
+	stopLoop := p.loop(ticks)
+	return func() {
+		stopTicker()
+		stopLoop()
+	}
+}
+
 // Plain writes b's Line to w at once, then on a tick of ticks whenever a
-// task has finished since the last line or Every has passed since it (by
-// b's clock), and once more when stop is called.
+// task has been added or has ended since the last line, or Every has
+// passed since it (by b's clock), and once more when stop is called.
 func Plain(w io.Writer, b *Board, ticks <-chan time.Time) (stop func()) {
 	p := &plain{w: w, b: b}
-	p.print()
+	p.print(b.Snapshot())
+	return p.loop(ticks)
+}
+
+func (p *plain) loop(ticks <-chan time.Time) (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -52,7 +83,9 @@ func Plain(w io.Writer, b *Board, ticks <-chan time.Time) (stop func()) {
 			case <-ticks:
 				p.tick()
 			case <-quit:
-				p.print()
+				if p.quiet == 0 || p.written {
+					p.print(p.b.Snapshot())
+				}
 				return
 			}
 		}
@@ -68,30 +101,41 @@ func Plain(w io.Writer, b *Board, ticks <-chan time.Time) (stop func()) {
 
 // plain is the state of a plain reporter between ticks.
 type plain struct {
-	w        io.Writer
-	b        *Board
-	last     time.Time // when the last line was written
-	finished int       // tasks finished at the last line
+	w       io.Writer
+	b       *Board
+	quiet   time.Duration // Quiet: no line before work has gone on this long
+	start   time.Time     // Quiet: when it began
+	written bool          // a line was written
+	last    time.Time     // when the last line was written
+	ended   int           // tasks ended at the last line
+	tasks   int           // tasks at the last line
 }
 
-// tick writes a line if a task has finished since the last one or Every
-// has passed.
+// tick writes a line if a task has been added or has ended since the last
+// one, or Every has passed; a quiet reporter stays silent until work has
+// gone on for its quiet time with a task unfinished.
 func (p *plain) tick() {
-	if p.b.now().Sub(p.last) >= Every || finishedCount(p.b.Snapshot()) != p.finished {
-		p.print()
+	states := p.b.Snapshot()
+	if !p.written && p.quiet > 0 {
+		if p.b.now().Sub(p.start) >= p.quiet && endedCount(states) < len(states) {
+			p.print(states)
+		}
+		return
+	}
+	if p.b.now().Sub(p.last) >= Every || endedCount(states) != p.ended || len(states) != p.tasks {
+		p.print(states)
 	}
 }
 
-func (p *plain) print() {
-	states := p.b.Snapshot()
-	p.last, p.finished = p.b.now(), finishedCount(states)
+func (p *plain) print(states []State) {
+	p.last, p.ended, p.tasks, p.written = p.b.now(), endedCount(states), len(states), true
 	fmt.Fprintln(p.w, line(p.b.title, states))
 }
 
-func finishedCount(states []State) int {
+func endedCount(states []State) int {
 	n := 0
 	for _, s := range states {
-		if s.Status == Done || s.Status == Failed {
+		if s.Status.ended() {
 			n++
 		}
 	}
@@ -99,7 +143,8 @@ func finishedCount(states []State) int {
 }
 
 // Bars draws one spinner per task of b on w (a terminal) with mpb, each
-// followed by what the task does, until stop is called.
+// followed by what the task does, until stop is called. A task that
+// failed or was not made shows ✗ where its spinner was.
 func Bars(w io.Writer, b *Board) (stop func()) {
 	p := mpb.New(mpb.WithOutput(w), mpb.WithRefreshRate(150*time.Millisecond), mpb.WithAutoRefresh())
 	quit, done := make(chan struct{}), make(chan struct{})
@@ -113,7 +158,7 @@ func Bars(w io.Writer, b *Board) (stop func()) {
 			switch s.Status {
 			case Done:
 				bars[i].SetTotal(-1, true)
-			case Failed:
+			case Failed, Cancelled:
 				bars[i].Abort(false)
 			}
 		}
@@ -156,6 +201,7 @@ func addBar(p *mpb.Progress, b *Board, i int, name string) *mpb.Bar {
 	return p.New(0, mpb.SpinnerStyle(),
 		mpb.BarWidth(2),
 		mpb.BarFillerClearOnComplete(),
+		mpb.BarFillerOnAbort("✗"),
 		mpb.PrependDecorators(decor.Name(name, decor.WC{C: decor.DSyncWidthR | decor.DextraSpace})),
 		mpb.AppendDecorators(decor.Any(text)),
 	)
