@@ -157,12 +157,15 @@ const (
 // locations is the formatter behind Config.Format. It listens for godog's
 // parsed features, which godog hands over before their scenarios run, and
 // prints failure blocks. godog calls a formatter's methods in order for one
-// scenario (through its own buffer when scenarios run concurrently), after
-// the scenario's hooks: by a scenario's last step, its World has finished.
+// scenario, after the scenario's hooks: by a scenario's last step, its
+// World has finished. When scenarios run concurrently, godog replays each
+// scenario's calls when it ends, on its own goroutine: several scenarios'
+// at once, hence mu.
 type locations struct {
 	c   *Config
 	out io.Writer
 
+	mu   sync.Mutex
 	owed []string // pickles whose last step was reported before their block was ready
 }
 
@@ -170,8 +173,15 @@ func (f *locations) Feature(doc *messages.GherkinDocument, uri string, _ []byte)
 	f.c.lines.add(uri, doc)
 }
 
-func (f *locations) Pickle(*godog.Scenario) { f.payOwed() }
+func (f *locations) Pickle(*godog.Scenario) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.payOwed()
+}
+
 func (f *locations) Summary() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.payOwed()
 	if f.c.FailureBlocks == BlocksAtEnd {
 		for _, b := range f.c.takeBlocks() {
@@ -187,6 +197,8 @@ func (f *locations) stepDone(p *godog.Scenario, st *godog.Step) {
 	if f.c.FailureBlocks != BlocksUnderScenario || len(p.Steps) == 0 || p.Steps[len(p.Steps)-1].Id != st.Id {
 		return
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if b, ok := f.c.takeBlock(p.Id); ok {
 		f.print(b)
 		return
@@ -194,6 +206,7 @@ func (f *locations) stepDone(p *godog.Scenario, st *godog.Step) {
 	f.owed = append(f.owed, p.Id)
 }
 
+// payOwed prints the blocks owed that are ready; f.mu is held.
 func (f *locations) payOwed() {
 	owed := f.owed
 	f.owed = nil
@@ -204,7 +217,8 @@ func (f *locations) payOwed() {
 	}
 }
 
-// print writes a block indented under the steps, one blank line before it.
+// print writes a block indented under the steps, one blank line before
+// it; f.mu is held.
 func (f *locations) print(block string) {
 	var b strings.Builder
 	b.WriteString("\n")

@@ -5,15 +5,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cucumber/godog"
 	"mvdan.cc/sh/v3/syntax"
 
 	"github.com/rehearse/rehearse/harness/report"
 	"github.com/rehearse/rehearse/harness/timeline"
+	"github.com/rehearse/rehearse/harness/upgrade"
 )
 
 // logTailLines is how many lines of each container's log a failure shows.
@@ -38,28 +41,35 @@ func stepStatus(s godog.StepResultStatus) string {
 	return report.StatusFailed
 }
 
-// scenarioStatus is the status godog's junit formatter and summary give a
-// scenario from its steps: the last failed, undefined or pending step's;
-// passed when a step passed and none of those; skipped when every step was.
+// statusRank orders step statuses as cucumber does to give a scenario the
+// worst of its steps' (an ambiguous step is failed here).
+var statusRank = map[string]int{
+	report.StatusPassed:    1,
+	report.StatusSkipped:   2,
+	report.StatusPending:   3,
+	report.StatusUndefined: 4,
+	report.StatusFailed:    5,
+}
+
+// scenarioStatus is a scenario's status from its steps, as cucumber gives
+// it: the worst step's, failed over undefined over pending over skipped
+// over passed; undefined when there is no step (godog counts such a
+// scenario undefined). A failed step followed by an undefined one (godog
+// reports a step after a failure undefined when no definition matches)
+// is failed. godog's own formatters take the last failed, undefined or
+// pending step's instead; its console's scenario line counts failed
+// steps, so it says "1 failed, 1 undefined" of that one scenario.
 func scenarioStatus(steps []report.Step) string {
-	status := ""
-	for _, st := range steps {
-		switch st.Status {
-		case report.StatusFailed, report.StatusUndefined, report.StatusPending:
-			status = st.Status
-		case report.StatusPassed:
-			if status == "" {
-				status = report.StatusPassed
-			}
-		}
-	}
-	switch {
-	case status != "":
-		return status
-	case len(steps) == 0:
+	if len(steps) == 0 {
 		return report.StatusUndefined
 	}
-	return report.StatusSkipped
+	status := report.StatusPassed
+	for _, st := range steps {
+		if statusRank[st.Status] > statusRank[status] {
+			status = st.Status
+		}
+	}
+	return status
 }
 
 // failureBlock is what a failed scenario shows under it, in this order:
@@ -147,11 +157,12 @@ const (
 )
 
 // recordUnrun gives every selected scenario that has no record once godog
-// has returned one, with its Failure: a scenario without steps (godog counts
-// it undefined, but runs none of its hooks) is undefined; any other that
-// godog did not run (the run was interrupted, or godog left it out) failed.
-// Both run from start to end, the run's times.
-func (c *Config) recordUnrun(start, end time.Time, interrupted bool) {
+// has returned one: after an interrupt, it is skipped (errInterrupted);
+// else, with its Failure, a scenario without steps (godog counts it
+// undefined, but runs none of its hooks) is undefined, and any other that
+// godog did not run failed. None ran: each starts and ends at start, the
+// run's start.
+func (c *Config) recordUnrun(start time.Time, interrupted bool) {
 	if c.sel == nil {
 		return
 	}
@@ -164,28 +175,36 @@ func (c *Config) recordUnrun(start, end time.Time, interrupted bool) {
 			continue
 		}
 		rec := report.Scenario{Schema: report.Schema, Feature: p.File, FeatureName: p.feature, Line: p.Line, Name: p.Name,
-			Tags: p.Tags, Status: report.StatusUndefined, Start: start, End: end, Shard: c.shard,
+			Tags: p.Tags, Status: report.StatusUndefined, Start: start, End: start, Shard: c.shard,
 			Steps: []report.Step{}, Error: errNoSteps, Events: []timeline.Event{}}
 		switch {
 		case interrupted:
-			rec.Status, rec.Error = report.StatusFailed, errInterrupted
+			rec.Status, rec.Error = report.StatusSkipped, errInterrupted
 		case p.steps > 0:
 			rec.Status, rec.Error = report.StatusFailed, errNotRunBy
 		}
-		rec.Reproduce = c.reproduce(rec.Feature, rec.Line)
-		c.addRecord("unrun "+p.Key(), rec)
-		c.addFailure(Failure{File: p.File, Line: p.Line, Scenario: p.Name, Err: rec.Error})
-		if c.OutDir == "" {
-			continue
+		if rec.Status != report.StatusSkipped {
+			rec.Reproduce = c.reproduce(rec.Feature, rec.Line)
+			c.addFailure(Failure{File: p.File, Line: p.Line, Scenario: p.Name, Err: rec.Error})
 		}
-		err := c.saveRecord(rec)
-		if err == nil {
-			text := fmt.Sprintf("# %s:%d %s (not run: %s)\n", rec.Feature, rec.Line, rec.Name, rec.Error)
-			err = report.WriteFileAtomic(c.recordPath(rec.Feature, rec.Line, rec.Name, ".txt"), []byte(text), 0o644)
-		}
-		if err != nil {
-			c.addRecordErr(err)
-		}
+		c.keepNotRun("unrun "+p.Key(), rec)
+	}
+}
+
+// keepNotRun keeps the record of a scenario that did not run and, with an
+// output directory, writes it with a text timeline that says why.
+func (c *Config) keepNotRun(id string, rec report.Scenario) {
+	c.addRecord(id, rec)
+	if c.OutDir == "" {
+		return
+	}
+	err := c.saveRecord(rec)
+	if err == nil {
+		text := fmt.Sprintf("# %s:%d %s (not run: %s)\n", rec.Feature, rec.Line, rec.Name, rec.Error)
+		err = report.WriteFileAtomic(c.recordPath(rec.Feature, rec.Line, rec.Name, ".txt"), []byte(text), 0o644)
+	}
+	if err != nil {
+		c.addRecordErr(err)
 	}
 }
 
@@ -227,7 +246,112 @@ func (w *World) record() report.Scenario {
 	if rec.Events == nil {
 		rec.Events = []timeline.Event{}
 	}
+	return capRecord(rec, maxRecordEvents, maxRecordBytes)
+}
+
+// What a record written may hold: within what report.Load reads
+// (report.MaxEvents events, report.MaxRecordSize bytes), with a margin.
+const (
+	maxRecordEvents = report.MaxEvents - 1000
+	maxRecordBytes  = report.MaxRecordSize - 1<<20
+)
+
+// tailBytes is how much of the output and of each log tail a record too
+// big keeps, at the end of each.
+const tailBytes = 64 << 10
+
+// capRecord keeps a record within maxEvents events and maxBytes bytes of
+// the JSON writeJSON writes, so that report.Load reads it: past maxEvents
+// it keeps the first and the last half of the events; past maxBytes it
+// drops the upgrade steps' output lines first, then keeps the tail of the
+// output and the log tails, then fewer events, the error text last. A
+// KindWarning event of actor "report" says what was dropped.
+func capRecord(rec report.Scenario, maxEvents, maxBytes int) report.Scenario {
+	if len(rec.Events) > maxEvents {
+		rec.Events = keepEnds(rec.Events, maxEvents)
+	}
+	if recordSize(rec) <= maxBytes {
+		return rec
+	}
+	var kept, output []timeline.Event
+	for _, e := range rec.Events {
+		if e.Kind == upgrade.KindStepOutput {
+			output = append(output, e)
+			continue
+		}
+		kept = append(kept, e)
+	}
+	if len(output) > 0 {
+		kept = append(kept, dropWarning(output[0].Start, output[0].Seq,
+			fmt.Sprintf("%d upgrade output lines dropped: the record would be larger than %d bytes", len(output), maxBytes)))
+		slices.SortStableFunc(kept, func(a, b timeline.Event) int { return a.Start.Compare(b.Start) })
+		rec.Events = kept
+		if recordSize(rec) <= maxBytes {
+			return rec
+		}
+	}
+	rec.Output = keepTail(rec.Output, tailBytes)
+	rec.Logs = slices.Clone(rec.Logs)
+	for i := range rec.Logs {
+		rec.Logs[i].Text = keepTail(rec.Logs[i].Text, tailBytes)
+	}
+	base := rec.Events
+	for n := len(base) / 2; recordSize(rec) > maxBytes && n >= 2; n /= 2 {
+		rec.Events = keepEnds(base, n)
+	}
+	if recordSize(rec) > maxBytes {
+		rec.Error = keepTail(rec.Error, tailBytes)
+		rec.Steps = slices.Clone(rec.Steps)
+		for i := range rec.Steps {
+			rec.Steps[i].Error = keepTail(rec.Steps[i].Error, tailBytes)
+		}
+	}
 	return rec
+}
+
+// keepEnds keeps max events: the first and the last half of them, and
+// between them a warning that says how many were dropped.
+func keepEnds(events []timeline.Event, max int) []timeline.Event {
+	if len(events) <= max {
+		return events
+	}
+	head := (max - 1) / 2
+	tail := max - 1 - head
+	dropped := len(events) - head - tail
+	out := make([]timeline.Event, 0, max)
+	out = append(out, events[:head]...)
+	first := events[head]
+	out = append(out, dropWarning(first.Start, first.Seq,
+		fmt.Sprintf("%d events dropped: the record keeps the first %d and the last %d", dropped, head, tail)))
+	return append(out, events[len(events)-tail:]...)
+}
+
+// dropWarning is the event that says what a record dropped, at the time
+// of the first event dropped.
+func dropWarning(at time.Time, seq int, what string) timeline.Event {
+	return timeline.Event{Seq: seq, Kind: timeline.KindWarning, Actor: "report", Name: what, Start: at, End: at}
+}
+
+// keepTail keeps the last n bytes of s (whole characters), saying how
+// much went before them.
+func keepTail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := len(s) - n
+	for cut < len(s) && !utf8.RuneStart(s[cut]) {
+		cut++
+	}
+	return fmt.Sprintf("[%d bytes dropped]\n", cut) + s[cut:]
+}
+
+// recordSize is how many bytes writeJSON writes for a record.
+func recordSize(rec report.Scenario) int {
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return 0 // writeJSON will say why
+	}
+	return len(data) + 1
 }
 
 // writeRecord keeps the scenario's record for the run's reports and, with

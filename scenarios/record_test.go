@@ -15,7 +15,7 @@ import (
 	"github.com/rehearse/rehearse/harness/report"
 )
 
-func TestScenarioStatusIsGodogs(t *testing.T) {
+func TestScenarioStatusRanksSteps(t *testing.T) {
 	const (
 		P = report.StatusPassed
 		F = report.StatusFailed
@@ -29,7 +29,12 @@ func TestScenarioStatusIsGodogs(t *testing.T) {
 	}{
 		{[]string{P, P}, P},
 		{[]string{P, F, S}, F},
-		{[]string{F, U}, U}, // godog's junit: the last failed, undefined or pending step
+		{[]string{F, U}, F}, // the worst, as cucumber ranks them, not the last
+		{[]string{U, F}, F},
+		{[]string{P, U, D}, U},
+		{[]string{D, U}, U},
+		{[]string{S, D}, D},
+		{[]string{P, S}, S},
 		{[]string{P, D, S}, D},
 		{[]string{S, S}, S},
 		{nil, U},

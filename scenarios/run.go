@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/cucumber/godog"
 
+	"github.com/rehearse/rehearse/harness/env"
 	"github.com/rehearse/rehearse/harness/report"
 	"github.com/rehearse/rehearse/internal/term"
 )
@@ -35,9 +37,13 @@ type RunOptions struct {
 	// OutDir, when set, receives every scenario's timeline and record
 	// (OUT/timelines), OUT/run.json, and the reports: report.html,
 	// rehearse.xml (JUnit), summary.md, and rehearse.json (cucumber) with
-	// --format cucumber. The records of an earlier run there
-	// (OUT/timelines/*.json and *.txt, OUT/run.json, OUT/rehearse.json) are
-	// removed first, so that its reports are of this run alone.
+	// --format cucumber. The records and reports of an earlier run there
+	// are removed first, so that its reports are of this run alone; Run
+	// refuses, before running anything, a directory whose run.json or
+	// timelines are not rehearse's (see checkOutDir). With OutDir, Stdout
+	// gets the console (pretty, or progress for a report format); without
+	// it, junit, cucumber and markdown go to Stdout and the console to
+	// Stderr (none with cucumber).
 	OutDir        string
 	Concurrency   int // scenarios run at once; default 1
 	KeepOnFailure bool
@@ -60,11 +66,16 @@ type Summary struct {
 	Report        string          // the report file, when OutDir was set
 	ReportErr     error           // writing the records, reports or step summary failed
 	GodogStatus   int
+	// Interrupted is set when the run's context was cancelled (Ctrl-C):
+	// NotRun scenarios were left, skipped, and the run did not pass.
+	Interrupted bool
+	NotRun      int
 }
 
-// Passed reports whether every scenario passed and every file parsed.
+// Passed reports whether every scenario passed, every file parsed, and
+// the run was not interrupted.
 func (s Summary) Passed() bool {
-	return s.GodogStatus == 0 && len(s.Failures) == 0 && len(s.FeatureErrors) == 0 && s.ReportErr == nil
+	return s.GodogStatus == 0 && len(s.Failures) == 0 && len(s.FeatureErrors) == 0 && s.ReportErr == nil && !s.Interrupted
 }
 
 // Run runs feature files with the rehearse step vocabulary. A feature file
@@ -86,23 +97,43 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 	if o.Stderr == nil {
 		o.Stderr = os.Stderr
 	}
+	if o.Concurrency > 1 {
+		// godog replays concurrent scenarios' output as each ends, on its
+		// goroutine: several at once.
+		out := &syncWriter{w: o.Stdout}
+		if o.Stderr == o.Stdout {
+			o.Stdout, o.Stderr = out, out
+		} else {
+			o.Stdout, o.Stderr = out, &syncWriter{w: o.Stderr}
+		}
+	}
 	sel, err := Select(o.Paths, o.Shard, o.Tags)
 	if err != nil {
 		return sum, err
+	}
+	var earlier *earlierRun
+	if o.OutDir != "" {
+		if earlier, err = checkOutDir(o.OutDir); err != nil {
+			return sum, err
+		}
 	}
 	sum.FeatureErrors = sel.Errors
 	cfg := &Config{KeepOnFailure: o.KeepOnFailure, OutDir: o.OutDir, Fresh: o.Fresh, Command: o.Command,
 		sel: sel, shard: o.Shard.String()}
 	if o.Concurrency == 1 {
 		cfg.Live = o.Stderr
+	} else {
+		// Scenario output is kept until a scenario ends; images being made
+		// for an environment say how far they are as it happens.
+		cfg.StartOptions = append(cfg.StartOptions, env.WithImageProgress(o.Stderr)) // a syncWriter here
 	}
 
 	// The console: pretty or progress as asked; progress beside a report
-	// format. Markdown, and JUnit without OutDir, are rendered from the
-	// records and printed at the end on stdout: their console goes to
-	// stderr. godog's own cucumber goes to stdout without OutDir, to
-	// OUT/rehearse.json with it; with OutDir, JUnit comes from the records
-	// (report.JUnit) into OUT/rehearse.xml.
+	// format. With OutDir the console goes to stdout whatever the format,
+	// and the reports to their files: JUnit and Markdown from the records,
+	// cucumber from godog's formatter (OUT/rehearse.json). Without OutDir
+	// the report goes to stdout: JUnit and Markdown rendered from the
+	// records at the end, their console on stderr; godog's cucumber alone.
 	console := "progress"
 	if o.Format == "pretty" || o.Format == "progress" {
 		console = o.Format
@@ -110,7 +141,7 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 	output := o.Stdout
 	format := console
 	switch {
-	case o.Format == "markdown", o.Format == "junit" && o.OutDir == "":
+	case o.OutDir == "" && (o.Format == "markdown" || o.Format == "junit"):
 		output = o.Stderr
 	case o.OutDir == "" && o.Format == "cucumber":
 		format = o.Format
@@ -127,7 +158,7 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 		if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 			return sum, err
 		}
-		if err := clearRecords(o.OutDir); err != nil {
+		if err := earlier.clear(); err != nil {
 			return sum, err
 		}
 		switch o.Format {
@@ -174,7 +205,9 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 		sum.GodogStatus = suite.Run()
 	}
 	run.End = time.Now()
-	cfg.recordUnrun(run.Start, run.End, ctx.Err() != nil)
+	sum.Interrupted = ctx.Err() != nil
+	run.Interrupted = sum.Interrupted
+	cfg.recordUnrun(run.Start, sum.Interrupted)
 	sum.Failures = cfg.Failures()
 	sum.ReportErr = cfg.recordErr()
 
@@ -182,28 +215,30 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 	slices.SortStableFunc(recs, func(a, b report.Scenario) int {
 		return cmpScenario(a, b)
 	})
+	for _, rec := range recs {
+		if rec.Error == errInterrupted {
+			sum.NotRun++
+		}
+	}
 	r := &report.Report{Runs: []report.Run{run}, Scenarios: recs}
 	if o.OutDir != "" {
-		err := writeJSON(filepath.Join(o.OutDir, report.RunFile), run)
-		if err == nil {
-			r, err = writeReports(o.OutDir)
-		}
-		if err != nil {
-			sum.ReportErr = errors.Join(sum.ReportErr, err)
-			return sum, nil
-		}
+		var err error
+		r, err = writeReports(o.OutDir, r)
+		sum.ReportErr = errors.Join(sum.ReportErr, err)
 	}
 	if err := report.AppendStepSummaryTo(o.StepSummary, r); err != nil {
 		sum.ReportErr = errors.Join(sum.ReportErr, err)
 	}
-	switch {
-	case o.Format == "markdown":
-		err = report.Markdown(o.Stdout, r)
-	case o.Format == "junit" && o.OutDir == "":
-		err = report.JUnit(o.Stdout, r)
-	}
-	if err != nil {
-		sum.ReportErr = errors.Join(sum.ReportErr, err)
+	if o.OutDir == "" {
+		switch o.Format {
+		case "markdown":
+			err = report.Markdown(o.Stdout, r)
+		case "junit":
+			err = report.JUnit(o.Stdout, r)
+		}
+		if err != nil {
+			sum.ReportErr = errors.Join(sum.ReportErr, err)
+		}
 	}
 	return sum, nil
 }
@@ -243,47 +278,50 @@ func featureErrorLine(fe *FeatureError) string {
 	return fe.Error()
 }
 
-// clearRecords removes what an earlier run left in an output directory
-// that this run's reports would otherwise count: the scenario records and
-// text timelines (OUT/timelines/*.json and *.txt), OUT/run.json and
-// OUT/rehearse.json. Only regular files go; links are not followed, and
-// nothing else is touched.
-func clearRecords(dir string) error {
+// loadReport reads an output directory's records back: report.Load, but
+// in tests.
+var loadReport = report.Load
+
+// writeReports writes the run's OUT/run.json, then the reports
+// (report.html, rehearse.xml, summary.md) of the records in OUT as
+// rehearse report reads them, and returns the report. When the records
+// cannot be read back, the reports are of mem, the records the run holds,
+// and the error comes with them: an earlier run's reports, removed before
+// the run, never stand for this one.
+func writeReports(dir string, mem *report.Report) (*report.Report, error) {
+	runErr := writeJSON(filepath.Join(dir, report.RunFile), mem.Runs[0])
+	r, err := loadReport(dir)
+	if err == nil && runErr == nil {
+		return r, report.Write(dir, r)
+	}
+	if err != nil {
+		err = fmt.Errorf("read the run's records back: %w (the reports are of the records in memory)", err)
+	}
+	return mem, errors.Join(runErr, err, writeReportFiles(dir, mem))
+}
+
+// writeReportFiles writes the reports of r into dir, and nothing else.
+func writeReportFiles(dir string, r *report.Report) error {
+	render := []struct {
+		name string
+		fn   func(io.Writer) error
+	}{
+		{report.HTMLFile, func(w io.Writer) error { return report.HTML(w, r.Scenarios, report.HTMLOptions{Runs: r.Runs}) }},
+		{report.JUnitFile, func(w io.Writer) error { return report.JUnit(w, r) }},
+		{report.MarkdownFile, func(w io.Writer) error { return report.Markdown(w, r) }},
+	}
 	var errs []error
-	remove := func(path string) {
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("remove the earlier run's %s: %w", path, err))
+	for _, f := range render {
+		var b bytes.Buffer
+		err := f.fn(&b)
+		if err == nil {
+			err = report.WriteFileAtomic(filepath.Join(dir, f.name), b.Bytes(), 0o644)
 		}
-	}
-	tl := filepath.Join(dir, report.TimelinesDir)
-	if st, err := os.Lstat(tl); err == nil && st.IsDir() {
-		entries, err := os.ReadDir(tl)
 		if err != nil {
-			return fmt.Errorf("remove the earlier run's records: %w", err)
-		}
-		for _, e := range entries {
-			if ext := filepath.Ext(e.Name()); e.Type().IsRegular() && (ext == ".json" || ext == ".txt") {
-				remove(filepath.Join(tl, e.Name()))
-			}
-		}
-	}
-	for _, name := range []string{report.RunFile, report.CucumberFile} {
-		p := filepath.Join(dir, name)
-		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() {
-			remove(p)
+			errs = append(errs, fmt.Errorf("write %s: %w", f.name, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// writeReports renders the reports of an output directory from its
-// records (report.html, rehearse.xml, summary.md).
-func writeReports(dir string) (*report.Report, error) {
-	r, err := report.Load(dir)
-	if err != nil {
-		return nil, err
-	}
-	return r, report.Write(dir, r)
 }
 
 // WriteSummary prints each failure and unparsable file on one line, then
@@ -294,6 +332,9 @@ func (s Summary) WriteSummary(w io.Writer) {
 	}
 	for _, f := range s.Failures {
 		fmt.Fprintln(w, f.String())
+	}
+	if s.Interrupted {
+		fmt.Fprintf(w, "interrupted: %d scenarios not run (skipped)\n", s.NotRun)
 	}
 	switch {
 	case s.ReportErr != nil:

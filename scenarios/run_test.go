@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -346,7 +347,7 @@ func TestRunRecordsAScenarioWithoutSteps(t *testing.T) {
 	runRec := readRun(t, out)
 	if rec.Status != report.StatusUndefined || rec.Error != "the scenario has no steps" || rec.Name != "Nothing written yet" ||
 		rec.FeatureName != "A scenario without steps" || !reflect.DeepEqual(rec.Tags, []string{"@todo"}) ||
-		rec.Reproduce != "rehearse run "+file+":4 --keep-on-failure" || !rec.Start.Equal(runRec.Start) || !rec.End.Equal(runRec.End) {
+		rec.Reproduce != "rehearse run "+file+":4 --keep-on-failure" || !rec.Start.Equal(runRec.Start) || !rec.End.Equal(runRec.Start) {
 		t.Errorf("the record of the scenario without steps: %+v", rec)
 	}
 	r, err := report.Load(out)
@@ -443,5 +444,22 @@ func TestWriteSummaryReportError(t *testing.T) {
 	Summary{Report: "out/report.html", ReportErr: errors.New("disk full")}.WriteSummary(&b)
 	if b.String() != "report: disk full\n" {
 		t.Errorf("summary %q", b.String())
+	}
+}
+
+// At --concurrency 4 godog runs scenarios on several goroutines, and the
+// blocks owed for undefined steps are shared: go test -race -run Race.
+// Every undefined scenario's block is printed once.
+func TestRunConcurrentUndefinedStepsRace(t *testing.T) {
+	const file = "testdata/report/undefined.feature"
+	sum, text := run(t, RunOptions{Paths: []string{file}, Concurrency: 4})
+	if sum.Passed() || len(sum.Failures) != 8 {
+		t.Fatalf("want 8 undefined scenarios, got failures %v:\n%s", sum.Failures, text)
+	}
+	for _, line := range []int{3, 7, 10, 14, 17, 21, 24, 27} {
+		want := fmt.Sprintf("    reproduce: rehearse run %s:%d --keep-on-failure\n", file, line)
+		if n := strings.Count(text, want); n != 1 {
+			t.Errorf("the block of %s:%d is printed %d times, want once:\n%s", file, line, n, text)
+		}
 	}
 }

@@ -30,8 +30,8 @@ type Shard struct{ Index, Count int } // 1-based Index
 // reads run records, is the one parser).
 func ParseShard(s string) (Shard, error) {
 	i, n, err := report.ParseShard(s)
-	if err != nil || n == 0 {
-		return Shard{}, fmt.Errorf("shard %q: want I/N with 1 <= I <= N, such as 2/3", s)
+	if err != nil {
+		return Shard{}, fmt.Errorf("%w, such as 2/3", err)
 	}
 	return Shard{Index: i, Count: n}, nil
 }

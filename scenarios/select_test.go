@@ -410,6 +410,9 @@ func TestParseShard(t *testing.T) {
 	for _, s := range []string{"0/3", "4/3", "a/b", "3", "", "1/0", "0/0", "-1/3", "+1/3", "1/3/5", " 1/3", "1/ 3", "1.0/3", "1/99999999999999999999"} {
 		sh, err := ParseShard(s)
 		want := fmt.Sprintf("shard %q: want I/N with 1 <= I <= N, such as 2/3", s)
+		if len(s) > 12 {
+			want = fmt.Sprintf("shard %q: N has 20 digits, more than the 9 a shard number may have, such as 2/3", s)
+		}
 		if err == nil || err.Error() != want {
 			t.Errorf("ParseShard(%q) = %v, %v; want error %q", s, sh, err, want)
 		}

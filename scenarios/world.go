@@ -242,6 +242,16 @@ func Initializer(cfg *Config) func(*godog.ScenarioContext) {
 				w.log = &syncWriter{w: w.buf}
 			}
 			w.initSteps()
+			if ctx.Err() != nil {
+				// Interrupted: godog would go on starting every scenario
+				// left. ErrSkip from this hook makes it skip the steps;
+				// without a World in the context no other hook acts.
+				w.end = w.start
+				rec := w.record()
+				rec.Status, rec.Error = report.StatusSkipped, errInterrupted
+				cfg.keepNotRun(s.Id, rec)
+				return ctx, godog.ErrSkip
+			}
 			return context.WithValue(ctx, worldKey{}, w), nil
 		})
 		sc.StepContext().Before(func(ctx context.Context, st *godog.Step) (context.Context, error) {

@@ -37,13 +37,18 @@ or a record of a scenario it did not select (left from an earlier run), is refus
 The merged directory (--out, required then; neither one of the inputs, nor inside one,
 nor holding one) also receives the records (timelines/*.json, run.json, and rehearse.json
 when every shard wrote cucumber JSON), so it is itself input for rehearse report.
+When not every shard wrote cucumber JSON, an earlier rehearse.json in the merged
+directory is removed (and said so), rather than left to pass for this report's.
 
 With --format markdown and no --out, the Markdown goes to standard output instead.
-When $GITHUB_STEP_SUMMARY is set, the Markdown is also appended to that file.
+When $GITHUB_STEP_SUMMARY is set, the Markdown is also appended to that file, within
+900 KiB (GitHub shows at most 1 MiB): its lists are cut where they would pass that,
+each ending "… N more scenarios: see report.html / summary.md"; summary.md is whole.
 
 Exit status: 0 when every scenario passed (or was skipped); 1 when a scenario failed or
-has an undefined or pending step (as rehearse run, which is strict), or a run could not
-read or parse a feature file, after the reports are written, so a CI step can gate on
+has an undefined or pending step (as rehearse run, which is strict), a run could not
+read or parse a feature file, or a run was interrupted (its run.json says so; the
+scenarios it skipped never ran), after the reports are written, so a CI step can gate on
 it; 1 when the directories cannot be read or merged (nothing is written then), or on
 SIGINT/SIGTERM; 2 for a usage error.`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -81,7 +86,7 @@ SIGINT/SIGTERM; 2 for a usage error.`,
 					return err
 				}
 			} else {
-				if err := report.Write(out, r, report.WithFormats(formats...), report.WithContext(ctx)); err != nil {
+				if err := report.Write(out, r, report.WithFormats(formats...), report.WithContext(ctx), report.WithNotes(stderr)); err != nil {
 					return err
 				}
 			}
@@ -131,6 +136,9 @@ func countsLine(r *report.Report) string {
 	}
 	if n := r.Shards(); n > 0 {
 		line += fmt.Sprintf(" (%d shards)", n)
+	}
+	if r.Interrupted() {
+		line += "; the run was interrupted: the scenarios it skipped never ran"
 	}
 	if c.Errors > 0 {
 		word := "files"

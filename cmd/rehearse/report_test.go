@@ -56,6 +56,35 @@ func TestReportMergesShards(t *testing.T) {
 	}
 }
 
+// TestReportRemovesStaleCucumber: merged again into the same directory
+// from shards without cucumber JSON, the earlier merge's rehearse.json is
+// removed, and the command says so.
+func TestReportRemovesStaleCucumber(t *testing.T) {
+	t.Setenv("GITHUB_STEP_SUMMARY", "")
+	d1, d2 := reportRun(t, "shard-1"), reportRun(t, "shard-2")
+	out := filepath.Join(t.TempDir(), "merged")
+	if r := rehearse(t, "report", d1, d2, "--out", out); r.code != exitFailure {
+		t.Fatalf("first merge: exit %d\n%s", r.code, r.stderr)
+	}
+	stale := filepath.Join(out, "rehearse.json")
+	if _, err := os.Stat(stale); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(d2, "rehearse.json")); err != nil {
+		t.Fatal(err)
+	}
+	r := rehearse(t, "report", d1, d2, "--out", out)
+	if r.code != exitFailure {
+		t.Errorf("second merge: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("the first merge's rehearse.json is still in the merged directory")
+	}
+	if !strings.Contains(r.stderr, "removed "+stale+", left by an earlier report") {
+		t.Errorf("stderr does not say the stale file was removed:\n%s", r.stderr)
+	}
+}
+
 func TestReportPassedExits0(t *testing.T) {
 	t.Setenv("GITHUB_STEP_SUMMARY", "")
 	dir := reportRun(t, "shard-1") // both of its scenarios passed
@@ -159,6 +188,34 @@ func TestReportFeatureFileErrors(t *testing.T) {
 	r := rehearse(t, "report", dir)
 	if r.code != exitFailure || !strings.Contains(r.stderr, "1 feature file could not be read: features/broken.feature:3: expected a step") {
 		t.Errorf("exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestReportInterrupted: a run.json that says the run was interrupted
+// makes the report red even when every scenario it has passed or was
+// skipped, and the merged run.json keeps saying so.
+func TestReportInterrupted(t *testing.T) {
+	t.Setenv("GITHUB_STEP_SUMMARY", "")
+	d1, d2 := reportRun(t, "shard-1"), reportRun(t, "shard-2") // shard 1 passed
+	data, err := os.ReadFile(filepath.Join(d1, "run.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = []byte(strings.Replace(string(data), `"schema"`, `"interrupted": true, "schema"`, 1))
+	if err := os.WriteFile(filepath.Join(d1, "run.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := rehearse(t, "report", d1, "--format", "markdown")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "the run was interrupted") || !strings.HasPrefix(r.stdout, "## ❌ rehearse: 2 passed of 2 scenarios; interrupted\n") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	out := filepath.Join(t.TempDir(), "merged")
+	if r := rehearse(t, "report", d1, d2, "--out", out); r.code != exitFailure {
+		t.Errorf("merge: exit %d\n%s", r.code, r.stderr)
+	}
+	merged, err := os.ReadFile(filepath.Join(out, "run.json"))
+	if err != nil || !strings.Contains(string(merged), `"interrupted": true`) {
+		t.Errorf("merged run.json (%v):\n%s", err, merged)
 	}
 }
 

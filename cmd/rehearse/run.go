@@ -27,18 +27,28 @@ FILE:LINE runs the scenario, or Scenario Outline example row, at that line.
 --tags keeps the scenarios matching a tag expression, before --shard I/N runs
 the I-th of N disjoint parts of them, the same on every machine; rehearse report
 merges the shards' --out directories.
+With --out, stdout shows the console (pretty, or progress for the report
+formats) whatever --format is, and the report files are in DIR; without
+--out, --format junit, cucumber and markdown print that report on stdout
+and the console (but for cucumber) on stderr.
 Every failed scenario ends with the command that reproduces it; it calls
 rehearse as you did when that was a path (bin/rehearse), else "rehearse"
-(go run's temporary binary is gone once it exits). REHEARSE_COMMAND, when
-set, replaces it, such as REHEARSE_COMMAND="go run ./cmd/rehearse".
+(go run's binary, in a go-build directory or $GOCACHE, is no command to
+keep). REHEARSE_COMMAND, when set, replaces it, such as
+REHEARSE_COMMAND="go run ./cmd/rehearse".
 When $GITHUB_STEP_SUMMARY is set, the Markdown summary of the run is
-appended to that file.`,
+appended to that file.
+Ctrl-C stops the run: the scenario running is torn down, the scenarios
+not started are recorded as skipped, and the run fails.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, ok := scenarios.Formats[o.Format]; !ok {
 				return usageError{fmt.Errorf("run: --format must be pretty, progress, junit, cucumber or markdown, not %q", o.Format)}
 			}
 			if o.Concurrency < 1 {
 				return usageError{fmt.Errorf("run: --concurrency must be at least 1")}
+			}
+			if err := scenarios.CheckTags(o.Tags); err != nil {
+				return usageError{fmt.Errorf("run: --tags: %w", err)}
 			}
 			if shard != "" {
 				s, err := scenarios.ParseShard(shard)
@@ -65,8 +75,8 @@ appended to that file.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Tags, "tags", "", `run scenarios matching a tag expression, such as "@smoke && ~@slow"`)
-	f.StringVar(&o.Format, "format", "pretty", "report format: pretty, progress, junit, cucumber or markdown (printed at the end)")
-	f.StringVar(&o.OutDir, "out", "", "write scenario timelines, run.json and the reports (report.html, rehearse.xml, summary.md) to DIR; replaces the records of an earlier run in DIR")
+	f.StringVar(&o.Format, "format", "pretty", "report format: pretty, progress, junit, cucumber or markdown; junit, cucumber and markdown go to stdout without --out, to their file in DIR with it (stdout then shows progress)")
+	f.StringVar(&o.OutDir, "out", "", "write scenario timelines, run.json and the reports (report.html, rehearse.xml, summary.md) to DIR; replaces the records and reports of an earlier run in DIR, and refuses a DIR whose run.json or timelines are not rehearse's")
 	f.StringVar(&shard, "shard", "", "run only shard I of N (I/N, such as 2/3): a split by feature path and line, stable across machines")
 	f.IntVar(&o.Concurrency, "concurrency", 1, "scenarios to run at once, each in its own environment")
 	f.BoolVar(&o.KeepOnFailure, "keep-on-failure", false, "leave a failed scenario's environment up (ignored when CI is set)")
@@ -81,39 +91,38 @@ const commandEnv = "REHEARSE_COMMAND"
 // invokedAs is how reproduce commands call rehearse: $REHEARSE_COMMAND
 // when set; else the program as the user ran it when that was a path
 // (bin/rehearse, ./rehearse, /opt/rehearse/bin/rehearse), quoted for a
-// shell; else "rehearse" (found on PATH). A binary that go run built under
-// the temporary directory is deleted when it exits: it is "rehearse" too.
+// shell; else "rehearse" (found on PATH). A binary go run built is
+// "rehearse" too: go run's path is no command to give anyone (see
+// goRunBinary).
 func invokedAs(arg0 string, getenv func(string) string) string {
 	if c := strings.TrimSpace(getenv(commandEnv)); c != "" {
 		return c
 	}
-	if !strings.ContainsRune(arg0, '/') {
-		return "rehearse"
-	}
-	if filepath.IsAbs(arg0) && goRunBinary(arg0) {
+	if !strings.ContainsRune(arg0, '/') || goRunBinary(arg0, getenv) {
 		return "rehearse"
 	}
 	return scenarios.ShellQuote(arg0)
 }
 
-// goRunBinary reports whether an absolute path lies in a directory go run
-// builds in: os.TempDir()/go-build*/ (or $GOTMPDIR's).
-func goRunBinary(path string) bool {
+// goRunBinary reports whether a path is where go run builds: under a
+// directory named go-build* (the temporary $GOTMPDIR/go-build123/ of
+// Go before 1.24, and the default build cache, os.UserCacheDir()/go-build,
+// where Go 1.24 and later keep go run's executables), or under $GOCACHE
+// when that is set. The temporary one is deleted when the program exits;
+// the cached one is named by a hash and goes with the cache.
+func goRunBinary(path string, getenv func(string) string) bool {
 	path = filepath.Clean(path)
-	for _, tmp := range []string{os.TempDir(), os.Getenv("GOTMPDIR")} {
-		if tmp == "" {
-			continue
-		}
-		rel, err := filepath.Rel(filepath.Clean(tmp), path)
-		if err != nil {
-			continue
-		}
-		first, _, _ := strings.Cut(filepath.ToSlash(rel), "/")
-		if strings.HasPrefix(first, "go-build") {
+	for _, c := range strings.Split(filepath.ToSlash(path), "/") {
+		if strings.HasPrefix(c, "go-build") {
 			return true
 		}
 	}
-	return false
+	cache := getenv("GOCACHE")
+	if cache == "" || cache == "off" || !filepath.IsAbs(cache) {
+		return false
+	}
+	rel, err := filepath.Rel(filepath.Clean(cache), path)
+	return err == nil && rel != ".." && !strings.HasPrefix(filepath.ToSlash(rel), "../") && filepath.IsAbs(path)
 }
 
 func newSteps() *cobra.Command {

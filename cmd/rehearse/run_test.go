@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -210,9 +211,28 @@ func TestInvokedAs(t *testing.T) {
 		{"/opt/my tools/rehearse", "'/opt/my tools/rehearse'"},
 		{goRun, "rehearse"},
 		{filepath.Join(os.TempDir(), "rehearse-ci", "rehearse"), filepath.Join(os.TempDir(), "rehearse-ci", "rehearse")},
+		// Go 1.24 and later: go run keeps its executable in the build cache.
+		{"/root/.cache/go-build/23/230f3c9a6e1d54b3a7f0e2c1d9b8a7f6e5d4c3b2a1908f7e6d5c4b3a2918f7e6-d/rehearse", "rehearse"},
+		{"/home/me/Library/Caches/go-build/ab/abcd-d/rehearse", "rehearse"},
+		{"/srv/gocache/23/230f-d/rehearse", "/srv/gocache/23/230f-d/rehearse"}, // not the cache without $GOCACHE
 	} {
 		if got := invokedAs(tt.arg0, noEnv); got != tt.want {
 			t.Errorf("invokedAs(%q) = %q, want %q", tt.arg0, got, tt.want)
+		}
+	}
+	goCache := func(k string) string {
+		if k == "GOCACHE" {
+			return "/srv/gocache"
+		}
+		return ""
+	}
+	for _, tt := range []struct{ arg0, want string }{
+		{"/srv/gocache/23/230f-d/rehearse", "rehearse"},
+		{"/srv/gocache-old/rehearse", "/srv/gocache-old/rehearse"},
+		{"/srv/rehearse", "/srv/rehearse"},
+	} {
+		if got := invokedAs(tt.arg0, goCache); got != tt.want {
+			t.Errorf("GOCACHE=/srv/gocache: invokedAs(%q) = %q, want %q", tt.arg0, got, tt.want)
 		}
 	}
 	env := func(k string) string {
@@ -239,6 +259,42 @@ func TestRunJUnitOnStdout(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "5 scenarios (4 passed, 1 failed)") {
 		t.Errorf("stderr: want the console:\n%s", r.stderr)
+	}
+}
+
+// A tag expression with an empty term is a usage error, said before
+// anything runs.
+func TestRunTagsUsageError(t *testing.T) {
+	for _, tags := range []string{"@a,", "@a && ", "&&"} {
+		r := rehearse(t, "run", "--tags", tags, cheap)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--tags: tags "+strconv.Quote(tags)+": an empty tag") || r.stdout != "" {
+			t.Errorf("--tags %q: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", tags, r.code, exitUsage, r.stdout, r.stderr)
+		}
+	}
+}
+
+// With --out, stdout shows the console for every format and the reports
+// are files; without it, junit and markdown go to stdout, the console to
+// stderr.
+func TestRunFormatsWithAndWithoutOut(t *testing.T) {
+	const console = "5 scenarios (4 passed, 1 failed)"
+	for _, format := range []string{"junit", "markdown", "cucumber"} {
+		out := t.TempDir()
+		r := rehearse(t, "run", "--format", format, "--out", out, cheap)
+		if r.code != exitFailure || !strings.Contains(r.stdout, console) || strings.Contains(r.stdout, "<?xml") || strings.Contains(r.stdout, "## ") {
+			t.Errorf("--format %s --out: exit %d, stdout should be the console alone:\n%s", format, r.code, r.stdout)
+		}
+		for _, name := range []string{report.HTMLFile, report.JUnitFile, report.MarkdownFile} {
+			if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+				t.Errorf("--format %s --out: %v", format, err)
+			}
+		}
+	}
+	for format, prefix := range map[string]string{"junit": "<?xml", "markdown": "## "} {
+		r := rehearse(t, "run", "--format", format, cheap)
+		if r.code != exitFailure || !strings.HasPrefix(r.stdout, prefix) || !strings.Contains(r.stderr, console) {
+			t.Errorf("--format %s: exit %d, want the report on stdout, the console on stderr\nstdout:\n%.300s\nstderr:\n%s", format, r.code, r.stdout, r.stderr)
+		}
 	}
 }
 

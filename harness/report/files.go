@@ -113,7 +113,8 @@ func Digest(keys []string) string {
 
 // ParseShard reads "I/N", one shard of N: decimal digits only, no sign,
 // space or leading zero, 1 <= I <= N. "" is an error too; an unsharded run
-// has no shard to parse.
+// has no shard to parse. I and N have at most maxShardDigits digits; past
+// that the error says so.
 func ParseShard(s string) (index, count int, err error) {
 	is, ns, ok := strings.Cut(s, "/")
 	if ok && decimal(is) && decimal(ns) {
@@ -123,14 +124,28 @@ func ParseShard(s string) (index, count int, err error) {
 			return index, count, nil
 		}
 	}
+	if ok {
+		for _, p := range []struct{ name, digits string }{{"I", is}, {"N", ns}} {
+			if len(p.digits) > maxShardDigits && digitsOnly(p.digits) && p.digits[0] != '0' {
+				return 0, 0, fmt.Errorf("shard %q: %s has %d digits, more than the %d a shard number may have", s, p.name, len(p.digits), maxShardDigits)
+			}
+		}
+	}
 	return 0, 0, fmt.Errorf("shard %q: want I/N with 1 <= I <= N", s)
 }
 
-// decimal is a number of at most 9 digits without a leading zero.
+// maxShardDigits bounds the digits of I and N in "I/N": the numbers fit
+// an int anywhere, and no nightly has a billion workers.
+const maxShardDigits = 9
+
+// decimal is a number of at most maxShardDigits digits without a leading
+// zero.
 func decimal(s string) bool {
-	if s == "" || len(s) > 9 || s[0] == '0' {
-		return false
-	}
+	return s != "" && len(s) <= maxShardDigits && s[0] != '0' && digitsOnly(s)
+}
+
+// digitsOnly reports whether s is ASCII digits only.
+func digitsOnly(s string) bool {
 	for _, c := range []byte(s) {
 		if c < '0' || c > '9' {
 			return false

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
@@ -75,8 +76,26 @@ type HTMLOptions struct {
 // the containers' log tails and the command that reproduces it. The page
 // loads nothing: its style sheet and script are inline and allowed by
 // hash in its Content-Security-Policy, and it reads well with scripts off.
+//
+// A record of many events is drawn within bounds: at most maxLanes lanes
+// and maxBars bars per chart, maxOutputLines output lines per upgrade
+// step and maxUpgradeRows upgrade steps per scenario, each saying what it
+// leaves out.
 func HTML(w io.Writer, scenarios []Scenario, opts HTMLOptions) error {
-	if err := reportTmpl.Execute(w, buildPage(scenarios, opts)); err != nil {
+	return writeHTML(context.Background(), w, scenarios, opts)
+}
+
+// writeHTML is HTML that stops, with ctx's error, when ctx is done: it
+// checks before each scenario and on every write.
+func writeHTML(ctx context.Context, w io.Writer, scenarios []Scenario, opts HTMLOptions) error {
+	p, err := buildPage(ctx, scenarios, opts)
+	if err != nil {
+		return fmt.Errorf("write HTML report: %w", err)
+	}
+	if err := reportTmpl.Execute(ctxWriter{ctx, w}, p); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("write HTML report: %w", ctx.Err())
+		}
 		return fmt.Errorf("write HTML report: %w", err)
 	}
 	return nil
@@ -130,6 +149,9 @@ type scenarioView struct {
 	Chart      *chart
 	Steps      []stepView
 	Upgrade    []upgradeStepView
+	// UpgradeMore is how many upgrade steps are left out of Upgrade
+	// (past maxUpgradeRows).
+	UpgradeMore int
 }
 
 type stepView struct {
@@ -148,45 +170,20 @@ type upgradeStepView struct {
 	OK       bool
 	Duration string
 	Error    string
-	Output   []string
-	Lines    string // "3 lines"
+	Output   []string // the last maxOutputLines lines
+	Omitted  string   // "… 9800 earlier lines not shown", when there were more
+	Lines    string   // "3 lines": all of them
 }
 
-// chart is one scenario's timeline: lanes of bars on a time axis from
-// the scenario's Start (0%) to its End (100%).
-type chart struct {
-	TotalMS int64
-	Ticks   []tick
-	Lanes   []lane
-	Bands   []bar // faults, drawn across every lane
-}
-
-type tick struct {
-	X      string
-	Label  string
-	Anchor string // SVG text-anchor
-}
-
-type lane struct {
-	ID    string // data-lane
-	Kind  string // data-lane-kind: the events' kind
-	Label string
-	Sub   string
-	Bars  []bar
-}
-
-type bar struct {
-	Kind     string // data-kind: the event's kind, or "outage", "baseline"
-	Class    string
-	StartMS  int64
-	EndMS    int64
-	X, W     string // percentages of the axis
-	Instant  bool
-	Title    string
-	Label    string
-	LabelX   string
-	LabelEnd bool // the label ends at LabelX (a bar near the right edge)
-}
+// Bounds on a scenario's upgrade steps table (see maxLanes for why).
+const (
+	// maxUpgradeRows is the most upgrade steps the table lists: the
+	// failed ones first, then the others, in the order they ran.
+	maxUpgradeRows = 200
+	// maxOutputLines is the most output lines shown per upgrade step: the
+	// last ones, after a line saying how many are left out.
+	maxOutputLines = 200
+)
 
 // statusOrder is the order of the status counts.
 var statusOrder = []string{StatusFailed, StatusUndefined, StatusPending, StatusPassed, StatusSkipped}
@@ -203,7 +200,7 @@ func rank(status string) int {
 	return 1
 }
 
-func buildPage(scenarios []Scenario, opts HTMLOptions) page {
+func buildPage(ctx context.Context, scenarios []Scenario, opts HTMLOptions) (page, error) {
 	p := page{Title: opts.Title, CSP: reportCSP, CSS: template.CSS(reportCSS), JS: template.JS(reportJS), Total: len(scenarios)}
 	if p.Title == "" {
 		p.Title = defaultHTMLTitle
@@ -227,6 +224,9 @@ func buildPage(scenarios []Scenario, opts HTMLOptions) page {
 	tags := map[string]bool{}
 	ids := map[string]int{}
 	for _, s := range sorted {
+		if err := ctx.Err(); err != nil {
+			return p, err
+		}
 		counts[s.Status]++
 		for _, t := range s.Tags {
 			tags[t] = true
@@ -249,7 +249,7 @@ func buildPage(scenarios []Scenario, opts HTMLOptions) page {
 		p.Tags = append(p.Tags, t)
 	}
 	slices.Sort(p.Tags)
-	return p
+	return p, nil
 }
 
 func nonNil(s []string) []string {
@@ -302,36 +302,72 @@ func viewScenario(s Scenario, id string) scenarioView {
 		}
 		v.Steps = append(v.Steps, sv)
 	}
-	v.Upgrade = upgradeSteps(s.Events)
+	v.Upgrade, v.UpgradeMore = upgradeSteps(s.Events)
 	v.Chart = buildChart(s)
+	v.S.Events = nil // drawn; the template does not read them
 	return v
 }
 
-// upgradeSteps lists the upgrade's steps with their output lines.
-func upgradeSteps(events []timeline.Event) []upgradeStepView {
+// upgradeSteps lists the upgrade's steps with their output lines, at most
+// maxUpgradeRows of them (the failed ones first), and says how many it
+// leaves out. The texts are cleaned for display.
+func upgradeSteps(events []timeline.Event) ([]upgradeStepView, int) {
+	var steps, failed []int
+	for i, e := range events {
+		if e.Kind == kindStep {
+			steps = append(steps, i)
+			if !stepOK(e) {
+				failed = append(failed, i)
+			}
+		}
+	}
+	shown := steps
+	if len(steps) > maxUpgradeRows {
+		keep := map[int]bool{}
+		for _, i := range failed[:min(len(failed), maxUpgradeRows)] {
+			keep[i] = true
+		}
+		for _, i := range steps {
+			if len(keep) == maxUpgradeRows {
+				break
+			}
+			keep[i] = true
+		}
+		shown = nil
+		for _, i := range steps {
+			if keep[i] {
+				shown = append(shown, i)
+			}
+		}
+	}
 	var out []upgradeStepView
 	outputs := stepOutputs(events)
-	for i, e := range events {
-		if e.Kind != kindStep {
-			continue
-		}
+	for _, i := range shown {
+		e := events[i]
+		lines := outputs[i]
 		u := upgradeStepView{
-			Name: e.Name, Service: e.Actor, User: e.Fields["user"], Rollback: e.Fields["phase"] == phaseRollback,
-			Exit: e.Fields["exit"], Duration: fmtDuration(e.Duration()), Error: e.Err, Output: outputs[i],
+			Name: clean(e.Name), Service: clean(e.Actor), User: clean(e.Fields["user"]), Rollback: e.Fields["phase"] == phaseRollback,
+			Exit: clean(e.Fields["exit"]), Duration: fmtDuration(e.Duration()), Error: clean(e.Err),
 		}
 		u.OK = stepOK(e)
-		u.Lines = strconv.Itoa(len(u.Output)) + " lines"
-		if len(u.Output) == 1 {
+		u.Lines = strconv.Itoa(len(lines)) + " lines"
+		if len(lines) == 1 {
 			u.Lines = "1 line"
 		}
+		if n := len(lines) - maxOutputLines; n > 0 {
+			u.Omitted = fmt.Sprintf("… %d earlier %s not shown", n, plural(n, "line"))
+			lines = lines[n:]
+		}
+		u.Output = cleanAll(lines)
 		out = append(out, u)
 	}
-	return out
+	return out, len(steps) - len(shown)
 }
 
 // stepOutputs gives each upgrade step (by its index in events) its output
-// lines: the output marks of the same step name (their actor) and phase
-// from its start to its end, in time order. The events are grouped by
+// lines: the output marks of the same step name (their actor) and phase,
+// compared as displayed (cleaned), from its start to its end, in time
+// order. The events are grouped by
 // step and phase once and each group swept in time order, so the work is
 // O(n log n), not steps times outputs; an output line goes to one step
 // only, the first to start of those it falls within.
@@ -350,10 +386,10 @@ func stepOutputs(events []timeline.Event) map[int][]string {
 	for i, e := range events {
 		switch e.Kind {
 		case kindStep:
-			g := get(key{e.Name, e.Fields["phase"]})
+			g := get(key{clean(e.Name), clean(e.Fields["phase"])})
 			g.steps = append(g.steps, i)
 		case kindStepOutput:
-			g := get(key{e.Actor, e.Fields["phase"]})
+			g := get(key{clean(e.Actor), clean(e.Fields["phase"])})
 			g.outputs = append(g.outputs, i)
 		}
 	}
@@ -382,260 +418,6 @@ func stepOutputs(events []timeline.Event) map[int][]string {
 
 func stepOK(e timeline.Event) bool {
 	return e.Err == "" && (e.Fields["exit"] == "" || e.Fields["exit"] == "0")
-}
-
-// buildChart lays the scenario's events out on lanes; nil when there is
-// no time axis (a scenario skipped before it started).
-func buildChart(s Scenario) *chart {
-	total := s.End.Sub(s.Start)
-	if total <= 0 || len(s.Events) == 0 {
-		return nil
-	}
-	c := &chart{TotalMS: total.Milliseconds(), Ticks: ticks(total)}
-	pos := func(kind, class string, e timeline.Event) bar {
-		return place(s.Start, total, kind, class, e.Start, e.End)
-	}
-	lanes := map[string]*lane{}
-	var order []string
-	get := func(id, kind, label string) *lane {
-		if l, ok := lanes[id]; ok {
-			return l
-		}
-		lanes[id] = &lane{ID: id, Kind: kind, Label: label}
-		order = append(order, id)
-		return lanes[id]
-	}
-	// Lanes appear in a fixed order of kinds, then in order of first event.
-	groups := map[string][]timeline.Event{}
-	for _, e := range s.Events {
-		groups[e.Kind] = append(groups[e.Kind], e)
-	}
-	for _, e := range groups[timeline.KindEnvironment] {
-		l := get("environment", e.Kind, "environment")
-		b := pos(e.Kind, "env", e)
-		b.Title = eventTitle(e, s.Start)
-		if e.Actor != "environment" {
-			b.Title = e.Actor + " " + b.Title
-		}
-		l.Bars = append(l.Bars, b)
-	}
-	for _, e := range groups[timeline.KindDataset] {
-		l := get("dataset:"+e.Actor, e.Kind, "dataset "+e.Actor)
-		b := pos(e.Kind, "dataset", e)
-		b.Title = eventTitle(e, s.Start)
-		l.Bars = append(l.Bars, b)
-	}
-	for _, e := range groups[kindUpgrade] {
-		l := get("package", e.Kind, "package")
-		b := pos(e.Kind, "package", e)
-		b.Title = eventTitle(e, s.Start)
-		l.Bars = append(l.Bars, b)
-	}
-	for _, e := range groups[kindFault] {
-		l := get("faults", e.Kind, "faults")
-		if e.Actor == actorArmed {
-			b := pos(e.Kind, "armed", e)
-			b.Title = "armed: " + eventTitle(e, s.Start)
-			l.Bars = append(l.Bars, b)
-			continue
-		}
-		b := pos(e.Kind, "fault", e)
-		b.Title = e.Actor + ": " + eventTitle(e, s.Start)
-		b.Label = e.Name
-		b.LabelX, b.LabelEnd = b.X, b.StartMS*10 > c.TotalMS*7
-		if b.LabelEnd {
-			b.LabelX = pct(b.EndMS, c.TotalMS)
-		}
-		l.Bars = append(l.Bars, b)
-		band := b
-		band.Class, band.Label = "band", ""
-		c.Bands = append(c.Bands, band)
-	}
-	steps := map[string]int{}
-	for _, e := range groups[kindStep] {
-		id := "step:" + e.Actor + "/" + e.Name
-		label := e.Name
-		if e.Fields["phase"] == phaseRollback {
-			id += "/rollback"
-			label = "↩ " + label
-		}
-		steps[id]++
-		if n := steps[id]; n > 1 {
-			id += "#" + strconv.Itoa(n)
-		}
-		l := get(id, e.Kind, label)
-		l.Sub = e.Actor
-		if u := e.Fields["user"]; u != "" {
-			l.Sub += " as " + u
-		}
-		class := "step ok"
-		if !stepOK(e) {
-			class = "step fail"
-		}
-		if e.Fields["phase"] == phaseRollback {
-			class += " rollback"
-			l.Sub = "rollback · " + l.Sub
-		}
-		b := pos(e.Kind, class, e)
-		b.Title = eventTitle(e, s.Start)
-		l.Bars = append(l.Bars, b)
-	}
-	stopped := map[string]time.Time{} // probe -> when it stopped sampling
-	for _, e := range groups[kindProbe] {
-		if e.Name == "stop" {
-			stopped[e.Actor] = e.Start
-		}
-	}
-	for _, e := range groups[kindProbe] {
-		l := get("probe:"+e.Actor, e.Kind, "probe "+e.Actor)
-		if len(l.Bars) == 0 {
-			// Watched from its first sample until it stopped (the end of
-			// the scenario when the record does not say).
-			until, ok := stopped[e.Actor]
-			if !ok || until.Before(e.Start) {
-				until = s.End
-			}
-			b := place(s.Start, total, "baseline", "probe-up", e.Start, until)
-			b.Title = e.Actor + " watched from " + fmtOffset(e.Start.Sub(s.Start))
-			l.Bars = append(l.Bars, b)
-		}
-		if e.Name == probeOutage && e.End.After(e.Start) {
-			b := pos(probeOutage, "outage", e)
-			b.Title = e.Actor + " down: " + eventTitle(e, s.Start)
-			if d := e.Fields["probe"]; d != "" {
-				l.Sub = d
-			}
-			l.Bars = append(l.Bars, b)
-		} else if e.Name == "down" || e.Name == "up" {
-			b := pos(e.Kind, "probe-"+e.Name, e)
-			b.Title = e.Actor + " " + eventTitle(e, s.Start)
-			l.Bars = append(l.Bars, b)
-		}
-	}
-	for _, e := range groups[kindSnapshot] {
-		l := get("snapshots", e.Kind, "snapshots")
-		class := "snapshot"
-		if e.Name == snapshotRestore {
-			class = "restore"
-		}
-		b := pos(e.Kind, class, e)
-		b.Title = e.Actor + " " + eventTitle(e, s.Start)
-		l.Bars = append(l.Bars, b)
-	}
-	known := []string{timeline.KindEnvironment, timeline.KindDataset, kindUpgrade, kindFault, kindStep, kindProbe, kindSnapshot, kindStepOutput}
-	for _, k := range sortedKeys(groups) {
-		if slices.Contains(known, k) {
-			continue
-		}
-		for _, e := range groups[k] {
-			l := get(k, k, k)
-			b := pos(e.Kind, "other kind-"+cssIdent(k), e)
-			b.Title = e.Actor + " " + eventTitle(e, s.Start)
-			l.Bars = append(l.Bars, b)
-		}
-	}
-	for _, id := range order {
-		c.Lanes = append(c.Lanes, *lanes[id])
-	}
-	return c
-}
-
-// cssIdent keeps the letters, digits and dashes of s.
-func cssIdent(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
-			return r
-		}
-		return -1
-	}, strings.ToLower(s))
-}
-
-// place positions an interval on the axis [t0, t0+total], clamped to it.
-func place(t0 time.Time, total time.Duration, kind, class string, start, end time.Time) bar {
-	if end.Before(start) {
-		end = start
-	}
-	ms := total.Milliseconds()
-	clamp := func(t time.Time) int64 { return min(max(t.Sub(t0).Milliseconds(), 0), ms) }
-	b := bar{Kind: kind, Class: class, StartMS: clamp(start), EndMS: clamp(end), Instant: !end.After(start)}
-	b.X, b.W = pct(b.StartMS, ms), pct(b.EndMS-b.StartMS, ms)
-	return b
-}
-
-// pct is part of whole as an SVG percentage.
-func pct(part, whole int64) string {
-	if whole <= 0 {
-		return "0%"
-	}
-	return strconv.FormatFloat(float64(part)*100/float64(whole), 'f', 4, 64) + "%"
-}
-
-func eventTitle(e timeline.Event, t0 time.Time) string {
-	var b strings.Builder
-	b.WriteString(e.Name)
-	b.WriteString(" at ")
-	b.WriteString(fmtOffset(e.Start.Sub(t0)))
-	if d := e.Duration(); d > 0 {
-		b.WriteString(" for ")
-		b.WriteString(fmtDuration(d))
-	}
-	for _, k := range sortedKeys(e.Fields) {
-		b.WriteString("\n" + k + "=" + e.Fields[k])
-	}
-	if e.Err != "" {
-		b.WriteString("\nerror: " + e.Err)
-	}
-	return b.String()
-}
-
-// ticks marks the axis at a round interval, at most about ten of them.
-func ticks(total time.Duration) []tick {
-	steps := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond,
-		time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second,
-		time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour}
-	step := steps[len(steps)-1]
-	for _, s := range steps {
-		if total/s <= 10 {
-			step = s
-			break
-		}
-	}
-	// Doubling stops at total/10 (not step*10 < total, which overflows for
-	// the longest durations and never ends).
-	for step < total/10 {
-		step *= 2
-	}
-	var out []tick
-	for t := time.Duration(0); len(out) <= maxTicks; t += step {
-		anchor := "middle"
-		if t == 0 {
-			anchor = "start"
-		} else if total-t < step/3 {
-			anchor = "end"
-		}
-		out = append(out, tick{X: pct(t.Milliseconds(), total.Milliseconds()), Label: fmtOffset(t), Anchor: anchor})
-		if t > total-step { // the next would pass the end (or overflow)
-			break
-		}
-	}
-	return out
-}
-
-// maxTicks bounds the ticks of an axis, whatever its length.
-const maxTicks = 20
-
-// fmtOffset is a point on the axis: 0s, 500ms, 12s, 1m30s.
-func fmtOffset(d time.Duration) string {
-	switch {
-	case d == 0:
-		return "0s"
-	case d < time.Second:
-		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
-	case d < time.Minute:
-		return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
-	default:
-		return d.Truncate(time.Second).String()
-	}
 }
 
 // fmtDuration is a length of time, rounded to what a reader cares for.

@@ -345,6 +345,48 @@ func TestHTMLFaultBands(t *testing.T) {
 	}
 }
 
+// TestHTMLEventsOutsideTheScenario: events before the scenario's start or
+// after its end are drawn and described clamped to it, saying so; no
+// negative offset, nor the 292 years of a saturated duration.
+func TestHTMLEventsOutsideTheScenario(t *testing.T) {
+	t0 := time.Date(2026, 3, 2, 2, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	year1 := time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC)
+	s := report.Scenario{Schema: report.Schema, Feature: "f.feature", Line: 1, Name: "outside", Status: report.StatusPassed, Start: at(0), End: at(10000),
+		Events: []timeline.Event{
+			{Kind: "fault", Actor: "db", Name: "pause db", Start: at(-5000), End: at(2000)},
+			{Kind: "probe", Actor: "api", Name: "down", Start: at(-3000), End: at(-3000)},
+			{Kind: "upgrade-step", Actor: "billing", Name: "migrate", Start: at(8000), End: at(15000), Fields: map[string]string{"exit": "0"}},
+			{Kind: "snapshot", Actor: "db", Name: "take", Start: at(-20000), End: at(20000)},
+			{Kind: "dataset", Actor: "billing", Name: "load", Start: year1, End: year1},
+			{Kind: "dataset", Actor: "billing", Name: "check", Start: at(12000), End: at(13000)},
+		}}
+	doc := parse(t, render(t, []report.Scenario{s}, report.HTMLOptions{}))
+	var titles []string
+	for _, n := range findAll(doc, func(n *html.Node) bool { return n.Data == "title" && n.Parent.Data == "rect" }) {
+		titles = append(titles, text(n))
+	}
+	for _, want := range []string{
+		"db: pause db at 0s for 2.0s (from before the scenario's start)",
+		"api down at 0s (before the scenario's start)",
+		"migrate at 8s for 2.0s (until after the scenario's end)",
+		"db take at 0s for 10.0s (from before the scenario's start to after its end)",
+		"load at 0s (before the scenario's start)",
+		"check at 10s (after the scenario's end)",
+		"api watched from 0s",
+	} {
+		if !slices.ContainsFunc(titles, func(s string) bool { return strings.HasPrefix(s, want) }) {
+			t.Errorf("no bar titled %q in\n%q", want, titles)
+		}
+	}
+	hours := regexp.MustCompile(`\d+h`)
+	for _, title := range titles {
+		if strings.Contains(title, " -") || hours.MatchString(title) {
+			t.Errorf("title %q: a negative offset or hours of a 10 s scenario", title)
+		}
+	}
+}
+
 func TestHTMLIndex(t *testing.T) {
 	doc := parse(t, render(t, readScenarios(t, htmlRunDir), report.HTMLOptions{Title: "nightly"}))
 	var rows []string

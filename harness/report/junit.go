@@ -1,9 +1,12 @@
 package report
 
 import (
+	"context"
 	"encoding/xml"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +30,7 @@ type (
 	// JUnitSuite is one feature.
 	JUnitSuite struct {
 		Name      string      `xml:"name,attr"`
-		File      string      `xml:"file,attr"`
+		File      string      `xml:"file,attr,omitempty"`
 		Tests     int         `xml:"tests,attr"`
 		Failures  int         `xml:"failures,attr"`
 		Errors    int         `xml:"errors,attr"`
@@ -41,8 +44,8 @@ type (
 		Name      string        `xml:"name,attr"`
 		Classname string        `xml:"classname,attr"`
 		Time      string        `xml:"time,attr"`
-		File      string        `xml:"file,attr"`
-		Line      int           `xml:"line,attr"`
+		File      string        `xml:"file,attr,omitempty"`
+		Line      int           `xml:"line,attr,omitempty"`
 		Failure   *JUnitFailure `xml:"failure"`
 		Error     *JUnitFailure `xml:"error"`
 		Skipped   *JUnitSkipped `xml:"skipped"`
@@ -72,20 +75,18 @@ type (
 // undefined and pending scenarios are errors ("undefined step: ...", the
 // same text in the body), as godog's own JUnit counts them; skipped ones
 // are skipped. Feature files the runs could not read or parse come first,
-// in a testsuite "feature files", one testcase with an error each.
+// in a testsuite "feature files", one testcase with an error each, named
+// by the file (and line, when the message gives one).
 func JUnit(w io.Writer, r *Report) error {
+	return writeJUnit(context.Background(), w, r)
+}
+
+// writeJUnit is JUnit that stops, with ctx's error, when ctx is done: it
+// checks before each scenario and on every write.
+func writeJUnit(ctx context.Context, w io.Writer, r *Report) error {
 	out := JUnitSuites{Name: "rehearse"}
 	if errs := r.Errors(); len(errs) > 0 {
-		suite := JUnitSuite{Name: errorsSuite, Time: seconds(0)}
-		for _, e := range errs {
-			e = clean(e)
-			suite.Cases = append(suite.Cases, JUnitCase{
-				Name: firstLine(e), Classname: errorsSuite, Time: seconds(0),
-				Error: &JUnitFailure{Message: firstLine(e), Type: "parse", Text: e + "\n"},
-			})
-			suite.Tests++
-			suite.Errors++
-		}
+		suite := errorsSuiteOf(errs)
 		out.Tests += suite.Tests
 		out.Errors += suite.Errors
 		out.Suites = append(out.Suites, suite)
@@ -105,6 +106,9 @@ func JUnit(w io.Writer, r *Report) error {
 			names[s.Name]++
 		}
 		for _, s := range group {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("junit: %w", err)
+			}
 			c := junitCase(s, suite.Name)
 			if names[s.Name] > 1 {
 				// An outline's rows share its name; CI views would fold them into one.
@@ -137,16 +141,65 @@ func JUnit(w io.Writer, r *Report) error {
 		out.Suites = append(out.Suites, suite)
 	}
 	out.Time = seconds(total)
+	w = ctxWriter{ctx, w}
 	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
+		return fmt.Errorf("junit: %w", err)
 	}
 	enc := xml.NewEncoder(w)
 	enc.Indent("", "  ")
 	if err := enc.Encode(out); err != nil {
 		return fmt.Errorf("junit: %w", err)
 	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	if _, err := io.WriteString(w, "\n"); err != nil {
+		return fmt.Errorf("junit: %w", err)
+	}
+	return nil
+}
+
+// errorsSuiteOf is the testsuite of the feature files the runs could not
+// read or parse: one testcase each, named and placed by the file and
+// line the message starts with ("FILE[:LINE]: message"), the message in
+// its error. The suite's file is theirs when they share one.
+func errorsSuiteOf(errs []string) JUnitSuite {
+	suite := JUnitSuite{Name: errorsSuite, Time: seconds(0)}
+	files := map[string]bool{}
+	for _, e := range errs {
+		e = clean(e)
+		file, line := errorPlace(e)
+		name := file
+		if line > 0 {
+			name += ":" + strconv.Itoa(line)
+		}
+		if file == "" {
+			name = firstLine(e)
+		}
+		files[file] = true
+		suite.Cases = append(suite.Cases, JUnitCase{
+			Name: name, Classname: errorsSuite, Time: seconds(0), File: file, Line: line,
+			Error: &JUnitFailure{Message: firstLine(e), Type: "parse", Text: e + "\n"},
+		})
+		suite.Tests++
+		suite.Errors++
+	}
+	if len(files) == 1 {
+		suite.File = suite.Cases[0].File
+	}
+	return suite
+}
+
+// errorPlace is the file and line a feature file's error names in front,
+// "FILE:LINE: message" or "FILE: message" (line 0); "" when it names none.
+func errorPlace(e string) (file string, line int) {
+	head, _, ok := strings.Cut(firstLine(e), ": ")
+	if !ok || head == "" {
+		return "", 0
+	}
+	if i := strings.LastIndexByte(head, ':'); i > 0 {
+		if n, err := strconv.Atoi(head[i+1:]); err == nil && n > 0 && decimal(head[i+1:]) {
+			return head[:i], n
+		}
+	}
+	return head, 0
 }
 
 func junitCase(s Scenario, classname string) JUnitCase {
@@ -200,9 +253,39 @@ func scenarioText(s Scenario) string {
 	}
 	if len(s.Events) > 0 {
 		b.WriteString("\ntimeline:\n")
-		timeline.WriteEvents(&b, s.Events) // a strings.Builder does not fail
+		timeline.WriteEvents(&b, textEvents(s.Events)) // a strings.Builder does not fail
 	}
 	return clean(b.String())
+}
+
+// maxTextEvents bounds the events of a scenario's text timeline (JUnit's
+// system-out), which CI test views show whole.
+const maxTextEvents = 2000
+
+// textEvents is events, or past maxTextEvents the first and last
+// maxTextEvents/2 of them in time order with an event between that says
+// how many are left out (WriteEvents keeps it there: it sorts stably).
+func textEvents(events []timeline.Event) []timeline.Event {
+	if len(events) <= maxTextEvents {
+		return events
+	}
+	idx := make([]int, len(events))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return events[a].Start.Compare(events[b].Start) })
+	half := maxTextEvents / 2
+	out := make([]timeline.Event, 0, maxTextEvents+1)
+	for _, i := range idx[:half] {
+		out = append(out, events[i])
+	}
+	at := events[idx[half]].Start
+	out = append(out, timeline.Event{Kind: "…", Actor: "report", Start: at, End: at,
+		Name: fmt.Sprintf("%d events not shown: report.html and the record (timelines/*.json) have them all", len(events)-2*half)})
+	for _, i := range idx[len(idx)-half:] {
+		out = append(out, events[i])
+	}
+	return out
 }
 
 // byFeature groups sorted scenarios by feature file.

@@ -206,8 +206,35 @@ func TestJUnitFeatureFileErrors(t *testing.T) {
 	if c.Error == nil || c.Error.Message != `features/broken.feature:3: expected a step, got "Whn"` || !strings.Contains(c.Error.Text, "features/broken.feature:3") {
 		t.Errorf("case %+v error %+v", c, c.Error)
 	}
-	if c.Name != `features/broken.feature:3: expected a step, got "Whn"` || c.Classname != "feature files" {
-		t.Errorf("case name %q classname %q", c.Name, c.Classname)
+	// Named and placed by the file (and line), the message in the error.
+	if c.Name != "features/broken.feature:3" || c.Classname != "feature files" || c.File != "features/broken.feature" || c.Line != 3 {
+		t.Errorf("case name %q classname %q file %q line %d", c.Name, c.Classname, c.File, c.Line)
+	}
+	if c := files.Cases[1]; c.Name != "features/gone.feature" || c.File != "features/gone.feature" || c.Line != 0 || c.Error.Message != "features/gone.feature: permission denied" {
+		t.Errorf("second case %+v error %+v", c, c.Error)
+	}
+	// No empty file or zero line in the XML: two files, so no suite file.
+	_, raw := junitOf(t, r)
+	suite := raw[bytes.Index(raw, []byte(`<testsuite name="feature files"`)):]
+	suite = suite[:bytes.Index(suite, []byte("</testsuite>"))]
+	if bytes.Contains(suite, []byte(`file=""`)) || bytes.Contains(suite, []byte(`line="0"`)) {
+		t.Errorf("the feature files suite has an empty file or line 0:\n%s", suite)
+	}
+
+	// One file: the suite names it; a message that names no file is its
+	// own name.
+	for _, tt := range []struct{ in, file, name string }{
+		{"features/a.feature:12: gherkin syntax error: expected a step", "features/a.feature", "features/a.feature:12"},
+		{"features/b.feature: larger than 8 MiB, not a feature file", "features/b.feature", "features/b.feature"},
+		{"dir/x:y.feature:7: bad", "dir/x:y.feature", "dir/x:y.feature:7"},
+		{"no file here", "", "no file here"},
+	} {
+		r.Runs[0].Errors = []string{tt.in}
+		got, _ := junitOf(t, r)
+		s := got.Suites[0]
+		if s.File != tt.file || s.Cases[0].File != tt.file || s.Cases[0].Name != tt.name || s.Cases[0].Error.Text != tt.in+"\n" {
+			t.Errorf("%q: suite file %q, case %+v, want file %q name %q", tt.in, s.File, s.Cases[0], tt.file, tt.name)
+		}
 	}
 }
 

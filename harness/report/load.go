@@ -23,12 +23,18 @@ const (
 	// timeline, rehearse.json).
 	MaxRecordSize = 64 << 20
 	// MaxLoadSize bounds the bytes Load reads across all files of all
-	// directories.
-	MaxLoadSize = 1 << 30
+	// directories. Decoded, records take up to about six times their
+	// size in memory (a 27 MB record of 200,000 tiny events: 170 MB for
+	// rehearse report in place, 310 MB when it copies the records to
+	// --out); 256 MiB is a 200-scenario nightly of records ten times a
+	// real rehearsal's, within what a CI worker has.
+	MaxLoadSize = 256 << 20
 	// MaxEvents bounds the events of one scenario's record.
 	MaxEvents = 200_000
-	// MaxSpan bounds how long a scenario (and its record's End - Start)
-	// may be.
+	// MaxSpan bounds how long a run, a scenario (its record's End -
+	// Start) and a report (from the first start of its runs and
+	// scenarios to the last end) may be, and how far from its
+	// scenario's start an event may lie.
 	MaxSpan = 7 * 24 * time.Hour
 )
 
@@ -82,12 +88,24 @@ func (r *Report) Counts() Counts {
 	return c
 }
 
-// OK reports whether no scenario failed and every feature file was read.
-// Undefined and pending scenarios fail as in rehearse run, which runs
-// godog strict; skipped ones do not.
+// OK reports whether no scenario failed, every feature file was read and
+// no run was interrupted. Undefined and pending scenarios fail as in
+// rehearse run, which runs godog strict; skipped ones do not, but those
+// an interrupted run skipped never ran.
 func (r *Report) OK() bool {
 	c := r.Counts()
-	return c.Failed+c.Undefined+c.Pending+c.Errors == 0
+	return c.Failed+c.Undefined+c.Pending+c.Errors == 0 && !r.Interrupted()
+}
+
+// Interrupted reports whether a run was stopped before every scenario it
+// selected ran (its run.json says so).
+func (r *Report) Interrupted() bool {
+	for _, run := range r.Runs {
+		if run.Interrupted {
+			return true
+		}
+	}
+	return false
 }
 
 // Errors are the feature files the runs could not read or parse (each
@@ -219,6 +237,9 @@ func (l *loader) loadDir(dir string) (dirRecords, error) {
 		if _, _, err := ParseShard(run.Shard); run.Shard != "" && err != nil {
 			return d, fmt.Errorf("%s: %w", filepath.Join(dir, RunFile), err)
 		}
+		if err := checkRun(run); err != nil {
+			return d, fmt.Errorf("%s: %w", filepath.Join(dir, RunFile), err)
+		}
 		d.run = &run
 	}
 
@@ -322,10 +343,12 @@ func readRecord(root *os.Root, dir, name string) ([]byte, error) {
 	if st.Size() > MaxRecordSize {
 		return nil, fmt.Errorf("read %s: %d bytes, more than the %d MiB a record may have", path, st.Size(), MaxRecordSize>>20)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxRecordSize+1))
-	if err != nil {
+	// Read into a buffer of the file's size: no copies while it grows.
+	buf := bytes.NewBuffer(make([]byte, 0, st.Size()+bytes.MinRead))
+	if _, err := buf.ReadFrom(io.LimitReader(f, MaxRecordSize+1)); err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
+	data := buf.Bytes()
 	if len(data) > MaxRecordSize {
 		return nil, fmt.Errorf("read %s: it grew past %d MiB while being read", path, MaxRecordSize>>20)
 	}
@@ -347,8 +370,9 @@ func decodeRecord(path string, data []byte, schema string, v any) error {
 		}
 		return fmt.Errorf("read %s: schema %q, want %q", path, head.Schema, schema)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(v); err != nil {
+	// Unmarshal, not a Decoder: a Decoder copies the record into a buffer
+	// of its own, and a record may be MaxRecordSize.
+	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
 	return nil
@@ -378,7 +402,33 @@ func checkScenario(s Scenario) error {
 	}
 	switch s.Status {
 	case StatusPassed, StatusFailed, StatusSkipped, StatusUndefined, StatusPending:
-		return nil
+	default:
+		return fmt.Errorf("%s: unknown status %q", s.Location(), s.Status)
 	}
-	return fmt.Errorf("%s: unknown status %q", s.Location(), s.Status)
+	if s.Start.IsZero() {
+		return nil // it never ran: its events (if any) have no axis to lie on
+	}
+	// Events a little outside the scenario are drawn clamped to it; one
+	// far away is a broken clock or a forged record.
+	far := func(t time.Time) bool { return !t.IsZero() && (t.Sub(s.Start) > MaxSpan || s.Start.Sub(t) > MaxSpan) }
+	for i, e := range s.Events {
+		if far(e.Start) || far(e.End) {
+			return fmt.Errorf("%s: event %d (%q of %q) from %s to %s: more than the %d days from the scenario's start (%s) an event may lie",
+				s.Location(), i+1, e.Kind, e.Actor, fmtTime(e.Start), fmtTime(e.End), MaxSpan/(24*time.Hour), fmtTime(s.Start))
+		}
+	}
+	return nil
+}
+
+// checkRun holds a run's times to the bounds of a scenario's.
+func checkRun(r Run) error {
+	switch {
+	case r.Start.IsZero() != r.End.IsZero():
+		return fmt.Errorf("start %s, end %s: one without the other", fmtTime(r.Start), fmtTime(r.End))
+	case r.End.Before(r.Start):
+		return fmt.Errorf("the run ends (%s) before it starts (%s)", fmtTime(r.End), fmtTime(r.Start))
+	case r.End.Sub(r.Start) > MaxSpan:
+		return fmt.Errorf("the run goes from %s to %s, longer than the %d days a run may take", fmtTime(r.Start), fmtTime(r.End), MaxSpan/(24*time.Hour))
+	}
+	return nil
 }

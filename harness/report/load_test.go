@@ -268,6 +268,57 @@ func TestLoadRefuses(t *testing.T) {
 			},
 		},
 		{
+			name:   "run ends before it starts",
+			break2: setRun("end", "2025-06-03T01:00:00Z"),
+			want: func(_, d2 string) []string {
+				return []string{run(d2), "the run ends (2025-06-03T01:00:00Z) before it starts (2025-06-03T01:59:59Z)"}
+			},
+		},
+		{
+			name:   "run spans the calendar",
+			single: true,
+			break1: func(d string) {
+				setRun("start", "0001-01-01T00:00:01Z")(d)
+				setRun("end", "9999-12-31T23:59:59Z")(d)
+			},
+			want: func(d, _ string) []string {
+				return []string{run(d), "the run goes from 0001-01-01T00:00:01Z to 9999-12-31T23:59:59Z, longer than the 7 days a run may take"}
+			},
+		},
+		{
+			name:   "run start without end",
+			single: true,
+			break1: func(d string) { editJSON(t, run(d), func(m map[string]any) { delete(m, "end") }) },
+			want: func(d, _ string) []string {
+				return []string{run(d), "end none: one without the other"}
+			},
+		},
+		{
+			// Each shard within bounds, but years apart: the wall time
+			// would read 2562047h47m.
+			name: "shards years apart",
+			break2: func(d2 string) {
+				setRun("start", "2035-06-03T02:00:01Z")(d2)
+				setRun("end", "2035-06-03T02:04:00Z")(d2)
+			},
+			want: func(d1, d2 string) []string {
+				return []string{run(d2) + " ends at 2035-06-03T02:04:00Z", "starts at 2025-06-03", "more than the 7 days the runs and scenarios of one report may span"}
+			},
+		},
+		{
+			name:   "event far from its scenario",
+			single: true,
+			break1: func(d string) {
+				editJSON(t, timeline(d, "rollback-8-"), func(m map[string]any) {
+					ev := m["events"].([]any)[0].(map[string]any)
+					ev["start"], ev["end"] = "0001-01-01T00:00:00.5Z", "0001-01-01T00:00:01Z"
+				})
+			},
+			want: func(d, _ string) []string {
+				return []string{timeline(d, "rollback-8-"), "features/rollback.feature:8: event 1 (", "from 0001-01-01T00:00:00.5Z to 0001-01-01T00:00:01Z: more than the 7 days from the scenario's start (2025-06-03T02:02:10Z) an event may lie"}
+			},
+		},
+		{
 			name:   "start without end",
 			single: true,
 			break1: func(d string) {
@@ -575,13 +626,22 @@ func TestParseShard(t *testing.T) {
 		{"", 0, 0, false}, {"0/2", 0, 0, false}, {"3/2", 0, 0, false}, {"1/2x", 0, 0, false}, {"01/2", 0, 0, false},
 		{"1/02", 0, 0, false}, {"1", 0, 0, false}, {"-1/2", 0, 0, false}, {"+1/2", 0, 0, false}, {" 1/2", 0, 0, false},
 		{"1/ 2", 0, 0, false}, {"1/2/3", 0, 0, false}, {"/2", 0, 0, false}, {"1/", 0, 0, false}, {"1/0", 0, 0, false},
-		{"1/9999999999", 0, 0, false}, {"１/2", 0, 0, false},
+		{"1/9999999999", 0, 0, false}, {"１/2", 0, 0, false}, {"1/1000000000", 0, 0, false}, {"1000000000/1", 0, 0, false},
+		{"1/0000000001", 0, 0, false},
 	} {
 		i, n, err := ParseShard(tt.in)
 		if (err == nil) != tt.ok || i != tt.i || n != tt.n {
 			t.Errorf("ParseShard(%q) = %d, %d, %v", tt.in, i, n, err)
 		}
-		if want := fmt.Sprintf("shard %q: want I/N with 1 <= I <= N", tt.in); err != nil && err.Error() != want {
+		want := fmt.Sprintf("shard %q: want I/N with 1 <= I <= N", tt.in)
+		// Too many digits is said as it is, not as I out of range.
+		switch tt.in {
+		case "1/9999999999", "1/1000000000":
+			want = fmt.Sprintf("shard %q: N has 10 digits, more than the 9 a shard number may have", tt.in)
+		case "1000000000/1":
+			want = fmt.Sprintf("shard %q: I has 10 digits, more than the 9 a shard number may have", tt.in)
+		}
+		if err != nil && err.Error() != want {
 			t.Errorf("ParseShard(%q): %v, want %q", tt.in, err, want)
 		}
 	}

@@ -30,8 +30,16 @@ var mdStatus = map[string]string{
 // Markdown writes a summary for a pull request or a CI step summary: the
 // totals in a heading, a table of the scenarios that did not pass (with
 // the command that reproduces each), then every scenario, folded when
-// there are many.
+// there are many. It is written whole, however long: AppendStepSummaryTo
+// bounds what it appends.
 func Markdown(w io.Writer, r *Report) error {
+	return markdown(w, r, 0)
+}
+
+// markdown is Markdown within limit bytes when limit > 0: each list is
+// cut where it would pass it, with a line saying how many it leaves out.
+// The totals are always written whole.
+func markdown(w io.Writer, r *Report, limit int) error {
 	var b bytes.Buffer
 	c := r.Counts()
 	mark := "✅"
@@ -51,6 +59,9 @@ func Markdown(w io.Writer, r *Report) error {
 	if c.Errors > 0 {
 		fmt.Fprintf(&b, "; %d feature %s not read", c.Errors, plural(c.Errors, "file"))
 	}
+	if r.Interrupted() {
+		b.WriteString("; interrupted")
+	}
 	b.WriteString("\n\n")
 	facts := []string{"wall time " + human(r.Wall()), "scenario time " + human(r.Duration())}
 	if n := r.Shards(); n > 0 {
@@ -61,11 +72,20 @@ func Markdown(w io.Writer, r *Report) error {
 	}
 	b.WriteString(strings.Join(facts, " · ") + "\n\n")
 
+	// fits says whether line still fits within limit, with room to spare
+	// for the lines that say what was left out and the sections after.
+	fits := func(line string) bool { return limit <= 0 || b.Len()+len(line)+mdReserve <= limit }
 	if errs := r.Errors(); len(errs) > 0 {
 		fmt.Fprintf(&b, "### ❌ %d feature %s could not be read\n\n", len(errs), plural(len(errs), "file"))
 		b.WriteString("Their scenarios ran nowhere.\n\n")
-		for _, e := range errs {
-			b.WriteString("- " + cell(e) + "\n")
+		for i, e := range errs {
+			line := "- " + cell(e) + "\n"
+			if !fits(line) {
+				n := len(errs) - i
+				fmt.Fprintf(&b, "- … %d more feature %s: %s\n", n, plural(n, "file"), seeWhole)
+				break
+			}
+			b.WriteString(line)
 		}
 		b.WriteString("\n")
 	}
@@ -79,12 +99,18 @@ func Markdown(w io.Writer, r *Report) error {
 	}
 	if len(bad) > 0 {
 		b.WriteString("### Did not pass\n\n| Scenario | Name | Error | Reproduce |\n| --- | --- | --- | --- |\n")
-		for _, s := range bad {
+		for i, s := range bad {
 			repro := ""
 			if s.Reproduce != "" {
 				repro = code(s.Reproduce)
 			}
-			fmt.Fprintf(&b, "| %s %s | %s | %s | %s |\n", mdStatus[s.Status], code(s.Location()), cell(s.Name), cell(why(s)), repro)
+			line := fmt.Sprintf("| %s %s | %s | %s | %s |\n", mdStatus[s.Status], code(s.Location()), cell(s.Name), cell(why(s)), repro)
+			if !fits(line) {
+				n := len(bad) - i
+				fmt.Fprintf(&b, "\n… %d more %s: %s\n", n, plural(n, "scenario"), seeWhole)
+				break
+			}
+			b.WriteString(line)
 		}
 		b.WriteString("\n")
 	}
@@ -96,8 +122,14 @@ func Markdown(w io.Writer, r *Report) error {
 		}
 		fmt.Fprintf(&b, "<details%s><summary>All %d %s</summary>\n\n", open, c.Total, plural(c.Total, "scenario"))
 		b.WriteString("| Status | Scenario | Name | Duration |\n| --- | --- | --- | --- |\n")
-		for _, s := range r.Scenarios {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", mdStatus[s.Status], code(s.Location()), cell(s.Name), human(s.Duration()))
+		for i, s := range r.Scenarios {
+			line := fmt.Sprintf("| %s | %s | %s | %s |\n", mdStatus[s.Status], code(s.Location()), cell(s.Name), human(s.Duration()))
+			if !fits(line) {
+				n := len(r.Scenarios) - i
+				fmt.Fprintf(&b, "\n… %d more %s: %s\n", n, plural(n, "scenario"), seeWhole)
+				break
+			}
+			b.WriteString(line)
 		}
 		b.WriteString("\n</details>\n")
 	}
@@ -105,20 +137,44 @@ func Markdown(w io.Writer, r *Report) error {
 	return err
 }
 
+// Bounds of the Markdown appended to a GitHub step summary.
+const (
+	// maxStepSummary is the most a step summary may hold after
+	// AppendStepSummaryTo: GitHub refuses one past 1 MiB, and the step
+	// with it.
+	maxStepSummary = 900 << 10
+	// minStepSummary is the least AppendStepSummaryTo appends (the
+	// totals and a line per list), however full the file is already.
+	minStepSummary = 4 << 10
+	// mdReserve is the room a bounded summary keeps for the lines that
+	// say what was left out, and the headings of the sections after.
+	mdReserve = 1 << 10
+	// seeWhole is where the whole of a cut list is.
+	seeWhole = "see report.html / summary.md"
+)
+
 // AppendStepSummaryTo appends the Markdown summary to the file at path,
 // creating it, as GitHub Actions shows $GITHUB_STEP_SUMMARY under a job;
-// it does nothing when path is "".
+// it does nothing when path is "". The file stays within maxStepSummary
+// (900 KiB; GitHub allows 1 MiB): the lists are cut where they would pass
+// it, each ending "… N more scenarios: see report.html / summary.md".
+// The scenarios that did not pass come before the list of all.
 func AppendStepSummaryTo(path string, r *Report) error {
 	if path == "" {
 		return nil
 	}
-	var b bytes.Buffer
-	if err := Markdown(&b, r); err != nil {
-		return err
-	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("append step summary: %w", err)
+	}
+	limit := maxStepSummary
+	if st, err := f.Stat(); err == nil {
+		limit = int(max(int64(maxStepSummary)-st.Size(), minStepSummary))
+	}
+	var b bytes.Buffer
+	if err := markdown(&b, r, limit); err != nil {
+		f.Close()
+		return err
 	}
 	_, err = f.Write(b.Bytes())
 	return errors.Join(wrapErr("append step summary", err), wrapErr("append step summary", f.Close()))

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +130,76 @@ func TestMarkdownFeatureFileErrors(t *testing.T) {
 	}
 	if md := markdownOf(t, ok); !strings.HasPrefix(md, "## ❌") {
 		t.Errorf("heading of a report with errors only:\n%s", md)
+	}
+}
+
+// manyFailures is a report of n failed scenarios with long errors and
+// feature files that could not be read: a Markdown summary of well over
+// 1 MiB.
+func manyFailures(n int) *Report {
+	t0 := time.Date(2026, 3, 2, 2, 0, 0, 0, time.UTC)
+	r := &Report{Runs: []Run{{Schema: RunSchema, Start: t0, End: t0.Add(time.Hour)}}}
+	for i := range n {
+		loc := fmt.Sprintf("features/many.feature:%d", i+1)
+		r.Scenarios = append(r.Scenarios, Scenario{
+			Schema: Schema, Feature: "features/many.feature", Line: i + 1, Name: fmt.Sprintf("scenario number %d", i+1),
+			Status: StatusFailed, Start: t0, End: t0.Add(time.Second),
+			Error:     strings.Repeat("the upgrade broke invoicing again ", 6),
+			Reproduce: "rehearse run " + loc + " --keep-on-failure",
+		})
+		if i%10 == 0 {
+			r.Runs[0].Errors = append(r.Runs[0].Errors, fmt.Sprintf("features/broken-%d.feature:3: expected a step, got %q", i, strings.Repeat("x", 100)))
+		}
+	}
+	return r
+}
+
+// TestAppendStepSummaryBounded: GitHub refuses a step summary past 1 MiB;
+// the summary appended stays within maxStepSummary (what the file held
+// already counted), its lists cut with a line saying how many are left
+// out, while summary.md (Markdown) stays whole.
+func TestAppendStepSummaryBounded(t *testing.T) {
+	r := manyFailures(5000)
+	whole := markdownOf(t, r)
+	if len(whole) <= 1<<20 || !strings.Contains(whole, "features/many.feature:5000") {
+		t.Fatalf("the whole summary is %d bytes; want more than 1 MiB, every scenario in it", len(whole))
+	}
+	for _, earlier := range []int{0, 300 << 10, 899 << 10} {
+		path := filepath.Join(t.TempDir(), "step_summary")
+		if err := os.WriteFile(path, bytes.Repeat([]byte("x"), earlier), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := AppendStepSummaryTo(path, r); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := string(data[earlier:])
+		if limit := max(maxStepSummary, earlier+minStepSummary); len(data) > limit {
+			t.Errorf("after %d bytes: the step summary is %d bytes, more than %d", earlier, len(data), limit)
+		}
+		if !strings.HasPrefix(got, "## ❌ rehearse: 0 passed, 5000 failed of 5000 scenarios; 500 feature files not read\n") {
+			t.Errorf("after %d bytes: heading %.100q", earlier, got)
+		}
+		// Each list is cut with a line saying how many it leaves out.
+		cut := regexp.MustCompile(`(?m)^… (\d+) more scenarios: see report\.html / summary\.md$`)
+		m := cut.FindAllStringSubmatch(got, -1)
+		if len(m) != 2 {
+			t.Errorf("after %d bytes: %d cut lines, want 2 (did not pass, all)", earlier, len(m))
+			continue
+		}
+		shown := strings.Count(got, "| ❌ failed `features/many.feature:")
+		if n, _ := strconv.Atoi(m[0][1]); n+shown != 5000 || shown == 0 && earlier == 0 {
+			t.Errorf("after %d bytes: %d failures shown and %d said left out, want 5000 in all", earlier, shown, n)
+		}
+		if earlier == 0 && !strings.Contains(got, "- features/broken-0.feature:3") {
+			t.Errorf("the feature files not read are left out")
+		}
+		if !strings.HasSuffix(got, "\n</details>\n") {
+			t.Errorf("after %d bytes: the summary does not end its list: %q", earlier, got[max(0, len(got)-100):])
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // merge joins the records of several directories, refusing what would
@@ -34,6 +35,9 @@ func merge(recs []dirRecords) (*Report, error) {
 		if err := checkShards(recs); err != nil {
 			return nil, err
 		}
+	}
+	if err := checkSpan(recs); err != nil {
+		return nil, err
 	}
 	for _, d := range recs {
 		if err := checkComplete(d); err != nil {
@@ -159,6 +163,39 @@ func checkComplete(d dirRecords) error {
 		missing = append(missing[:maxNamedInErr], strconv.Itoa(len(missing)-maxNamedInErr)+" more")
 	}
 	return fmt.Errorf("load report: %s ran %s but left no record of %s: it was interrupted, or %s removed", who, joinAnd(missing), what, whose)
+}
+
+// checkSpan refuses records that together span more than MaxSpan, from
+// the first start of a run or scenario to the last end: each is bounded
+// on its own, but shards or scenarios years apart are not one nightly,
+// and their wall time would be nonsense.
+func checkSpan(recs []dirRecords) error {
+	type point struct {
+		t    time.Time
+		file string
+	}
+	var first, last point
+	see := func(start, end time.Time, file string) {
+		if !start.IsZero() && (first.file == "" || start.Before(first.t)) {
+			first = point{start, file}
+		}
+		if !end.IsZero() && (last.file == "" || end.After(last.t)) {
+			last = point{end, file}
+		}
+	}
+	for _, d := range recs {
+		if d.run != nil {
+			see(d.run.Start, d.run.End, filepath.Join(d.dir, RunFile))
+		}
+		for i, s := range d.scenarios {
+			see(s.Start, s.End, filepath.Join(d.dir, TimelinesDir, d.files[i]))
+		}
+	}
+	if first.file != "" && last.file != "" && last.t.Sub(first.t) > MaxSpan {
+		return fmt.Errorf("load report: %s starts at %s but %s ends at %s: more than the %d days the runs and scenarios of one report may span",
+			first.file, fmtTime(first.t), last.file, fmtTime(last.t), MaxSpan/(24*time.Hour))
+	}
+	return nil
 }
 
 // joinAnd joins "a", "b and c".

@@ -95,8 +95,11 @@ type Run struct {
 	// Errors are the feature files the run could not read or parse, one
 	// "FILE[:LINE]: message" each: their scenarios ran nowhere, so a report
 	// with errors is not a green report.
-	Errors []string  `json:"errors,omitempty"`
-	Args   []string  `json:"args"` // the command line, to say how it was run
-	Start  time.Time `json:"start"`
-	End    time.Time `json:"end"`
+	Errors []string `json:"errors,omitempty"`
+	// Interrupted says the run was stopped (Ctrl-C, a cancelled CI job)
+	// before every selected scenario ran: such a report is not green.
+	Interrupted bool      `json:"interrupted,omitempty"`
+	Args        []string  `json:"args"` // the command line, to say how it was run
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end"`
 }

@@ -32,9 +32,10 @@ func clean(s string) string {
 	}, strings.ToValidUTF8(s, "\uFFFD"))
 }
 
-// cleanScenario is s with clean run over every text it holds (its error,
-// log tails, output, steps and events), for a view that shows them; s
-// itself is left as it is.
+// cleanScenario is s with clean run over every text it holds but its
+// events (its error, log tails, output and steps), for a view that shows
+// them; s itself is left as it is. The events are many: a view cleans the
+// few of their texts it shows.
 func cleanScenario(s Scenario) Scenario {
 	s.Name, s.FeatureName, s.Feature = clean(s.Name), clean(s.FeatureName), clean(s.Feature)
 	s.Error, s.Output, s.Kept, s.Reproduce = clean(s.Error), clean(s.Output), clean(s.Kept), clean(s.Reproduce)
@@ -48,18 +49,6 @@ func cleanScenario(s Scenario) Scenario {
 	for i := range s.Steps {
 		st := &s.Steps[i]
 		st.Keyword, st.Text, st.Error = clean(st.Keyword), clean(st.Text), clean(st.Error)
-	}
-	s.Events = slices.Clone(s.Events)
-	for i := range s.Events {
-		e := &s.Events[i]
-		e.Kind, e.Actor, e.Name, e.Err = clean(e.Kind), clean(e.Actor), clean(e.Name), clean(e.Err)
-		if e.Fields != nil {
-			fields := make(map[string]string, len(e.Fields))
-			for k, v := range e.Fields {
-				fields[clean(k)] = clean(v)
-			}
-			e.Fields = fields
-		}
 	}
 	return s
 }

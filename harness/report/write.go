@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -29,6 +30,20 @@ type WriteOption func(*writeOptions) error
 type writeOptions struct {
 	formats []string
 	ctx     context.Context
+	notes   io.Writer
+}
+
+// WithNotes gives Write a writer for what it did beside writing the
+// files, a line each: a stale rehearse.json it removed. The default is
+// io.Discard.
+func WithNotes(w io.Writer) WriteOption {
+	return func(o *writeOptions) error {
+		if w == nil {
+			return errors.New("nil notes writer")
+		}
+		o.notes = w
+		return nil
+	}
 }
 
 // WithContext makes Write stop, with ctx's error, when ctx is done: it
@@ -65,6 +80,20 @@ func WithFormats(formats ...string) WriteOption {
 	}
 }
 
+// ctxWriter is a writer that fails, with ctx's error, once ctx is done:
+// rendering into it stops at its next write.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
 // outFile is one file Write writes, rendered before anything is written.
 type outFile struct {
 	name string // slash-separated, under the output directory
@@ -76,12 +105,13 @@ type outFile struct {
 // loaded from, the records too, so that outDir is itself input for Load:
 // timelines/*.json, run.json (the runs merged into one: no shard, every
 // scenario selected) and rehearse.json (the cucumber JSON of every input
-// directory merged, when each has one). An input directory's records are
-// never rewritten; outDir may be one of them only when there is one.
+// directory merged, when each has one; an earlier rehearse.json in outDir
+// is removed otherwise, and WithNotes told). An input directory's records
+// are never rewritten; outDir may be one of them only when there is one.
 // Everything is rendered before the first file is written, and each file
 // is written to a temporary name and renamed into place.
 func Write(outDir string, r *Report, opts ...WriteOption) error {
-	o := writeOptions{formats: Formats, ctx: context.Background()}
+	o := writeOptions{formats: Formats, ctx: context.Background(), notes: io.Discard}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return fmt.Errorf("write report: %w", err)
@@ -116,9 +146,9 @@ func Write(outDir string, r *Report, opts ...WriteOption) error {
 		var name string
 		switch f {
 		case FormatHTML:
-			name, err = HTMLFile, HTML(&b, r.Scenarios, HTMLOptions{Runs: r.Runs})
+			name, err = HTMLFile, writeHTML(o.ctx, &b, r.Scenarios, HTMLOptions{Runs: r.Runs})
 		case FormatJUnit:
-			name, err = JUnitFile, JUnit(&b, r)
+			name, err = JUnitFile, writeJUnit(o.ctx, &b, r)
 		case FormatMarkdown:
 			name, err = MarkdownFile, Markdown(&b, r)
 		}
@@ -136,8 +166,12 @@ func Write(outDir string, r *Report, opts ...WriteOption) error {
 		return fmt.Errorf("write report: %w", err)
 	}
 	defer root.Close()
+	stale := false
 	if !inPlace {
 		if err := checkTimelinesDir(root, outDir, files); err != nil {
+			return err
+		}
+		if stale, err = staleCucumber(root, outDir, files); err != nil {
 			return err
 		}
 		if err := root.MkdirAll(TimelinesDir, 0o755); err != nil {
@@ -152,7 +186,36 @@ func Write(outDir string, r *Report, opts ...WriteOption) error {
 			return fmt.Errorf("write report: %s: %w", filepath.Join(outDir, filepath.FromSlash(f.name)), err)
 		}
 	}
+	if stale {
+		path := filepath.Join(outDir, CucumberFile)
+		if err := root.Remove(CucumberFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("write report: remove the stale %s: %w", path, err)
+		}
+		fmt.Fprintf(o.notes, "removed %s, left by an earlier report: not every directory given has cucumber JSON (rehearse run --format cucumber writes it), so this report has none\n", path)
+	}
 	return nil
+}
+
+// staleCucumber reports whether outDir holds a rehearse.json this report
+// does not write (an input directory has none): an earlier report's,
+// which would pass for this one's. Write removes it when it is a regular
+// file, and refuses anything else there rather than touch it.
+func staleCucumber(root *os.Root, outDir string, files []outFile) (bool, error) {
+	for _, f := range files {
+		if f.name == CucumberFile {
+			return false, nil
+		}
+	}
+	st, err := root.Lstat(CucumberFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("write report: %w", err)
+	case !st.Mode().IsRegular():
+		return false, fmt.Errorf("write report: %s is not a regular file, and this report has no cucumber JSON to replace it with (not every directory given has one): remove it, or write to a new directory", filepath.Join(outDir, CucumberFile))
+	}
+	return true, nil
 }
 
 // isInput reports whether dir is one of the input directories.
@@ -269,7 +332,7 @@ func recordFiles(r *Report) ([]outFile, error) {
 // from the first start to the last end. The shards' digest, total and
 // tags carry over; runs of different scenario sets (several unsharded
 // runs) get the digest and total of their union. The command line is the
-// first run's.
+// first run's; it is interrupted when any of them was.
 func mergeRuns(runs []Run) Run {
 	if len(runs) == 1 {
 		return runs[0]
@@ -297,6 +360,7 @@ func mergeRuns(runs []Run) Run {
 		if run.End.After(m.End) {
 			m.End = run.End
 		}
+		m.Interrupted = m.Interrupted || run.Interrupted
 		sameDigest = sameDigest && run.Digest == m.Digest
 		sameTags = sameTags && run.Tags == m.Tags
 		if run.Tags != "" && !slices.Contains(tags, run.Tags) {

@@ -3,6 +3,8 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -354,6 +356,50 @@ func TestWriteWithoutCucumber(t *testing.T) {
 	}
 	if slices.Contains(listFiles(t, out), CucumberFile) {
 		t.Error("a partial cucumber JSON was written")
+	}
+
+	// An earlier merge's rehearse.json in the output directory is removed,
+	// and said so: it would pass for this report's.
+	stale := filepath.Join(out, CucumberFile)
+	if err := os.WriteFile(stale, []byte("[]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var notes strings.Builder
+	if err := Write(out, r, WithNotes(&notes)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the stale %s is still there: %v", stale, err)
+	}
+	if want := "removed " + stale + ", left by an earlier report"; !strings.Contains(notes.String(), want) {
+		t.Errorf("notes %q, want %q", notes.String(), want)
+	}
+
+	// Anything but a regular file there is refused, and left alone.
+	target := filepath.Join(t.TempDir(), "elsewhere.json")
+	if err := os.WriteFile(target, []byte("[]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, stale); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(out, r); err == nil || !strings.Contains(err.Error(), stale+" is not a regular file") {
+		t.Errorf("a link for rehearse.json: %v", err)
+	}
+	if _, err := os.Lstat(stale); err != nil {
+		t.Errorf("the link was removed: %v", err)
+	}
+
+	// An input directory's own rehearse.json is never touched.
+	r1, err := Load(d2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(d2, r1, WithFormats(FormatJUnit)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(d2, CucumberFile)); err != nil {
+		t.Errorf("the input's own rehearse.json: %v", err)
 	}
 }
 

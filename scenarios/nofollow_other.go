@@ -1,0 +1,5 @@
+//go:build !unix
+
+package scenarios
+
+const oNoFollow = 0
