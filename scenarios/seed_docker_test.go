@@ -91,7 +91,7 @@ func TestSeededStateCached(t *testing.T) {
 	}
 	timeline := func(name string) string {
 		t.Helper()
-		ms, _ := filepath.Glob(filepath.Join(out, "timelines", "seed-*-"+name+".txt"))
+		ms, _ := filepath.Glob(filepath.Join(out, "timelines", "*seed.feature-*-"+name+"*.txt"))
 		if len(ms) != 1 {
 			t.Fatalf("timeline of %q: %v", name, ms)
 		}
