@@ -28,9 +28,10 @@ type earlierRun struct {
 // and, when run.json is a run record (report.RunSchema), run.json and the
 // reports (report.html, rehearse.xml, summary.md, rehearse.json). Other
 // files are left alone. It refuses, before anything runs or is removed, a
-// directory whose run.json or timelines/*.json are not rehearse's, or
-// whose timelines is not a directory of its own (a link): the run's
-// reports would read them, or its records would land elsewhere.
+// directory whose run.json or timelines/*.json are not rehearse's, whose
+// report files are links or stand without a rehearse run.json, or whose
+// timelines is not a directory of its own (a link): the run's reports
+// would read them, write over a user's files, or land elsewhere.
 func checkOutDir(dir string) (*earlierRun, error) {
 	e := &earlierRun{dir: dir}
 	st, err := os.Stat(dir)
@@ -48,21 +49,35 @@ func checkOutDir(dir string) (*earlierRun, error) {
 	}
 	defer root.Close()
 
+	// The report files are written over (godog opens the cucumber file
+	// with os.Create, which follows a link): each must be a regular file
+	// rehearse wrote, known by a rehearse run.json beside it.
+	var present []string
+	for _, name := range []string{report.CucumberFile, report.HTMLFile, report.JUnitFile, report.MarkdownFile} {
+		st, err := root.Lstat(name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("--out: %w", err)
+		case !st.Mode().IsRegular():
+			return nil, fmt.Errorf("%s is not a regular file (a link?): rehearse would write through it; choose another --out", filepath.Join(dir, name))
+		}
+		present = append(present, name)
+	}
 	var reports []string
 	h, err := readHead(root, report.RunFile, false)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		if len(present) > 0 {
+			return nil, fmt.Errorf("%s is not rehearse's (no rehearse run record, %s, beside it): rehearse would overwrite it; choose another --out", filepath.Join(dir, present[0]), report.RunFile)
+		}
 	case err != nil:
 		return nil, fmt.Errorf("%s is not a rehearse run record (%v): choose another --out", filepath.Join(dir, report.RunFile), err)
 	case h.Schema != report.RunSchema:
 		return nil, fmt.Errorf("%s is not a rehearse run record (%s): choose another --out", filepath.Join(dir, report.RunFile), schemaText(h.Schema, report.RunSchema))
 	default:
-		for _, name := range []string{report.CucumberFile, report.HTMLFile, report.JUnitFile, report.MarkdownFile} {
-			if st, err := root.Lstat(name); err == nil && st.Mode().IsRegular() {
-				reports = append(reports, name)
-			}
-		}
-		reports = append(reports, report.RunFile) // last: a half-cleared directory is still rehearse's
+		reports = append(present, report.RunFile) // last: a half-cleared directory is still rehearse's
 	}
 
 	tl := filepath.Join(dir, report.TimelinesDir)

@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -56,7 +57,7 @@ func TestClearRefusesWhatIsNotRehearses(t *testing.T) {
 	tests := []struct {
 		name  string
 		files map[string]string
-		link  string // timelines is a link to a directory
+		link  string // this name is a link to a directory
 		want  string
 	}{
 		{"run.json of another tool", map[string]string{"run.json": `{"name": "my build"}`, "timelines/a.json": recordJSON},
@@ -69,6 +70,10 @@ func TestClearRefusesWhatIsNotRehearses(t *testing.T) {
 		{"timelines a link", map[string]string{"run.json": runJSON}, "timelines",
 			"timelines is a symbolic link: rehearse writes its records into a directory of its own; choose another --out"},
 		{"timelines a file", map[string]string{"run.json": runJSON, "timelines": "a file"}, "", "timelines is not a directory: choose another --out"},
+		{"a user's reports without a run record", map[string]string{"timelines/a.json": recordJSON}, "",
+			"report.html is not rehearse's (no rehearse run record, run.json, beside it): rehearse would overwrite it; choose another --out"},
+		{"the cucumber file a link", map[string]string{"run.json": runJSON}, "rehearse.json",
+			"rehearse.json is not a regular file (a link?): rehearse would write through it; choose another --out"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,17 +142,19 @@ func TestClearRemovesOnlyRehearsesFiles(t *testing.T) {
 	}
 
 	// Without a run record, the reports beside the records are not known
-	// to be rehearse's: they stay, until this run writes its own.
+	// to be rehearse's: the run refuses the directory rather than write
+	// over them, and removes nothing.
 	out = t.TempDir()
 	writeFiles(t, out, map[string]string{"rehearse.json": "mine", "timelines/old.json": recordJSON})
-	if sum, text := run(t, RunOptions{Paths: []string{cheapScenario}, OutDir: out, Format: "progress"}); !sum.Passed() {
-		t.Fatalf("run failed:\n%s", text)
+	_, err := Run(t.Context(), RunOptions{Paths: []string{cheapScenario}, OutDir: out, Format: "progress", Stdout: io.Discard, Stderr: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "rehearse.json is not rehearse's") {
+		t.Errorf("a cucumber file beside no run record: %v", err)
 	}
 	if data, _ := os.ReadFile(filepath.Join(out, "rehearse.json")); string(data) != "mine" {
-		t.Errorf("rehearse.json beside no run record was removed")
+		t.Errorf("rehearse.json beside no run record was changed")
 	}
-	if _, err := os.Stat(filepath.Join(out, "timelines", "old.json")); err == nil {
-		t.Errorf("the earlier record is still there")
+	if _, err := os.Stat(filepath.Join(out, "timelines", "old.json")); err != nil {
+		t.Errorf("the earlier record was removed from a refused directory: %v", err)
 	}
 }
 
