@@ -205,8 +205,9 @@ func TestCalibration(t *testing.T) {
 	// A healthy service is probed at the same 50 ms with a timeout of
 	// 250 ms: the tolerance a probe of a service behind the gateway needs
 	// when other builds share the machine (single answers past 100 ms were
-	// seen there). One retry, for a burst of load; a probe that invents
-	// outages does so every time.
+	// seen there). One retry, for a burst of load (outages, or a sampler
+	// stalled past the busy limit); a probe that invents outages does so
+	// every time.
 	t.Run("healthy for 30s", func(t *testing.T) {
 		c, err := HTTP(url)
 		if err != nil {
@@ -217,6 +218,9 @@ func TestCalibration(t *testing.T) {
 			samples := around(t, c, func() { time.Sleep(29 * time.Second) }, WithTimeout(healthyTimeout))
 			sum = Summarize(samples, calInterval)
 			t.Logf("attempt %d: %s", attempt, describe(sum))
+			if attempt == 1 && sum.GapRatio > busyGapRatio {
+				continue // a burst of load stalled the sampler: once more
+			}
 			tooBusy(t, sum)
 			if len(sum.Outages) == 0 {
 				break
