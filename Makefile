@@ -37,11 +37,14 @@ test: images packages vet
 vet:
 	$(GO) vet ./...
 
-bench: images
-	$(GO) test -p 1 -run '^$$' -bench . -skip '^BenchmarkColdBuild$$' -benchtime 3x -timeout 30m ./...
+bench: images packages
+	$(GO) test -p 1 -run '^$$' -bench . -skip '^(BenchmarkColdBuild|BenchmarkFeatures)$$' -benchtime 3x -timeout 30m ./...
 	# Cold image builds, one at a time and then concurrently, under private
 	# tags: minutes per iteration, so one.
 	$(GO) test -run '^$$' -bench '^BenchmarkColdBuild$$' -benchtime 1x -timeout 40m ./harness/image/
+	# The bundled features at concurrency 1 and at the default: about ten
+	# minutes per iteration, so one.
+	$(GO) test -run '^$$' -bench '^BenchmarkFeatures$$' -benchtime 1x -timeout 40m ./features/
 
 # Bring the bundled world up and leave it running (rehearse down to remove).
 up: images

@@ -44,8 +44,15 @@ type RunOptions struct {
 	// gets the console (pretty, or progress for a report format); without
 	// it, junit, cucumber and markdown go to Stdout and the console to
 	// Stderr (none with cucumber).
-	OutDir        string
-	Concurrency   int // scenarios run at once; default 1
+	OutDir string
+	// Concurrency is how many scenarios run at once, each in its own
+	// environment; 0 (or less) means 1. AutoConcurrency runs as many as
+	// the machine that runs the environments holds and says so on Stderr
+	// (rehearse run's default).
+	Concurrency int
+	// Capacity, for AutoConcurrency, reports what the machine that runs
+	// the environments has; nil means FindCapacity.
+	Capacity      func(context.Context) Capacity
 	KeepOnFailure bool
 	Fresh         bool // ignore cached seeded states (Config.Fresh)
 	// Command is how reproduce commands call rehearse (Config.Command).
@@ -88,24 +95,11 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 	if _, ok := Formats[o.Format]; !ok {
 		return sum, fmt.Errorf("format %q: use pretty, progress, junit, cucumber or markdown", o.Format)
 	}
-	if o.Concurrency < 1 {
-		o.Concurrency = 1
-	}
 	if o.Stdout == nil {
 		o.Stdout = os.Stdout
 	}
 	if o.Stderr == nil {
 		o.Stderr = os.Stderr
-	}
-	if o.Concurrency > 1 {
-		// godog replays concurrent scenarios' output as each ends, on its
-		// goroutine: several at once.
-		out := &syncWriter{w: o.Stdout}
-		if o.Stderr == o.Stdout {
-			o.Stdout, o.Stderr = out, out
-		} else {
-			o.Stdout, o.Stderr = out, &syncWriter{w: o.Stderr}
-		}
 	}
 	sel, err := Select(o.Paths, o.Shard, o.Tags)
 	if err != nil {
@@ -115,6 +109,23 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 	if o.OutDir != "" {
 		if earlier, err = checkOutDir(o.OutDir); err != nil {
 			return sum, err
+		}
+	}
+	var start string // the line that says how many run at a time, and why
+	switch {
+	case o.Concurrency == AutoConcurrency && len(sel.Selected) > 0:
+		o.Concurrency, start = autoConcurrency(ctx, len(sel.Selected), o.Capacity)
+	case o.Concurrency < 1:
+		o.Concurrency = 1
+	}
+	if o.Concurrency > 1 {
+		// godog replays concurrent scenarios' output as each ends, on its
+		// goroutine: several at once.
+		out := &syncWriter{w: o.Stdout}
+		if o.Stderr == o.Stdout {
+			o.Stdout, o.Stderr = out, out
+		} else {
+			o.Stdout, o.Stderr = out, &syncWriter{w: o.Stderr}
 		}
 	}
 	sum.FeatureErrors = sel.Errors
@@ -185,6 +196,8 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 	}
 	if len(sel.Selected) == 0 {
 		fmt.Fprintln(o.Stderr, nothingToRun(sel, o.Tags))
+	} else if start != "" {
+		fmt.Fprintln(o.Stderr, start)
 	}
 	if len(sel.Paths) > 0 {
 		// Select has applied the tags already: godog runs what it selected.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -18,7 +19,7 @@ var errScenariosFailed = errors.New("rehearsal failed")
 
 func newRun() *cobra.Command {
 	var o scenarios.RunOptions
-	var shard string
+	var shard, concurrency string
 	cmd := &cobra.Command{
 		Use:   "run [PATHS...]",
 		Short: "Run rehearsal scenarios from .feature files (default: ./features)",
@@ -27,6 +28,10 @@ FILE:LINE runs the scenario, or Scenario Outline example row, at that line.
 --tags keeps the scenarios matching a tag expression, before --shard I/N runs
 the I-th of N disjoint parts of them, the same on every machine; rehearse report
 merges the shards' --out directories.
+Each scenario gets its own environment. By default as many run at once as
+the Docker engine's machine holds, by its cores and memory (this machine's
+when no engine answers), as the first line on stderr says; --concurrency N
+sets it.
 With --out, stdout shows the console (pretty, or progress for the report
 formats) whatever --format is, and the report files are in DIR; without
 --out, --format junit, cucumber and markdown print that report on stdout
@@ -44,9 +49,11 @@ not started are recorded as skipped, and the run fails.`,
 			if _, ok := scenarios.Formats[o.Format]; !ok {
 				return usageError{fmt.Errorf("run: --format must be pretty, progress, junit, cucumber or markdown, not %q", o.Format)}
 			}
-			if o.Concurrency < 1 {
-				return usageError{fmt.Errorf("run: --concurrency must be at least 1")}
+			n, err := parseConcurrency(concurrency)
+			if err != nil {
+				return usageError{fmt.Errorf("run: --concurrency: %w", err)}
 			}
+			o.Concurrency = n
 			if err := scenarios.CheckTags(o.Tags); err != nil {
 				return usageError{fmt.Errorf("run: --tags: %w", err)}
 			}
@@ -78,10 +85,23 @@ not started are recorded as skipped, and the run fails.`,
 	f.StringVar(&o.Format, "format", "pretty", "report format: pretty, progress, junit, cucumber or markdown; junit, cucumber and markdown go to stdout without --out, to their file in DIR with it (stdout then shows progress)")
 	f.StringVar(&o.OutDir, "out", "", "write scenario timelines, run.json and the reports (report.html, rehearse.xml, summary.md) to DIR; replaces the records and reports of an earlier run in DIR, and refuses a DIR whose run.json or timelines are not rehearse's")
 	f.StringVar(&shard, "shard", "", "run only shard I of N (I/N, such as 2/3): a split by feature path and line, stable across machines")
-	f.IntVar(&o.Concurrency, "concurrency", 1, "scenarios to run at once, each in its own environment")
+	f.StringVar(&concurrency, "concurrency", "auto", "scenarios to run at once, each in its own environment: `N`, or auto for as many as the Docker engine's cores and memory hold (said at the start)")
 	f.BoolVar(&o.KeepOnFailure, "keep-on-failure", false, "leave a failed scenario's environment up (ignored when CI is set)")
 	f.BoolVar(&o.Fresh, "fresh", false, "load every dataset from scratch, ignoring cached seeded states (the new state replaces the cached one)")
 	return cmd
+}
+
+// parseConcurrency reads --concurrency: "auto" (scenarios.AutoConcurrency)
+// or a number of at least 1.
+func parseConcurrency(s string) (int, error) {
+	if s == "auto" {
+		return scenarios.AutoConcurrency, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf(`want "auto" or a number of at least 1, not %q`, s)
+	}
+	return n, nil
 }
 
 // commandEnv, when set, is how reproduce commands call rehearse, verbatim
