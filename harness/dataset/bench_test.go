@@ -2,18 +2,30 @@ package dataset
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
-// BenchmarkLoadInvoices loads 1,000,000 invoices with Load and, in the same
-// run, the same rows from a CSV file with psql's \copy (COPY is the floor).
-// Target: load/psql-copy at most 1.2.
-func BenchmarkLoadInvoices(b *testing.B) {
+// BenchmarkLoadRestoreOrder loads the billing dataset at 1,000,000 invoices
+// (100,000 customers, about 3,000,000 invoice lines) with Load and, in the
+// same run, the same rows from CSV files written beforehand with one psql
+// session in pg_restore's order (-j 1): the schema, drop the foreign keys,
+// primary keys and indexes, \copy each table, recreate the primary keys and
+// indexes, then the foreign keys, sync the sequences, ANALYZE. Generation
+// is not timed for the baseline. Both start from the same empty database
+// (the tables dropped, a CHECKPOINT). Target: load/restore-order at most
+// 1.0. load-inline-s is Load generating rows in the COPY's goroutine
+// instead of one of their own.
+func BenchmarkLoadRestoreOrder(b *testing.B) {
 	const scale = 1_000_000
 	psql, err := exec.LookPath("psql")
 	if err != nil {
@@ -22,59 +34,140 @@ func BenchmarkLoadInvoices(b *testing.B) {
 	e := startDB(b)
 	ctx := context.Background()
 	s := billingSpec(b)
-	// Customers once: invoices reference them.
-	if _, err := Load(ctx, e, s, scale, WithTables("feature_flags", "customers")); err != nil {
-		b.Fatal(err)
-	}
-	csvPath := filepath.Join(b.TempDir(), "invoices.csv")
-	f, err := os.Create(csvPath)
+	dsn, err := DSN(e, s.Service, s.Database)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := WriteCSV(f, s, "invoices", scale, nil); err != nil {
-		b.Fatal(err)
-	}
-	f.Close()
-	dsn, err := DSN(e, "db", "")
+	conn, err := Connect(ctx, e, s.Service, s.Database)
 	if err != nil {
 		b.Fatal(err)
 	}
-	truncate := func() {
-		conn, err := Connect(ctx, e, "db", "")
+	defer conn.Close(ctx)
+	var names []string
+	for _, t := range s.Tables {
+		names = append(names, pgx.Identifier{t.Name}.Sanitize())
+	}
+	reset := func() {
+		b.Helper()
+		if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+strings.Join(names, ", ")+" CASCADE; CHECKPOINT"); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	// The baseline's script: the definitions as the catalog has them after
+	// the schema runs, the CSV files of the same rows.
+	schema, err := s.readFile(s.Schema, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reset()
+	if _, err := conn.Exec(ctx, string(schema)); err != nil {
+		b.Fatal(err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	oids := map[string]uint32{}
+	for _, t := range s.Tables {
+		var oid uint32
+		if err := tx.QueryRow(ctx, "SELECT $1::regclass::oid", pgx.Identifier{t.Name}.Sanitize()).Scan(&oid); err != nil {
+			b.Fatal(err)
+		}
+		oids[t.Name] = oid
+	}
+	defs, why, err := readDefinitions(ctx, tx, oids)
+	if err != nil || why != "" {
+		b.Fatal(err, why)
+	}
+	tx.Rollback(ctx)
+	var script strings.Builder
+	script.Write(schema)
+	script.WriteString("\n")
+	for _, d := range append(append([]definition{}, defs.fks...), defs.indexes...) {
+		script.WriteString(d.drop() + ";\n")
+	}
+	dir := b.TempDir()
+	for _, t := range s.Tables {
+		p := filepath.Join(dir, t.Name+".csv")
+		f, err := os.Create(p)
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "TRUNCATE invoices CASCADE"); err != nil {
+		if _, err := WriteCSV(f, s, t.Name, scale, nil); err != nil {
 			b.Fatal(err)
 		}
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(&script, "\\copy %s (%s) FROM '%s' CSV\n", pgx.Identifier{t.Name}.Sanitize(), strings.Join(s.Columns(t.Name), ", "), p)
 	}
-	copyCmd := `\copy invoices (` + strings.Join(s.Columns("invoices"), ", ") + `) FROM '` + csvPath + `' CSV`
-	var ours, floor time.Duration
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		truncate()
-		b.StartTimer()
+	for _, d := range append(append([]definition{}, defs.indexes...), defs.fks...) {
+		script.WriteString(d.create() + ";\n")
+	}
+	for _, t := range s.Tables {
+		for _, c := range t.columns {
+			if _, ok := c.gen.(seqGen); ok {
+				n, col := pgx.Identifier{t.Name}.Sanitize(), pgx.Identifier{c.name}.Sanitize()
+				fmt.Fprintf(&script, "SELECT setval(pg_get_serial_sequence('%s', '%s'), GREATEST((SELECT max(%s) FROM %s), 1));\n", n, c.name, col, n)
+			}
+		}
+	}
+	script.WriteString("ANALYZE " + strings.Join(names, ", ") + ";\n")
+	scriptPath := filepath.Join(dir, "restore.sql")
+	if err := os.WriteFile(scriptPath, []byte(script.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+
+	baseline := func() time.Duration {
+		reset()
 		t0 := time.Now()
-		out, err := exec.Command(psql, dsn, "-v", "ON_ERROR_STOP=1", "-c", copyCmd).CombinedOutput()
+		out, err := exec.Command(psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", scriptPath).CombinedOutput()
 		if err != nil {
 			b.Fatalf("psql: %v\n%s", err, out)
 		}
-		floor += time.Since(t0)
-
-		t1 := time.Now()
-		res, err := Load(ctx, e, s, scale, WithTables("invoices"))
+		return time.Since(t0)
+	}
+	load := func(opts ...Option) time.Duration {
+		reset()
+		var mu sync.Mutex
+		phases := map[string]time.Duration{}
+		opts = append(opts, withTrace(func(p string, d time.Duration) { mu.Lock(); phases[p] = d; mu.Unlock() }))
+		t0 := time.Now()
+		res, err := Load(ctx, e, s, scale, opts...)
 		if err != nil {
 			b.Fatal(err)
 		}
-		ours += time.Since(t1)
-		if res.Rows["invoices"] != scale {
-			b.Fatalf("loaded %d invoices", res.Rows["invoices"])
+		d := time.Since(t0)
+		if res.Rows["invoices"] != scale || res.InPlace != "" {
+			b.Fatalf("loaded %d invoices (in place: %q)", res.Rows["invoices"], res.InPlace)
 		}
+		var ps []string
+		for p, d := range phases {
+			ps = append(ps, fmt.Sprintf("%s %.2fs", p, d.Seconds()))
+		}
+		sort.Strings(ps)
+		b.Logf("load %.2fs: %s", d.Seconds(), strings.Join(ps, ", "))
+		return d
 	}
+	var ours, inline, floor time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		// Alternate who goes first, so neither always meets the other's
+		// leftovers (dirty buffers, autovacuum).
+		if i%2 == 0 {
+			floor += baseline()
+			ours += load()
+		} else {
+			ours += load()
+			floor += baseline()
+		}
+		inline += load(withInline())
+	}
+	b.StopTimer()
 	n := float64(b.N)
 	b.ReportMetric(ours.Seconds()/n, "load-s")
-	b.ReportMetric(floor.Seconds()/n, "psql-copy-s")
-	b.ReportMetric(float64(ours)/float64(floor), "load/psql-copy")
+	b.ReportMetric(inline.Seconds()/n, "load-inline-s")
+	b.ReportMetric(floor.Seconds()/n, "restore-order-s")
+	b.ReportMetric(float64(ours)/float64(floor), "load/restore-order")
 }

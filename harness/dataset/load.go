@@ -11,9 +11,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rehearse/rehearse/harness/env"
 )
@@ -30,18 +32,27 @@ type Progress struct {
 type Option func(*options) error
 
 type options struct {
-	progress  func(Progress)
-	batch     int64
-	tables    map[string]bool
-	noReplace bool
+	progress func(Progress)
+	batch    int64
+	tables   map[string]bool
+	// inPlace loads into the full schema, constraints and indexes in place,
+	// in one transaction: the order before restore order, kept for what
+	// restore order cannot recreate faithfully and for tests that compare.
+	inPlace bool
+	// inline generates rows in the goroutine that encodes the COPY instead
+	// of one of their own (benchmarks compare).
+	inline bool
+	// trace hears how long each phase of a load took (benchmarks).
+	trace func(phase string, d time.Duration)
 }
 
-// WithProgress calls fn after each batch. Default: no reports.
+// WithProgress calls fn after each batch of a table's rows; tables load
+// concurrently, but calls are never concurrent. Default: no reports.
 func WithProgress(fn func(Progress)) Option {
 	return func(o *options) error { o.progress = fn; return nil }
 }
 
-// WithBatchSize sets the rows per COPY batch. Default: 50,000.
+// WithBatchSize sets the rows between progress reports. Default: 50,000.
 func WithBatchSize(n int64) Option {
 	return func(o *options) error {
 		if n <= 0 {
@@ -67,11 +78,19 @@ func WithTables(names ...string) Option {
 type Result struct {
 	Rows     map[string]int64 // generated rows per table
 	Duration time.Duration
+	// InPlace says why the generated tables were loaded with their
+	// constraints and indexes in place ("" when in restore order).
+	InPlace string
 }
 
 // Load seeds a dataset into its service at a scale (the main table's row
-// count): the schema, the dump files, then each generated table with COPY,
-// after emptying the generated tables.
+// count): the schema, the dump files, then the generated tables, emptied
+// first, in pg_restore's order: their primary keys, unique and exclusion
+// constraints, indexes and foreign keys (those of other tables that point
+// at them too) are dropped, the tables COPYed concurrently, the indexes and
+// constraints recreated as they were, foreign keys last (see restoreOrder).
+// A generated row that breaks a constraint is a *ViolationError. On
+// failure the generated tables are left empty with their definitions back.
 func Load(ctx context.Context, e *env.Environment, s *Spec, scale int64, opts ...Option) (Result, error) {
 	o := options{batch: 50_000}
 	for _, opt := range opts {
@@ -114,48 +133,95 @@ func Load(ctx context.Context, e *env.Environment, s *Spec, scale int64, opts ..
 		res.Duration = time.Since(start)
 		return res, nil
 	}
-	tx, err := conn.Begin(ctx)
+	if o.progress != nil {
+		// Tables load concurrently: one report at a time.
+		var mu sync.Mutex
+		fn := o.progress
+		o.progress = func(p Progress) { mu.Lock(); defer mu.Unlock(); fn(p) }
+	}
+	ld := &loader{e: e, conn: conn, s: s, scale: scale, tables: tables, o: o, res: &res}
+	if o.inPlace {
+		err = ld.inPlace(ctx)
+	} else {
+		err = ld.restoreOrder(ctx)
+	}
 	if err != nil {
 		return res, err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	var names []string
-	for _, t := range tables {
-		names = append(names, pgx.Identifier{t.Name}.Sanitize())
-	}
-	if _, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(names, ", ")+" CASCADE"); err != nil {
-		return res, fmt.Errorf("dataset %s: empty tables: %w", s.Name, err)
-	}
-	rows, err := tableRows(ctx, tx, s, scale)
-	if err != nil {
-		return res, err
-	}
-	for _, t := range tables {
-		n, err := copyTable(ctx, tx, s, t, scale, rows, o)
-		if err != nil {
-			return res, fmt.Errorf("dataset %s: table %s: %w", s.Name, t.Name, err)
-		}
-		rows[t.Name] = n
-		res.Rows[t.Name] = n
-		if err := syncSequences(ctx, tx, t); err != nil {
-			return res, fmt.Errorf("dataset %s: table %s: %w", s.Name, t.Name, err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return res, err
-	}
-	for _, n := range names {
-		if _, err := conn.Exec(ctx, "ANALYZE "+n); err != nil {
-			return res, err
-		}
 	}
 	res.Duration = time.Since(start)
 	return res, nil
 }
 
+// loader is one Load of a dataset's generated tables.
+type loader struct {
+	e      *env.Environment
+	conn   *pgx.Conn // the load's first connection
+	s      *Spec
+	scale  int64
+	tables []*TableSpec // those to load, in the spec's order
+	o      options
+	res    *Result
+	mu     sync.Mutex // guards res.Rows
+}
+
+// names are the tables to load, quoted as the spec names them.
+func (l *loader) names() []string {
+	var names []string
+	for _, t := range l.tables {
+		names = append(names, pgx.Identifier{t.Name}.Sanitize())
+	}
+	return names
+}
+
+func (l *loader) trace(phase string, start time.Time) {
+	if l.o.trace != nil {
+		l.o.trace(phase, time.Since(start))
+	}
+}
+
+// inPlace loads into the full schema in one transaction: TRUNCATE, COPY
+// each table in the spec's order with every constraint and index in place,
+// sequences; ANALYZE after the commit. A failure rolls everything back.
+func (l *loader) inPlace(ctx context.Context) error {
+	s := l.s
+	tx, err := l.conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("dataset %s: %w", s.Name, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	names := l.names()
+	if _, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(names, ", ")+" CASCADE"); err != nil {
+		return fmt.Errorf("dataset %s: empty tables: %w", s.Name, err)
+	}
+	rows, err := tableRows(ctx, tx, s, l.scale)
+	if err != nil {
+		return fmt.Errorf("dataset %s: %w", s.Name, err)
+	}
+	for _, t := range l.tables {
+		n, err := l.copyTable(ctx, l.conn, t, rows)
+		if err != nil {
+			return l.tableErr(t, "", err)
+		}
+		rows[t.Name] = n
+		l.res.Rows[t.Name] = n
+		if err := syncSequences(ctx, tx, t); err != nil {
+			return l.tableErr(t, "", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return l.tableErr(nil, "", err)
+	}
+	for i, n := range names {
+		if _, err := l.conn.Exec(ctx, "ANALYZE "+n); err != nil {
+			return l.tableErr(l.tables[i], "", err)
+		}
+	}
+	return nil
+}
+
 // tableRows knows the row count of every table a ref or per can name: the
 // generated ones at this scale, others as they stand in the database.
-func tableRows(ctx context.Context, tx pgx.Tx, s *Spec, scale int64) (map[string]int64, error) {
+func tableRows(ctx context.Context, tx execer, s *Spec, scale int64) (map[string]int64, error) {
 	rows := map[string]int64{}
 	for i := range s.Tables {
 		t := &s.Tables[i]
@@ -176,32 +242,76 @@ func tableRows(ctx context.Context, tx pgx.Tx, s *Spec, scale int64) (map[string
 	return rows, nil
 }
 
-func copyTable(ctx context.Context, tx pgx.Tx, s *Spec, t *TableSpec, scale int64, rows map[string]int64, o options) (int64, error) {
-	src, err := newSource(s, t, scale, rows)
+// copyTable streams a table's rows in one COPY on conn (inside whatever
+// transaction conn has open), with rows counting for ref and per. The rows
+// are generated in a goroutine of their own, a few batches ahead of the
+// COPY, unless options.inline.
+func (l *loader) copyTable(ctx context.Context, conn *pgx.Conn, t *TableSpec, rows map[string]int64) (int64, error) {
+	src, err := newSource(l.s, t, l.scale, rows)
 	if err != nil {
 		return 0, err
 	}
-	total := src.estimate()
-	for !src.done {
-		src.limit = src.produced + o.batch
-		before := src.produced
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.Name}, src.columnNames(), src); err != nil {
-			return src.produced, err
-		}
-		if o.progress != nil && src.produced > before {
-			tot := max(total, src.produced)
-			if src.done {
-				tot = src.produced
-			}
-			o.progress(Progress{Dataset: s.Name, Table: t.Name, Done: src.produced, Total: tot})
-		}
+	var from pgx.CopyFromSource = src
+	if !l.o.inline {
+		p := generateAhead(src)
+		defer p.stop()
+		from = p
 	}
-	return src.produced, nil
+	pr := &progressSource{CopyFromSource: from, l: l, t: t, total: src.estimate()}
+	n, err := conn.CopyFrom(ctx, pgx.Identifier{t.Name}, src.columnNames(), pr)
+	if err != nil {
+		return n, err
+	}
+	if pr.done != pr.reported {
+		pr.report()
+	}
+	return n, nil
+}
+
+// progressSource reports progress every options.batch rows a COPY reads,
+// and at the end.
+type progressSource struct {
+	pgx.CopyFromSource
+	l              *loader
+	t              *TableSpec
+	total          int64
+	done, reported int64
+	ended          bool
+}
+
+func (p *progressSource) Next() bool {
+	if !p.CopyFromSource.Next() {
+		p.ended = true
+		return false
+	}
+	p.done++
+	if p.done%p.l.o.batch == 0 {
+		p.report()
+	}
+	return true
+}
+
+func (p *progressSource) report() {
+	p.reported = p.done
+	if p.l.o.progress == nil {
+		return
+	}
+	tot := max(p.total, p.done)
+	if p.ended {
+		tot = p.done
+	}
+	p.l.o.progress(Progress{Dataset: p.l.s.Name, Table: p.t.Name, Done: p.done, Total: tot})
+}
+
+// execer is what a connection and a transaction share.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // syncSequences moves identity/serial sequences past the generated ids, so
 // the application's own inserts do not collide with them.
-func syncSequences(ctx context.Context, tx pgx.Tx, t *TableSpec) error {
+func syncSequences(ctx context.Context, tx execer, t *TableSpec) error {
 	for _, c := range t.columns {
 		if _, ok := c.gen.(seqGen); !ok {
 			continue
