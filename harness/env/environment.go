@@ -41,7 +41,7 @@ type Environment struct {
 	mu       sync.Mutex
 	services map[string]*Service
 	// networks: compose network name (and egress, ports) -> engine id;
-	// written before any service starts, read-only after.
+	// written (under mu) before any container is created, read-only after.
 	networks map[string]string
 	// endpoints: service -> container port -> 127.0.0.1 endpoint
 	endpoints map[string]map[string]string
@@ -70,6 +70,23 @@ type startOptions struct {
 	startTimeout  time.Duration
 	keepOnFailure bool
 	sweep         bool
+	tracer        func(what string, at time.Time) // withTrace
+}
+
+// withTrace calls f at each phase of the start (the benchmark's
+// breakdown). Default: nothing is called.
+func withTrace(f func(what string, at time.Time)) StartOption {
+	return func(o *startOptions) error {
+		o.tracer = f
+		return nil
+	}
+}
+
+// trace marks a phase of the start (withTrace).
+func (o startOptions) trace(what string) {
+	if o.tracer != nil {
+		o.tracer(what, time.Now())
+	}
 }
 
 // WithRunID names the run. Default: a fresh random id (runs.NewID).
@@ -247,42 +264,42 @@ func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, 
 	return e, nil
 }
 
+// start creates the run's networks and volumes, makes images, starts the
+// services and the port gateway, all at once where nothing orders them: a
+// service waits only for what it needs (its image, the run's networks and
+// volumes, its dependencies' conditions) and the gateway for the networks;
+// Start returns once all of them are done.
 func (e *Environment) start(ctx context.Context) error {
 	labels := e.owner.Labels(e.RunID)
-	for _, n := range e.Plan.Networks {
-		if err := e.createNetwork(ctx, n, true, labels); err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	pre := prerequisites{resources: make(chan struct{}), images: make(chan struct{})}
+	g.Go(func() error {
+		if err := e.createResources(gctx, labels); err != nil {
 			return err
 		}
-	}
-	if e.Plan.hasEgress() {
-		if err := e.createNetwork(ctx, egressNetwork, false, labels); err != nil {
-			return err
-		}
-	}
-	if e.Plan.hasPorts() {
-		if err := e.createNetwork(ctx, portsNetwork, false, labels); err != nil {
-			return err
-		}
-	}
-	for _, v := range e.Plan.Volumes {
-		if err := e.createVolume(ctx, v, labels); err != nil {
-			return err
-		}
-	}
+		e.opts.trace("networks and volumes created")
+		close(pre.resources)
+		return nil
+	})
 	first, why := imagesFirst(e.Plan)
 	if first {
 		fmt.Fprintf(e.opts.log, "making every image before any service starts: %s\n", why)
-		if err := e.ensureImages(ctx, e.Plan.Images()); err != nil {
-			return err
-		}
+		g.Go(func() error {
+			if err := e.ensureImages(gctx, e.Plan.Images()); err != nil {
+				return err
+			}
+			close(pre.images)
+			return nil
+		})
+	} else {
+		close(pre.images)
 	}
-	g, gctx := errgroup.WithContext(ctx)
 	states := map[string]*serviceState{}
 	for _, sp := range e.Plan.Services {
 		states[sp.Name] = newServiceState()
 	}
 	for _, sp := range e.Plan.Services {
-		g.Go(func() error { return e.runService(gctx, sp, states, !first) })
+		g.Go(func() error { return e.runService(gctx, sp, states, !first, pre) })
 	}
 	if e.Plan.hasPorts() {
 		g.Go(func() error {
@@ -293,7 +310,14 @@ func (e *Environment) start(ctx context.Context) error {
 			if gw.Action == image.Built {
 				fmt.Fprintf(e.opts.log, "image %s built\n", gw.Ref)
 			}
-			return e.startGateway(gctx, labels)
+			if err := pre.await(gctx, pre.resources); err != nil {
+				return err
+			}
+			if err := e.startGateway(gctx, labels); err != nil {
+				return err
+			}
+			e.opts.trace("gateway ready")
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -309,6 +333,45 @@ func (e *Environment) start(ctx context.Context) error {
 	return nil
 }
 
+// prerequisites are what every service waits for before its container is
+// created: the run's networks and volumes exist (resources), and, when
+// imagesFirst says so, every image is made (images). Each channel closes
+// once its part is done.
+type prerequisites struct {
+	resources chan struct{}
+	images    chan struct{}
+}
+
+// await waits for ch to close, or for the start to be called off.
+func (prerequisites) await(ctx context.Context, ch chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// createResources creates the run's networks and volumes, concurrently:
+// none depends on another. On an error the others may still land; they
+// carry the run's labels, and the run's removal finds them.
+func (e *Environment) createResources(ctx context.Context, labels map[string]string) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, n := range e.Plan.Networks {
+		g.Go(func() error { return e.createNetwork(gctx, n, true, labels) })
+	}
+	if e.Plan.hasEgress() {
+		g.Go(func() error { return e.createNetwork(gctx, egressNetwork, false, labels) })
+	}
+	if e.Plan.hasPorts() {
+		g.Go(func() error { return e.createNetwork(gctx, portsNetwork, false, labels) })
+	}
+	for _, v := range e.Plan.Volumes {
+		g.Go(func() error { return e.createVolume(gctx, v, labels) })
+	}
+	return g.Wait()
+}
+
 func (e *Environment) createNetwork(ctx context.Context, name string, internal bool, labels map[string]string) error {
 	created, err := e.cli.NetworkCreate(ctx, e.resourceName(name), client.NetworkCreateOptions{
 		Driver:   "bridge",
@@ -318,7 +381,9 @@ func (e *Environment) createNetwork(ctx context.Context, name string, internal b
 	if err != nil {
 		return fmt.Errorf("create network %s: %w", name, err)
 	}
+	e.mu.Lock()
 	e.networks[name] = created.ID
+	e.mu.Unlock()
 	return nil
 }
 

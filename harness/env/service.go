@@ -98,19 +98,29 @@ func (s *Service) ExecStream(ctx context.Context, cmd []string, stdout, stderr i
 			return -1, fmt.Errorf("%s: %w", what, err)
 		}
 	}
-	cli := s.env.cli
-	created, err := cli.ExecCreate(ctx, s.ContainerID, client.ExecCreateOptions{
-		User: o.user, WorkingDir: o.workdir, Env: o.env, Cmd: cmd, AttachStdout: true, AttachStderr: true,
-	})
+	code, err := execIn(ctx, s.env.cli, s.ContainerID, cmd, o, stdout, stderr)
 	if cerrdefs.IsConflict(err) { // the engine's 409: the container is not running (or is paused)
 		return -1, fmt.Errorf("%s: %w: %w", what, ErrNotRunning, err)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
+	return code, nil
+}
+
+// execIn runs cmd in container id, copying its output to stdout and
+// stderr, and returns its exit code. Errors are the engine's, unwrapped
+// (a 409 from the create: the container is not running).
+func execIn(ctx context.Context, cli *client.Client, id string, cmd []string, o execOptions, stdout, stderr io.Writer) (int, error) {
+	created, err := cli.ExecCreate(ctx, id, client.ExecCreateOptions{
+		User: o.user, WorkingDir: o.workdir, Env: o.env, Cmd: cmd, AttachStdout: true, AttachStderr: true,
+	})
+	if err != nil {
+		return 0, err
+	}
 	att, err := cli.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", what, err)
+		return 0, err
 	}
 	defer att.Close()
 	copied := make(chan error, 1)
@@ -121,23 +131,23 @@ func (s *Service) ExecStream(ctx context.Context, cmd []string, stdout, stderr i
 	select {
 	case err := <-copied:
 		if err != nil {
-			return 0, fmt.Errorf("%s: read output: %w", what, err)
+			return 0, fmt.Errorf("read output: %w", err)
 		}
 	case <-ctx.Done():
-		return 0, fmt.Errorf("%s: %w", what, ctx.Err())
+		return 0, ctx.Err()
 	}
 	// The engine marks the exec finished a moment after closing the stream.
 	for {
 		ins, err := cli.ExecInspect(ctx, created.ID, client.ExecInspectOptions{})
 		if err != nil {
-			return 0, fmt.Errorf("%s: %w", what, err)
+			return 0, err
 		}
 		if !ins.Running {
 			return ins.ExitCode, nil
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("%s: %w", what, ctx.Err())
+			return 0, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

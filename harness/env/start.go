@@ -48,14 +48,19 @@ func (s *serviceState) markExited(code int) {
 }
 
 // runService makes the service's image exist (unless makeImage is false:
-// every image was made before any service started), waits for its
-// dependencies, starts it and waits until it is ready.
-func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states map[string]*serviceState, makeImage bool) error {
+// every image is made before any service starts, pre.images), waits for
+// its dependencies and the run's networks and volumes, starts it and waits
+// until it is ready.
+func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states map[string]*serviceState, makeImage bool, pre prerequisites) error {
+	if err := pre.await(ctx, pre.images); err != nil {
+		return err
+	}
 	if makeImage {
 		if err := e.ensureImages(ctx, []image.Spec{sp.Image}); err != nil {
 			return err
 		}
 	}
+	e.opts.trace(sp.Name + ": image checked")
 	if err := e.checkDiskImage(ctx, sp); err != nil {
 		return err
 	}
@@ -79,6 +84,9 @@ func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states ma
 			return fmt.Errorf("service %s: dependency %s exited with code %d", sp.Name, dep, st.exitCode)
 		}
 	}
+	if err := pre.await(ctx, pre.resources); err != nil {
+		return err
+	}
 	me := states[sp.Name]
 	began := time.Now()
 	fmt.Fprintf(e.opts.log, "%s: starting\n", sp.Name)
@@ -86,6 +94,7 @@ func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states ma
 	if err != nil {
 		return err
 	}
+	e.opts.trace(sp.Name + ": created")
 	// The bind sources were resolved and checked at create: check them
 	// again right before the start, as every later start does.
 	if err := e.checkBinds(ctx, sp, id); err != nil {
@@ -94,6 +103,7 @@ func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states ma
 	if _, err := e.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("service %s: start: %w", sp.Name, err)
 	}
+	e.opts.trace(sp.Name + ": started")
 	// Once started, the engine records each network's id: check again.
 	if err := e.checkNetworks(ctx, sp, id, nets); err != nil {
 		return err
@@ -102,6 +112,7 @@ func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states ma
 	if err := e.waitReady(ctx, sp, id, me); err != nil {
 		return err
 	}
+	e.opts.trace(sp.Name + ": ready")
 	e.mu.Lock()
 	e.timings[sp.Name] = Timing{Start: began, Ready: time.Now()}
 	e.mu.Unlock()
@@ -113,19 +124,42 @@ func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states ma
 	return nil
 }
 
-// waitReady polls the container until it is healthy (or running, without a
-// healthcheck). A container that exits or turns unhealthy fails with its
-// log tail and last health check output.
+// waitReady polls the container until it is ready: with a healthcheck,
+// when its command first passes (run by the harness itself, see
+// checkFirst) or the engine reports it healthy, whichever comes first;
+// without one, running (and settled, when a restart policy may restart
+// it). A container that exits, restarts too often or turns unhealthy (as
+// the engine judges it) fails with its log tail and last health check
+// output.
 func (e *Environment) waitReady(ctx context.Context, sp *ServicePlan, id string, st *serviceState) error {
 	deadline := time.Now().Add(e.opts.startTimeout)
 	// The engine counts a restart when it schedules it, and a crashing
 	// service may run between two polls: only a service seen running, with
 	// the same count, for runningSettle has stopped restarting.
 	restarts, runningSince := -1, time.Now()
-	for {
+	var (
+		check []string     // the healthcheck's command; nil: none to run
+		own   *checkResult // the harness's last check
+		// lastExec is when the harness last ran the check
+		lastExec time.Time
+	)
+	wait := newBackoff()
+	if sp.Health == nil {
+		// Nothing to check sooner: running is seen at the first poll,
+		// and settling (runningSettle) is judged at the usual pace.
+		wait = &backoff{next: noHealthPoll, cap: noHealthPoll}
+	}
+	for first := true; ; first = false {
 		ins, err := e.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 		if err != nil {
 			return fmt.Errorf("service %s: inspect: %w", sp.Name, err)
+		}
+		if first && sp.Health != nil {
+			var shell []string
+			if ins.Container.Config != nil {
+				shell = ins.Container.Config.Shell
+			}
+			check = healthArgv(sp.Health.Test, shell)
 		}
 		state := ins.Container.State
 		if n := ins.Container.RestartCount; n != restarts || state == nil || !state.Running || state.Restarting {
@@ -134,7 +168,7 @@ func (e *Environment) waitReady(ctx context.Context, sp *ServicePlan, id string,
 		switch {
 		case state == nil:
 		case restarts >= maxStartRestarts:
-			return e.startError(ctx, sp, id, fmt.Sprintf("restarted %d times (last exit code %d) before it was ready", restarts, state.ExitCode), state.Health)
+			return e.startError(ctx, sp, id, fmt.Sprintf("restarted %d times (last exit code %d) before it was ready", restarts, state.ExitCode), state.Health, own)
 		case state.Restarting:
 		case sp.Health == nil && state.Running && mayRestart(sp):
 			if time.Since(runningSince) >= runningSettle {
@@ -145,25 +179,40 @@ func (e *Environment) waitReady(ctx context.Context, sp *ServicePlan, id string,
 			if state.ExitCode == 0 && sp.Health == nil {
 				return nil // a one-shot job that finished is ready
 			}
-			return e.startError(ctx, sp, id, fmt.Sprintf("exited with code %d", state.ExitCode), state.Health)
+			return e.startError(ctx, sp, id, fmt.Sprintf("exited with code %d", state.ExitCode), state.Health, own)
 		case sp.Health == nil:
 			return nil
 		case state.Health != nil && state.Health.Status == container.Healthy:
 			return nil
 		case state.Health != nil && state.Health.Status == container.Unhealthy:
-			return e.startError(ctx, sp, id, "is unhealthy", state.Health)
+			return e.startError(ctx, sp, id, "is unhealthy", state.Health, own)
+		case check != nil && state.Running && !state.Paused:
+			// A host-side probe, where the service has one, says when an
+			// exec is worth its cost (see execEvery).
+			if pre := e.presignal(sp); pre != nil && time.Since(lastExec) < execEvery && pre(ctx) != nil {
+				break
+			}
+			lastExec = time.Now()
+			res, err := e.runCheck(ctx, id, check, sp.Health.Timeout)
+			if err != nil {
+				return fmt.Errorf("service %s: %w", sp.Name, err)
+			}
+			if res.passed() {
+				return nil
+			}
+			own = &res
 		}
 		if time.Now().After(deadline) {
 			var h *container.Health
 			if state != nil {
 				h = state.Health
 			}
-			return e.startError(ctx, sp, id, fmt.Sprintf("not healthy after %s", e.opts.startTimeout), h)
+			return e.startError(ctx, sp, id, fmt.Sprintf("not healthy after %s", e.opts.startTimeout), h, own)
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("service %s: %w", sp.Name, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(wait.Next()):
 		}
 	}
 }
@@ -206,12 +255,11 @@ func (e *StartError) Error() string {
 	return b.String()
 }
 
-func (e *Environment) startError(ctx context.Context, sp *ServicePlan, id, reason string, h *container.Health) error {
-	se := &StartError{Service: sp.Name, Reason: reason}
-	if h != nil && len(h.Log) > 0 {
-		last := h.Log[len(h.Log)-1]
-		se.Health = fmt.Sprintf("exit %d: %s", last.ExitCode, last.Output)
-	}
+// startError is a service that did not become ready, with the newer of the
+// engine's last health check (h) and the harness's own (own), and its log
+// tail.
+func (e *Environment) startError(ctx context.Context, sp *ServicePlan, id, reason string, h *container.Health, own *checkResult) error {
+	se := &StartError{Service: sp.Name, Reason: reason, Health: lastHealth(h, own)}
 	se.Logs, _ = containerLogs(context.WithoutCancel(ctx), e.cli, id, 30)
 	return se
 }
@@ -239,6 +287,10 @@ func containerLogs(ctx context.Context, cli *client.Client, id string, tail int)
 // crash-looping container as running for over a second after its process
 // exited (it handles the exit late), which one second took for ready.
 const runningSettle = 2 * time.Second
+
+// noHealthPoll is how often the state of a starting service without a
+// healthcheck is polled.
+const noHealthPoll = 200 * time.Millisecond
 
 // mayRestart reports whether the engine restarts the service when it exits.
 func mayRestart(sp *ServicePlan) bool { return sp.Restart != "" && sp.Restart != "no" }
