@@ -81,13 +81,18 @@ func (c Capacity) String() string {
 
 // FindCapacity returns the engine's capacity when an engine answers (with
 // DOCKER_HOST the environments run on its machine, not this one), else
-// this machine's.
+// this machine's. The engine's cores are capped at this machine's: each
+// scenario's own work (generating datasets, encoding COPY, probing,
+// comparing snapshots) runs here, whatever engine runs its containers.
 func FindCapacity(ctx context.Context) Capacity {
+	local, _ := LocalCapacity()
 	if c, err := EngineCapacity(ctx); err == nil {
+		if local.Cores > 0 && local.Cores < c.Cores {
+			c.Cores = local.Cores
+		}
 		return c
 	}
-	c, _ := LocalCapacity()
-	return c
+	return local
 }
 
 // EngineCapacity asks the Docker engine for its machine's CPUs and memory
