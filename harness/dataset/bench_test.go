@@ -69,14 +69,16 @@ func BenchmarkLoadRestoreOrder(b *testing.B) {
 		b.Fatal(err)
 	}
 	oids := map[string]uint32{}
-	for _, t := range s.Tables {
+	var tables []*TableSpec
+	for i, t := range s.Tables {
 		var oid uint32
 		if err := tx.QueryRow(ctx, "SELECT $1::regclass::oid", pgx.Identifier{t.Name}.Sanitize()).Scan(&oid); err != nil {
 			b.Fatal(err)
 		}
 		oids[t.Name] = oid
+		tables = append(tables, &s.Tables[i])
 	}
-	defs, why, err := readDefinitions(ctx, tx, oids)
+	defs, why, err := readDefinitions(ctx, tx, tables, oids)
 	if err != nil || why != "" {
 		b.Fatal(err, why)
 	}

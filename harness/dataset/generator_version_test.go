@@ -18,6 +18,7 @@ import (
 // old rows are then no longer hit) and pin the new hash with it.
 var generatorGolden = map[string]string{
 	"1": "dcea044359a15f24500c95ebe8babf3ad804fe3b8ceadf027b9efbb03b2aa489",
+	"2": "dcea044359a15f24500c95ebe8babf3ad804fe3b8ceadf027b9efbb03b2aa489",
 }
 
 const generatorGoldenScale = 60
@@ -34,6 +35,12 @@ var generatorSources = map[string]map[string]string{
 		"load.go":     "fdae0f73489041415f198ed4722a459645950004e6c771cf995d557e80bced95",
 		"ahead.go":    "bddb8d5df504fae030fbb11fae622d8d72da0491009e338465762ba5d422f934",
 		"restore.go":  "a9df66678db42497283e49d2f1b8b9ccf7671007731fba9faf9e689bc290ce79",
+	},
+	"2": {
+		"generate.go": "9e3d885081cf61bb0e5aa8fb38359db5f14074743ab28c0532b3b67f63b8319e",
+		"load.go":     "8924fc5c907f560f6f25c5b070a05baa4cfce772d067f7dc9390f81deea64220",
+		"ahead.go":    "bddb8d5df504fae030fbb11fae622d8d72da0491009e338465762ba5d422f934",
+		"restore.go":  "2673dea66403d2dd646cc5bb28f3d65cd5b84db6431a1123d498610e888cb025",
 	},
 }
 

@@ -89,8 +89,24 @@ type Result struct {
 // constraints, indexes and foreign keys (those of other tables that point
 // at them too) are dropped, the tables COPYed concurrently, the indexes and
 // constraints recreated as they were, foreign keys last (see restoreOrder).
-// A generated row that breaks a constraint is a *ViolationError. On
-// failure the generated tables are left empty with their definitions back.
+// Every connection names the tables schema-qualified, as the schema's own
+// session (its search_path) resolved them. What that order would not load
+// as the old one did (temporary tables, a role the schema set, triggers,
+// defaults sharing a sequence or calling volatile functions, CHECKs calling
+// the schema's functions, objects depending on the keys, event triggers,
+// and more: see unsupportedSQL) loads in place instead, in one
+// transaction, and Result.InPlace says why.
+//
+// A generated row that breaks a constraint is a *ViolationError; a
+// cancelled ctx is an error, never a nil with tables left empty. On a
+// failure in restore order after the drop, the generated tables, and the tables their
+// TRUNCATE ... CASCADE emptied, are left empty, with every dropped
+// definition put back (the error says if putting back failed too); in
+// place, the load's transaction is rolled back and the tables keep what
+// they held before. A process killed between the drop and the recreation
+// leaves the tables without those keys and indexes: the environment is a
+// disposable sandbox, and harness/snapshot's seeded-state cache stores a
+// state only after a Load that returned nil.
 func Load(ctx context.Context, e *env.Environment, s *Spec, scale int64, opts ...Option) (Result, error) {
 	o := options{batch: 50_000}
 	for _, opt := range opts {
@@ -140,6 +156,9 @@ func Load(ctx context.Context, e *env.Environment, s *Spec, scale int64, opts ..
 		o.progress = func(p Progress) { mu.Lock(); defer mu.Unlock(); fn(p) }
 	}
 	ld := &loader{e: e, conn: conn, s: s, scale: scale, tables: tables, o: o, res: &res}
+	if err := ld.resolve(ctx); err != nil {
+		return res, err
+	}
 	if o.inPlace {
 		err = ld.inPlace(ctx)
 	} else {
@@ -162,13 +181,58 @@ type loader struct {
 	o      options
 	res    *Result
 	mu     sync.Mutex // guards res.Rows
+
+	// What resolve found on the load's first connection, in the session
+	// the schema left there: each table's oid and schema-qualified name,
+	// the search_path, and why the other connections of restore order
+	// would not see the same tables ("" when they would).
+	oids       map[string]uint32
+	ident      map[string]pgx.Identifier
+	searchPath string
+	session    string
 }
 
-// names are the tables to load, quoted as the spec names them.
+// resolveSQL gives a table's oid, schema and name, and whether it is
+// temporary, from its name as the session resolves it.
+const resolveSQL = `SELECT c.oid, n.nspname, c.relname, c.relpersistence = 't'
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = $1::pg_catalog.text::pg_catalog.regclass`
+
+// resolve finds the tables the spec names as the load's first connection
+// sees them (the schema may have set its search_path), once: every
+// connection of the load then names them schema-qualified.
+func (l *loader) resolve(ctx context.Context) error {
+	l.oids = map[string]uint32{}
+	l.ident = map[string]pgx.Identifier{}
+	for _, t := range l.tables {
+		var oid uint32
+		var nsp, rel string
+		var temp bool
+		if err := l.conn.QueryRow(ctx, resolveSQL, pgx.Identifier{t.Name}.Sanitize()).Scan(&oid, &nsp, &rel, &temp); err != nil {
+			return l.tableErr(t, "", err)
+		}
+		l.oids[t.Name] = oid
+		l.ident[t.Name] = pgx.Identifier{nsp, rel}
+		if temp && l.session == "" {
+			l.session = fmt.Sprintf("table %s is temporary: only the load's first connection sees it", t.Name)
+		}
+	}
+	var role string
+	var changed bool
+	if err := l.conn.QueryRow(ctx, "SELECT pg_catalog.current_setting('search_path'), current_user::pg_catalog.text, current_user <> session_user").Scan(&l.searchPath, &role, &changed); err != nil {
+		return fmt.Errorf("dataset %s: %w", l.s.Name, err)
+	}
+	if changed && l.session == "" {
+		l.session = fmt.Sprintf("the schema set the role to %s: the load's other connections would not run as it", role)
+	}
+	return nil
+}
+
+// names are the tables to load, schema-qualified and quoted.
 func (l *loader) names() []string {
 	var names []string
 	for _, t := range l.tables {
-		names = append(names, pgx.Identifier{t.Name}.Sanitize())
+		names = append(names, l.ident[t.Name].Sanitize())
 	}
 	return names
 }
@@ -204,7 +268,7 @@ func (l *loader) inPlace(ctx context.Context) error {
 		}
 		rows[t.Name] = n
 		l.res.Rows[t.Name] = n
-		if err := syncSequences(ctx, tx, t); err != nil {
+		if err := syncSequences(ctx, tx, t, l.ident[t.Name]); err != nil {
 			return l.tableErr(t, "", err)
 		}
 	}
@@ -258,7 +322,7 @@ func (l *loader) copyTable(ctx context.Context, conn *pgx.Conn, t *TableSpec, ro
 		from = p
 	}
 	pr := &progressSource{CopyFromSource: from, l: l, t: t, total: src.estimate()}
-	n, err := conn.CopyFrom(ctx, pgx.Identifier{t.Name}, src.columnNames(), pr)
+	n, err := conn.CopyFrom(ctx, l.ident[t.Name], src.columnNames(), pr)
 	if err != nil {
 		return n, err
 	}
@@ -311,19 +375,20 @@ type execer interface {
 
 // syncSequences moves identity/serial sequences past the generated ids, so
 // the application's own inserts do not collide with them.
-func syncSequences(ctx context.Context, tx execer, t *TableSpec) error {
+// table is t's schema-qualified name (loader.resolve).
+func syncSequences(ctx context.Context, tx execer, t *TableSpec, table pgx.Identifier) error {
 	for _, c := range t.columns {
 		if _, ok := c.gen.(seqGen); !ok {
 			continue
 		}
 		var seq *string
-		if err := tx.QueryRow(ctx, "SELECT pg_get_serial_sequence($1, $2)", pgx.Identifier{t.Name}.Sanitize(), c.name).Scan(&seq); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT pg_catalog.pg_get_serial_sequence($1, $2)", table.Sanitize(), c.name).Scan(&seq); err != nil {
 			return err
 		}
 		if seq == nil {
 			continue
 		}
-		q := fmt.Sprintf("SELECT setval($1, GREATEST((SELECT max(%s) FROM %s), 1))", pgx.Identifier{c.name}.Sanitize(), pgx.Identifier{t.Name}.Sanitize())
+		q := fmt.Sprintf("SELECT pg_catalog.setval($1::pg_catalog.text::pg_catalog.regclass, GREATEST((SELECT pg_catalog.max(%s) FROM %s), 1))", pgx.Identifier{c.name}.Sanitize(), table.Sanitize())
 		if _, err := tx.Exec(ctx, q, *seq); err != nil {
 			return err
 		}

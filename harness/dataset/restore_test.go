@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,6 +68,10 @@ func TestLoadViolation(t *testing.T) {
 				}
 				if !tc.key.MatchString(msg) {
 					t.Errorf("%q does not name the row's key (%s)", msg, tc.key)
+				}
+				// A row the COPY itself refuses is named by its line too.
+				if order == "in place" && tc.dataset == "violation-unique" && !strings.Contains(msg, "COPY vio_codes, line 4") {
+					t.Errorf("%q does not name the COPY's line", msg)
 				}
 				if v.Table != tc.table || v.Constraint != tc.constraint {
 					t.Errorf("table %q, constraint %q; want %q, %q", v.Table, v.Constraint, tc.table, tc.constraint)
