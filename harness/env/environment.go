@@ -47,7 +47,30 @@ type Environment struct {
 	endpoints map[string]map[string]string
 	images    *image.Builder
 	timings   map[string]Timing
-	down      bool
+	// passes: container id -> the State.StartedAt of the container start
+	// for which a health check run by the harness passed (State counts it
+	// healthy while the engine still says starting).
+	passes map[string]string
+	down   bool
+}
+
+// recordPass records that the harness's health check passed for the
+// start of container id at startedAt (its State.StartedAt).
+func (e *Environment) recordPass(id, startedAt string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.passes == nil {
+		e.passes = map[string]string{}
+	}
+	e.passes[id] = startedAt
+}
+
+// passedFor is the State.StartedAt of the start of container id for which
+// the harness's health check last passed, "" when none did.
+func (e *Environment) passedFor(id string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.passes[id]
 }
 
 // Timing is when a service's start began (its dependencies were ready) and

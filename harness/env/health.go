@@ -2,7 +2,6 @@ package env
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 )
 
 // A starting service with a healthcheck is ready when its healthcheck
@@ -75,29 +75,108 @@ type checkResult struct {
 
 func (r checkResult) passed() bool { return r.exitCode == 0 }
 
-// runCheck runs one health check command in container id, bounded by
-// timeout (the healthcheck's, or the engine's default). A command that
-// cannot run (the container is not running) or overruns fails the check,
-// as the engine's own check would.
-func (e *Environment) runCheck(ctx context.Context, id string, argv []string, timeout time.Duration) (checkResult, error) {
+// check is one health check the harness started in a container. It runs
+// on its own while waitReady keeps inspecting the container, so that an
+// exit, a restart, the engine's verdict or the start deadline are seen
+// whatever the check does.
+//
+// A check that overruns its timeout fails, with the engine's own message,
+// and is abandoned: the engine's API cannot stop an exec (ExecInspect's
+// Pid is a host pid, which the harness never signals), so its command is
+// left to finish in the container. No new check starts while it still
+// runs (ExecInspect says Running), so at most one overrunning command is
+// outstanding per service.
+type check struct {
+	began   time.Time
+	timeout time.Duration
+	// startedAt and restarts are the container's State.StartedAt and
+	// RestartCount when the check began: a pass counts only for that start.
+	startedAt string
+	restarts  int
+	cancel    context.CancelFunc
+	done      chan struct{} // closed once res and err are set
+	res       checkResult
+	err       error // the context ended; not a failed check
+
+	mu     sync.Mutex
+	execID string // "" until the engine created the exec
+}
+
+// startCheck starts one health check command in container id; timeout 0
+// is the engine's default. restarts and startedAt are the container's
+// state just before (see check).
+func (e *Environment) startCheck(ctx context.Context, id string, argv []string, timeout time.Duration, startedAt string, restarts int) *check {
 	if timeout <= 0 {
 		timeout = defaultCheckTimeout
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	out := &capped{max: maxCheckOutput}
-	code, err := execIn(cctx, e.cli, id, argv, execOptions{}, out, out)
-	res := checkResult{exitCode: code, output: out.String(), end: time.Now()}
-	switch {
-	case err == nil:
-	case ctx.Err() != nil:
-		return res, ctx.Err()
-	case errors.Is(err, context.DeadlineExceeded):
-		res.exitCode, res.output = -1, fmt.Sprintf("health check exceeded timeout (%s)", timeout)
-	default:
-		res.exitCode, res.output = -1, fmt.Sprintf("health check could not run: %v", err)
+	cctx, cancel := context.WithCancel(ctx)
+	c := &check{began: time.Now(), timeout: timeout, startedAt: startedAt, restarts: restarts, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		out := &capped{max: maxCheckOutput}
+		created, err := e.cli.ExecCreate(cctx, id, client.ExecCreateOptions{Cmd: argv, AttachStdout: true, AttachStderr: true})
+		code := 0
+		if err == nil {
+			c.mu.Lock()
+			c.execID = created.ID
+			c.mu.Unlock()
+			code, err = runExec(cctx, e.cli, created.ID, out, out)
+		}
+		c.res = checkResult{exitCode: code, output: out.String(), end: time.Now()}
+		switch {
+		case err == nil:
+		case cctx.Err() != nil:
+			c.err = cctx.Err()
+		default:
+			// A command that cannot run (the container is not running)
+			// fails the check, as the engine's own check would.
+			c.res.exitCode, c.res.output = -1, fmt.Sprintf("health check could not run: %v", err)
+		}
+	}()
+	return c
+}
+
+// overdue reports whether the check has run past its timeout.
+func (c *check) overdue() bool { return time.Since(c.began) > c.timeout }
+
+// timedOut is the failed result of an overdue check, as the engine words it.
+func (c *check) timedOut() checkResult {
+	return checkResult{exitCode: -1, output: fmt.Sprintf("Health check exceeded timeout (%v)", c.timeout), end: time.Now()}
+}
+
+// exec is the id of the check's exec, "" before the engine created it.
+func (c *check) exec() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.execID
+}
+
+// runCheck runs one health check command in container id and waits for
+// it, bounded by timeout (the healthcheck's, or the engine's default).
+func (e *Environment) runCheck(ctx context.Context, id string, argv []string, timeout time.Duration) (checkResult, error) {
+	c := e.startCheck(ctx, id, argv, timeout, "", 0)
+	defer c.cancel()
+	t := time.NewTimer(c.timeout)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return c.res, c.err
+	case <-t.C:
+		return c.timedOut(), nil
 	}
-	return res, nil
+}
+
+// execRunning reports whether the exec execID still runs; one the engine
+// no longer knows does not.
+func (e *Environment) execRunning(ctx context.Context, execID string) bool {
+	ins, err := e.cli.ExecInspect(ctx, execID, client.ExecInspectOptions{})
+	return err == nil && ins.Running
+}
+
+// hasTest reports whether hc is a healthcheck the engine runs: one with a
+// test other than NONE.
+func hasTest(hc *container.HealthConfig) bool {
+	return hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE"
 }
 
 // lastHealth is the newer of the engine's last health check and the

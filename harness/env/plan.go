@@ -45,8 +45,8 @@ type ServicePlan struct {
 	Hostname    string
 	Ports       []Port
 	Expose      []Port                  // exposed to the run's networks, not published
-	Health      *container.HealthConfig // nil: none to wait for
-	NoHealth    bool                    // healthcheck: disable: the image's healthcheck is off too
+	Health      *container.HealthConfig // the compose file's; nil: none (an empty Test takes the image's)
+	NoHealth    bool                    // healthcheck: disable or test: [NONE]: the image's healthcheck is off too
 	NoNetwork   bool                    // network_mode: none: the container joins no network
 	Networks    map[string][]string     // compose network -> extra aliases
 	Mounts      []Mount
@@ -136,12 +136,29 @@ func NewPlan(file string, p *types.Project) (*Plan, error) {
 	plan.Volumes = slices.Sorted(maps.Keys(vols))
 	for _, s := range plan.Services {
 		for _, dep := range slices.Sorted(maps.Keys(s.DependsOn)) {
-			if s.DependsOn[dep] == ConditionHealthy && plan.Service(dep).Health == nil {
+			if s.DependsOn[dep] != ConditionHealthy {
+				continue
+			}
+			if d := plan.Service(dep); d.NoHealth {
+				return nil, keyError(file, []string{"services", s.Name, "depends_on", dep}, "condition service_healthy, but service %q has no healthcheck (it is disabled)", dep)
+			} else if d.Health == nil {
 				return nil, keyError(file, []string{"services", s.Name, "depends_on", dep}, "condition service_healthy, but service %q has no healthcheck", dep)
 			}
 		}
 	}
 	return plan, nil
+}
+
+// healthyDependents lists the services that depend on name with
+// condition service_healthy.
+func (p *Plan) healthyDependents(name string) []string {
+	var out []string
+	for _, s := range p.Services {
+		if s.DependsOn[name] == ConditionHealthy {
+			out = append(out, s.Name)
+		}
+	}
+	return out
 }
 
 // Service returns the named service's plan, or nil.
@@ -233,8 +250,13 @@ func planService(file string, p *types.Project, s types.ServiceConfig) (*Service
 		sp.Expose = append(sp.Expose, ports...)
 	}
 	if hc := s.HealthCheck; hc != nil {
-		sp.NoHealth = hc.Disable
-		if !hc.Disable && len(hc.Test) > 0 {
+		// test: ["NONE"] disables the healthcheck as disable: true does
+		// (compose-go keeps it as a test). A healthcheck with no test
+		// keeps its other settings: the engine takes the test from the
+		// image's HEALTHCHECK, when it has one (waitReady reads what the
+		// engine runs).
+		sp.NoHealth = hc.Disable || (len(hc.Test) > 0 && hc.Test[0] == "NONE")
+		if !sp.NoHealth {
 			sp.Health = healthConfig(hc)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 
@@ -38,6 +39,7 @@ func TestPlanRejects(t *testing.T) {
 		{"missing-context.yaml", false, []string{"testdata/missing-context.yaml:3", "services.app.build", "no-such-dir"}},
 		{"bad-extension.yaml", false, []string{"testdata/bad-extension.yaml:4", "services.app.x-rehearse", "egres"}},
 		{"healthy-without-check.yaml", false, []string{"testdata/healthy-without-check.yaml:5", "services.app.depends_on.base", "no healthcheck"}},
+		{"healthy-on-none.yaml", false, []string{"testdata/healthy-on-none.yaml:5", "services.app.depends_on.base", `service "base" has no healthcheck (it is disabled)`}},
 		{"cycle.yaml", false, []string{"testdata/cycle.yaml:4: services.a.depends_on:", "dependency cycle: a -> b -> a"}},
 		{"rehearse-label.yaml", true, []string{"testdata/rehearse-label.yaml:4: services.app.labels:", "rehearse.run", `"app"`}},
 		{"context-outside.yaml", true, []string{"testdata/context-outside.yaml:4: services.app.build.context:", "outside the project directory"}},
@@ -154,6 +156,25 @@ func TestPlanHonoured(t *testing.T) {
 	}
 	if !reflect.DeepEqual(app.Mounts, want) {
 		t.Errorf("mounts =\n%+v\nwant\n%+v", app.Mounts, want)
+	}
+}
+
+// test: ["NONE"] is no healthcheck (waitReady must not wait for one), and
+// settings without a test keep them, for the engine to merge with the
+// image's HEALTHCHECK.
+func TestPlanHealthcheckForms(t *testing.T) {
+	p, err := loadPlan(t, filepath.Join("testdata", "healthcheck-forms.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if none := p.Service("none"); none.Health != nil || !none.NoHealth {
+		t.Errorf("NONE: Health %+v, NoHealth %v; want nil, true", none.Health, none.NoHealth)
+	}
+	if in := p.Service("inherits"); in.NoHealth || in.Health == nil || len(in.Health.Test) != 0 || in.Health.Interval != 7*time.Second || in.Health.Timeout != 3*time.Second {
+		t.Errorf("no test: Health %+v, NoHealth %v; want the interval and timeout, no test", in.Health, in.NoHealth)
+	}
+	if own := p.Service("own"); own.NoHealth || own.Health == nil || !slices.Equal(own.Health.Test, []string{"CMD", "true"}) {
+		t.Errorf("own test: Health %+v, NoHealth %v", own.Health, own.NoHealth)
 	}
 }
 

@@ -46,14 +46,29 @@ func (e *Environment) presignal(sp *ServicePlan) presignal {
 	}
 	if p.HTTP != "" {
 		url := "http://" + ep + p.HTTP
-		hc := &http.Client{Timeout: presignalMax, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		hc := &http.Client{
+			Timeout: presignalMax,
+			// Its own transport, never http.DefaultTransport's pool: no
+			// proxy from the environment, and no idle connection kept
+			// through the gateway into the rehearsal, where it would
+			// disturb what faults measure.
+			Transport:     &http.Transport{Proxy: nil, DisableKeepAlives: true},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 		return func(ctx context.Context) error { return httpUp(ctx, hc, url) }
 	}
+	// The official image's defaults: the user postgres, and a database
+	// named for the user. Asking for a database that exists keeps the
+	// server's log free of "database does not exist".
 	user := sp.Env["POSTGRES_USER"]
 	if user == "" {
 		user = "postgres"
 	}
-	return func(ctx context.Context) error { return pgUp(ctx, ep, user) }
+	db := sp.Env["POSTGRES_DB"]
+	if db == "" {
+		db = user
+	}
+	return func(ctx context.Context) error { return pgUp(ctx, ep, user, db) }
 }
 
 // firstEndpoint is the 127.0.0.1 endpoint of the service's first published
@@ -95,7 +110,8 @@ const cannotConnectNow = "57P03"
 // the first answer. An authentication request, or any error but
 // cannotConnectNow, is a server that accepts connections; the connection
 // is closed before any authentication, which the server does not log.
-func pgUp(ctx context.Context, addr, user string) error {
+// user and database are the startup message's.
+func pgUp(ctx context.Context, addr, user, database string) error {
 	ctx, cancel := context.WithTimeout(ctx, presignalMax)
 	defer cancel()
 	var d net.Dialer
@@ -108,7 +124,7 @@ func pgUp(ctx context.Context, addr, user string) error {
 		conn.SetDeadline(dl)
 	}
 	fe := pgproto3.NewFrontend(conn, conn)
-	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": user}})
+	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": user, "database": database}})
 	if err := fe.Flush(); err != nil {
 		return err
 	}

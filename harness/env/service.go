@@ -15,6 +15,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
 
@@ -118,7 +119,13 @@ func execIn(ctx context.Context, cli *client.Client, id string, cmd []string, o 
 	if err != nil {
 		return 0, err
 	}
-	att, err := cli.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
+	return runExec(ctx, cli, created.ID, stdout, stderr)
+}
+
+// runExec starts the created exec execID, copies its output to stdout and
+// stderr, and returns its exit code once the engine marks it finished.
+func runExec(ctx context.Context, cli *client.Client, execID string, stdout, stderr io.Writer) (int, error) {
+	att, err := cli.ExecAttach(ctx, execID, client.ExecAttachOptions{})
 	if err != nil {
 		return 0, err
 	}
@@ -138,7 +145,7 @@ func execIn(ctx context.Context, cli *client.Client, id string, cmd []string, o 
 	}
 	// The engine marks the exec finished a moment after closing the stream.
 	for {
-		ins, err := cli.ExecInspect(ctx, created.ID, client.ExecInspectOptions{})
+		ins, err := cli.ExecInspect(ctx, execID, client.ExecInspectOptions{})
 		if err != nil {
 			return 0, err
 		}
@@ -229,16 +236,25 @@ func (s *Service) Endpoint(port string) (string, error) {
 	return ep, nil
 }
 
-// State is a service's container state and health as the engine reports
-// them: Health is "healthy", "unhealthy", "starting", or "" without a
-// healthcheck.
+// State is a service's container state and health: Health is "healthy",
+// "unhealthy", "starting", or "" without a healthcheck.
+//
+// Health is the engine's, with one exception, so that "healthy" means what
+// "ready" means: Start and WaitReady return once the healthcheck first
+// passes as the harness runs it (see waitReady), which can be long before
+// the engine's first check at its interval. While the engine still says
+// "starting", a service whose healthcheck the harness saw pass for this
+// same start of its container (same State.StartedAt) is "healthy". The
+// engine's "healthy" and "unhealthy" always stand, and a pass recorded for
+// an earlier start counts for nothing.
 type State struct {
 	Status   string // running, exited, paused, ...
 	Health   string
 	ExitCode int
 }
 
-// State asks the engine for the service's current state.
+// State asks the engine for the service's current state (see State for
+// how Health counts the harness's own health checks).
 func (s *Service) State(ctx context.Context) (State, error) {
 	ins, err := s.env.cli.ContainerInspect(ctx, s.ContainerID, client.ContainerInspectOptions{})
 	if err != nil {
@@ -251,6 +267,9 @@ func (s *Service) State(ctx context.Context) (State, error) {
 	out := State{Status: string(st.Status), ExitCode: st.ExitCode}
 	if st.Health != nil {
 		out.Health = string(st.Health.Status)
+		if st.Health.Status == container.Starting && st.StartedAt != "" && s.env.passedFor(s.ContainerID) == st.StartedAt {
+			out.Health = string(container.Healthy)
+		}
 	}
 	return out, nil
 }

@@ -131,87 +131,176 @@ func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states ma
 // it). A container that exits, restarts too often or turns unhealthy (as
 // the engine judges it) fails with its log tail and last health check
 // output.
+//
+// The healthcheck is the one the engine runs (the container's config: the
+// compose file's merged with the image's HEALTHCHECK), not only the compose
+// file's. A pass of the harness's check counts only when an inspect after
+// it finds the container still running the same start (same StartedAt
+// and RestartCount as when the check began), and, for a service a restart
+// policy may restart, only once it has also run for runningSettle without
+// restarting, as a service without a healthcheck must: a service that
+// passes its check once and then crashes is not ready. A counted pass is
+// recorded (recordPass), so State calls the service healthy from then on.
 func (e *Environment) waitReady(ctx context.Context, sp *ServicePlan, id string, st *serviceState) error {
 	deadline := time.Now().Add(e.opts.startTimeout)
 	// The engine counts a restart when it schedules it, and a crashing
 	// service may run between two polls: only a service seen running, with
-	// the same count, for runningSettle has stopped restarting.
-	restarts, runningSince := -1, time.Now()
+	// the same count and the same start (the count may not change between
+	// two polls: it was already counted when the restart was scheduled),
+	// for runningSettle has stopped restarting.
+	restarts, runningSince, startedAt := -1, time.Now(), ""
 	var (
-		check []string     // the healthcheck's command; nil: none to run
-		own   *checkResult // the harness's last check
-		// lastExec is when the harness last ran the check
-		lastExec time.Time
+		health *container.HealthConfig // the healthcheck the engine runs; nil: none
+		argv   []string                // its command; nil: none the harness can run
+		own    *checkResult            // the harness's last finished check
+		wait   *backoff
+		// running is the harness's check under way (nil: none), and
+		// overran the exec of the last check that overran its timeout,
+		// which may still run in the container.
+		running *check
+		overran string
+		// justEnded: a check ended since the last pause, so the next one
+		// waits for the next pause, as the schedule says.
+		justEnded bool
+		// passedStart is the StartedAt of the container start a check
+		// passed for ("" none), and passedRestarts its RestartCount.
+		passedStart    string
+		passedRestarts int
+		lastExec       time.Time // when the harness last started a check
 	)
-	wait := newBackoff()
-	if sp.Health == nil {
-		// Nothing to check sooner: running is seen at the first poll,
-		// and settling (runningSettle) is judged at the usual pace.
-		wait = &backoff{next: noHealthPoll, cap: noHealthPoll}
-	}
+	defer func() {
+		if running != nil {
+			running.cancel()
+		}
+	}()
 	for first := true; ; first = false {
+		// A check that ended is taken before the inspect: the inspect that
+		// confirms a pass is one made after it.
+		if running != nil {
+			select {
+			case <-running.done:
+				if running.err != nil {
+					return fmt.Errorf("service %s: %w", sp.Name, running.err)
+				}
+				res := running.res
+				own, justEnded = &res, true
+				if res.passed() {
+					passedStart, passedRestarts = running.startedAt, running.restarts
+				}
+				running = nil
+			default:
+				if running.overdue() {
+					running.cancel()
+					res := running.timedOut()
+					own, justEnded, overran = &res, true, running.exec()
+					running = nil
+				}
+			}
+		}
 		ins, err := e.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 		if err != nil {
 			return fmt.Errorf("service %s: inspect: %w", sp.Name, err)
 		}
-		if first && sp.Health != nil {
+		if first {
+			health = sp.Health
 			var shell []string
-			if ins.Container.Config != nil {
-				shell = ins.Container.Config.Shell
+			if cfg := ins.Container.Config; cfg != nil {
+				health, shell = cfg.Healthcheck, cfg.Shell
 			}
-			check = healthArgv(sp.Health.Test, shell)
+			if !hasTest(health) {
+				health = nil
+			}
+			if health != nil {
+				argv = healthArgv(health.Test, shell)
+				wait = newBackoff()
+			} else {
+				if deps := e.Plan.healthyDependents(sp.Name); len(deps) > 0 {
+					return fmt.Errorf("%s: service %s has no healthcheck (neither the compose file nor its image sets a test), but %s depends on it with condition service_healthy",
+						e.Plan.File, sp.Name, strings.Join(deps, ", "))
+				}
+				// Nothing to check sooner: running is seen at the first
+				// poll, and settling (runningSettle) is judged at the
+				// usual pace.
+				wait = &backoff{next: noHealthPoll, cap: noHealthPoll}
+			}
 		}
 		state := ins.Container.State
-		if n := ins.Container.RestartCount; n != restarts || state == nil || !state.Running || state.Restarting {
+		if n := ins.Container.RestartCount; n != restarts || state == nil || !state.Running || state.Restarting || state.StartedAt != startedAt {
 			restarts, runningSince = n, time.Now()
+			if state != nil {
+				startedAt = state.StartedAt
+			}
 		}
 		switch {
 		case state == nil:
 		case restarts >= maxStartRestarts:
 			return e.startError(ctx, sp, id, fmt.Sprintf("restarted %d times (last exit code %d) before it was ready", restarts, state.ExitCode), state.Health, own)
 		case state.Restarting:
-		case sp.Health == nil && state.Running && mayRestart(sp):
+		case health == nil && state.Running && mayRestart(sp):
 			if time.Since(runningSince) >= runningSettle {
 				return nil
 			}
 		case !state.Running && (state.Status == container.StateExited || state.Status == container.StateDead):
 			st.markExited(state.ExitCode)
-			if state.ExitCode == 0 && sp.Health == nil {
+			if state.ExitCode == 0 && health == nil {
 				return nil // a one-shot job that finished is ready
 			}
 			return e.startError(ctx, sp, id, fmt.Sprintf("exited with code %d", state.ExitCode), state.Health, own)
-		case sp.Health == nil:
+		case health == nil:
 			return nil
 		case state.Health != nil && state.Health.Status == container.Healthy:
 			return nil
 		case state.Health != nil && state.Health.Status == container.Unhealthy:
 			return e.startError(ctx, sp, id, "is unhealthy", state.Health, own)
-		case check != nil && state.Running && !state.Paused:
+		case !state.Running:
+		default:
+			if passedStart != "" && (state.StartedAt != passedStart || restarts != passedRestarts) {
+				passedStart = "" // it passed for an earlier start
+			}
+			if passedStart != "" {
+				if !mayRestart(sp) || time.Since(runningSince) >= runningSettle {
+					e.recordPass(id, passedStart)
+					return nil
+				}
+				break // settling: no need to check again
+			}
+			if argv == nil || running != nil || justEnded || state.Paused {
+				break
+			}
+			if overran != "" {
+				if e.execRunning(ctx, overran) {
+					break
+				}
+				overran = ""
+			}
 			// A host-side probe, where the service has one, says when an
 			// exec is worth its cost (see execEvery).
 			if pre := e.presignal(sp); pre != nil && time.Since(lastExec) < execEvery && pre(ctx) != nil {
 				break
 			}
 			lastExec = time.Now()
-			res, err := e.runCheck(ctx, id, check, sp.Health.Timeout)
-			if err != nil {
-				return fmt.Errorf("service %s: %w", sp.Name, err)
-			}
-			if res.passed() {
-				return nil
-			}
-			own = &res
+			running = e.startCheck(ctx, id, argv, health.Timeout, state.StartedAt, restarts)
 		}
 		if time.Now().After(deadline) {
 			var h *container.Health
 			if state != nil {
 				h = state.Health
 			}
+			if running != nil && running.overdue() {
+				res := running.timedOut()
+				own = &res
+			}
 			return e.startError(ctx, sp, id, fmt.Sprintf("not healthy after %s", e.opts.startTimeout), h, own)
+		}
+		justEnded = false
+		var ended <-chan struct{} // nil: no check runs
+		if running != nil {
+			ended = running.done
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("service %s: %w", sp.Name, ctx.Err())
+		case <-ended:
 		case <-time.After(wait.Next()):
 		}
 	}
