@@ -18,14 +18,14 @@ func TestCapacityConcurrency(t *testing.T) {
 		c    Capacity
 		want int
 	}{
-		{"this CI machine", Capacity{Cores: 2, Memory: 23.5 * gib, Engine: true}, 2},
+		{"this CI machine", Capacity{Cores: 2, Memory: 23.5 * gib, Engine: true}, 1},
 		{"one core", Capacity{Cores: 1, Memory: 64 * gib}, 1},
 		{"a quota of half a core", Capacity{Cores: 0.5, Memory: 64 * gib}, 1},
-		{"a quota of 2.5 cores", Capacity{Cores: 2.5, Memory: 64 * gib}, 2},
-		{"eight cores", Capacity{Cores: 8, Memory: 64 * gib}, 8},
+		{"a quota of 3 cores", Capacity{Cores: 3, Memory: 64 * gib}, 2},
+		{"eight cores", Capacity{Cores: 8, Memory: 64 * gib}, 5},
 		{"memory binds", Capacity{Cores: 16, Memory: 1 * gib}, 2},
 		{"too little memory for one", Capacity{Cores: 16, Memory: 100 << 20}, 1},
-		{"memory unknown", Capacity{Cores: 4}, 4},
+		{"memory unknown", Capacity{Cores: 4}, 2},
 		{"nothing known", Capacity{}, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,7 +115,7 @@ func TestRunAutoConcurrency(t *testing.T) {
 		want        string // the first line on stderr; "" for none of ours
 	}{
 		{"two cores", five, AutoConcurrency, Capacity{Cores: 2, Memory: 25275318272, Engine: true},
-			"running 5 scenarios, 2 at a time (from 2 cores and 23.5 GiB for the engine; --concurrency to change)"},
+			"running 5 scenarios, 1 at a time (from 2 cores and 23.5 GiB for the engine; --concurrency to change)"},
 		{"more cores than scenarios", five, AutoConcurrency, Capacity{Cores: 32, Memory: 64 * gib},
 			"running 5 scenarios, 5 at a time (from 32 cores and 64.0 GiB on this machine; --concurrency to change)"},
 		{"half a core", five, AutoConcurrency, Capacity{Cores: 0.5, Memory: 64 * gib},

@@ -19,14 +19,14 @@ import (
 // needs itself. A service that declares a probe the harness can
 // run from this host (x-rehearse probe: http or sql) is polled that way
 // instead, through its 127.0.0.1 endpoint at the gateway, and its
-// healthcheck runs only once the probe passes (to confirm: the healthcheck
-// decides), or after execEvery without one, in case the probe never
-// passes while the healthcheck would. A probe the gateway cannot carry yet
-// (it is still starting) leaves the exec schedule as it is.
-const (
-	execEvery    = time.Second
-	presignalMax = time.Second // the longest one pre-signal may take
-)
+// healthcheck runs only once the probe passes (to confirm: both must
+// pass). That also keeps a check that passes against a database's
+// temporary init server (a plain pg_isready on the Unix socket, while TCP
+// is still refused) from counting. A probe that never passes while the
+// healthcheck would leaves readiness to the engine's own health status, at
+// its interval. A probe the gateway cannot carry yet (it is still
+// starting) leaves the exec schedule as it is.
+const presignalMax = time.Second // the longest one pre-signal may take
 
 // presignal is a cheap host-side sign that a service is up.
 type presignal func(ctx context.Context) error

@@ -166,7 +166,6 @@ func (e *Environment) waitReady(ctx context.Context, sp *ServicePlan, id string,
 		// passed for ("" none), and passedRestarts its RestartCount.
 		passedStart    string
 		passedRestarts int
-		lastExec       time.Time // when the harness last started a check
 	)
 	defer func() {
 		if running != nil {
@@ -242,8 +241,10 @@ func (e *Environment) waitReady(ctx context.Context, sp *ServicePlan, id string,
 			}
 		case !state.Running && (state.Status == container.StateExited || state.Status == container.StateDead):
 			st.markExited(state.ExitCode)
-			if state.ExitCode == 0 && health == nil {
-				return nil // a one-shot job that finished is ready
+			if state.ExitCode == 0 && (health == nil || !hasTest(sp.Health)) {
+				// A one-shot job that finished is ready, also when its
+				// image has a HEALTHCHECK the compose file did not ask for.
+				return nil
 			}
 			return e.startError(ctx, sp, id, fmt.Sprintf("exited with code %d", state.ExitCode), state.Health, own)
 		case health == nil:
@@ -273,12 +274,11 @@ func (e *Environment) waitReady(ctx context.Context, sp *ServicePlan, id string,
 				}
 				overran = ""
 			}
-			// A host-side probe, where the service has one, says when an
-			// exec is worth its cost (see execEvery).
-			if pre := e.presignal(sp); pre != nil && time.Since(lastExec) < execEvery && pre(ctx) != nil {
+			// A host-side probe, where the service has one, must pass
+			// before the healthcheck's pass counts (see presignal).
+			if pre := e.presignal(sp); pre != nil && pre(ctx) != nil {
 				break
 			}
-			lastExec = time.Now()
 			running = e.startCheck(ctx, id, argv, health.Timeout, state.StartedAt, restarts)
 		}
 		if time.Now().After(deadline) {
