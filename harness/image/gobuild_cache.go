@@ -59,18 +59,25 @@ import (
 // builds again. Builds are not reused, but made every time, when the
 // fingerprint cannot be taken soundly: a go.work applies (its modules are
 // inputs the memo does not follow), the walk passes 200,000 entries, the
-// repository to stamp from is not a plain .git directory, or the go
-// command disagrees with the memo about the module, the workspace or
-// GOFLAGS. A failed build is not remembered. A build whose fingerprint
-// changed while it ran is returned but not remembered.
+// repository to stamp from is not a plain .git directory, GOFLAGS name
+// files the walk does not cover (-modfile, -overlay, a -pgo profile
+// other than auto or off), or the go command disagrees with the memo
+// about the module (compared by real path: main may be reached through
+// a link), the workspace or GOFLAGS. A failed build is not remembered.
+// A build whose fingerprint changed while it ran is returned but not
+// remembered.
 //
-// Concurrent callers for the same key share one build. Remembered
-// binaries (about 10 MB each) are kept for the life of the process, one
-// per key.
+// Concurrent callers for the same key and fingerprint, taken as each
+// arrives, share one build; callers without a fingerprint share none.
+// Remembered binaries (about 10 MB each) are kept for the life of the
+// process, one per key.
 var goMemo = newGoBuildMemo()
 
 // goBuildRuns counts the go build commands run (goBuild), for tests.
 var goBuildRuns atomic.Int64
+
+// goBuiltHook, when set, runs after each memo build compiles, for tests.
+var goBuiltHook func()
 
 type goBuildMemo struct {
 	flight  singleflight.Group
@@ -144,7 +151,17 @@ func (m *goBuildMemo) get(ctx context.Context, b *Builder, bin GoBinary) (*goBui
 		return nil, fmt.Errorf("%w: go build %s: %v", ErrBuild, bin.Main, err)
 	}
 	for {
-		ch := m.flight.DoChan(key, func() (any, error) { return m.build(ctx, b, bin, key) })
+		// The fingerprint is taken before joining a build, and is part
+		// of the build's name: a caller arriving after an edit does not
+		// share a build begun before it.
+		fp, fpErr := goFingerprint(b.opts.goTool, bin.Main)
+		if fpErr != nil {
+			// Nothing to tell an earlier build's inputs from this
+			// caller's: build alone.
+			return m.build(ctx, b, bin, key, fp, fpErr)
+		}
+		flight := key + "\x00fp\x00" + string(fp[:])
+		ch := m.flight.DoChan(flight, func() (any, error) { return m.build(ctx, b, bin, key, fp, nil) })
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -166,10 +183,10 @@ func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// build returns the remembered build for key while its fingerprint
-// holds, and otherwise builds (and remembers what it can).
-func (m *goBuildMemo) build(ctx context.Context, b *Builder, bin GoBinary, key string) (*goBuilt, error) {
-	fp, fpErr := goFingerprint(b.opts.goTool, bin.Main)
+// build returns the remembered build for key when it was made from
+// inputs with fingerprint fp, and otherwise builds (and remembers what it
+// can). fpErr is why there is no fingerprint, if there is none.
+func (m *goBuildMemo) build(ctx context.Context, b *Builder, bin GoBinary, key string, fp [sha256.Size]byte, fpErr error) (*goBuilt, error) {
 	if fpErr == nil {
 		m.mu.Lock()
 		e := m.entries[key]
@@ -185,6 +202,9 @@ func (m *goBuildMemo) build(ctx context.Context, b *Builder, bin GoBinary, key s
 		}
 		return nil, err
 	}
+	if goBuiltHook != nil {
+		goBuiltHook()
+	}
 	keep := fpErr == nil && goEnvAgrees(ctx, b.opts.goTool, bin.Main)
 	if keep {
 		// Unchanged while it built (and while go env answered): the
@@ -196,7 +216,9 @@ func (m *goBuildMemo) build(ctx context.Context, b *Builder, bin GoBinary, key s
 	if keep {
 		e.fp = fp
 		m.entries[key] = e
-	} else {
+	} else if fpErr != nil {
+		// Builds for other fingerprints of key may run at once: only
+		// one that cannot be fingerprinted drops what another kept.
 		delete(m.entries, key)
 	}
 	m.mu.Unlock()
@@ -236,8 +258,51 @@ func goEnvAgrees(ctx context.Context, tool, main string) bool {
 	if len(lines) != 3 {
 		return false
 	}
-	root, ok := moduleRoot(main)
-	return ok && lines[0] == filepath.Join(root, "go.mod") && lines[1] == "" && lines[2] == goFlags()
+	// The go command finds the module from its working directory, which
+	// it may see with links resolved: compare real paths.
+	real, err := filepath.EvalSymlinks(main)
+	if err != nil {
+		return false
+	}
+	root, ok := moduleRoot(real)
+	if !ok {
+		return false
+	}
+	want, err := filepath.EvalSymlinks(filepath.Join(root, "go.mod"))
+	if err != nil || lines[0] == "" {
+		return false
+	}
+	got, err := filepath.EvalSymlinks(lines[0])
+	return err == nil && got == want && lines[1] == "" && lines[2] == goFlags()
+}
+
+// unfollowedFlags says whether GOFLAGS name files the fingerprint does
+// not follow: -modfile, -overlay, or a -pgo profile other than auto's
+// (default.pgo in the main package's directory) or off. Both the
+// -flag=value and -flag value forms count.
+func unfollowedFlags(flags string) bool {
+	f := strings.Fields(flags)
+	for i, a := range f {
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, val, hasVal := strings.Cut(strings.TrimPrefix(a[1:], "-"), "=")
+		switch name {
+		case "modfile", "overlay":
+			return true
+		case "pgo":
+			if !hasVal {
+				if i+1 >= len(f) {
+					return true
+				}
+				val = f[i+1]
+			}
+			if val != "auto" && val != "off" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // errNoFingerprint: the inputs cannot be fingerprinted soundly; build
@@ -252,7 +317,14 @@ var vcsMarkers = []string{".git", ".hg", ".bzr", ".svn", ".fslckout", "_FOSSIL_"
 // package in main that can change on disk (see goMemo).
 func goFingerprint(tool, main string) ([sha256.Size]byte, error) {
 	var zero [sha256.Size]byte
+	if unfollowedFlags(goFlags()) {
+		return zero, errNoFingerprint
+	}
 	main, err := filepath.Abs(main)
+	if err != nil {
+		return zero, err
+	}
+	real, err := filepath.EvalSymlinks(main)
 	if err != nil {
 		return zero, err
 	}
@@ -286,29 +358,39 @@ func goFingerprint(tool, main string) ([sha256.Size]byte, error) {
 	}
 	fmt.Fprintf(h, "goenv\x00%s\x00%s\x00", goEnvFile(), goEnvFileContent())
 
-	// Module, workspace and repository markers from main up.
-	for d := main; ; d = filepath.Dir(d) {
-		for _, n := range append([]string{"go.mod", "go.work"}, vcsMarkers...) {
-			st(filepath.Join(d, n))
-		}
-		if filepath.Dir(d) == d {
-			break
-		}
+	// Module, workspace and repository markers from main up, along the
+	// path as named and along its real path (the go command may see
+	// either as its working directory).
+	tops := []string{main}
+	if real != main {
+		tops = append(tops, real)
 	}
-	if os.Getenv("GOWORK") != "off" {
-		if os.Getenv("GOWORK") != "" {
-			return zero, errNoFingerprint
-		}
-		for d := main; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
-				return zero, errNoFingerprint
+	for _, top := range tops {
+		for d := top; ; d = filepath.Dir(d) {
+			for _, n := range append([]string{"go.mod", "go.work"}, vcsMarkers...) {
+				st(filepath.Join(d, n))
 			}
 			if filepath.Dir(d) == d {
 				break
 			}
 		}
 	}
-	root, ok := moduleRoot(main)
+	if os.Getenv("GOWORK") != "off" {
+		if os.Getenv("GOWORK") != "" {
+			return zero, errNoFingerprint
+		}
+		for _, top := range tops {
+			for d := top; ; d = filepath.Dir(d) {
+				if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
+					return zero, errNoFingerprint
+				}
+				if filepath.Dir(d) == d {
+					break
+				}
+			}
+		}
+	}
+	root, ok := moduleRoot(real)
 	if !ok {
 		return zero, errNoFingerprint
 	}

@@ -3,9 +3,11 @@ package image
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -161,6 +163,139 @@ func main() { fmt.Println(greeting, "!") }
 			t.Errorf("noCache builder ran go build %d times, want 1", runs)
 		}
 	})
+}
+
+// A caller that arrives after an edit, while a build begun before it
+// runs, builds the edited source rather than joining that build.
+func TestGoBinaryMemoEditDuringBuild(t *testing.T) {
+	freshMemo(t)
+	ctx := context.Background()
+	dir := memoModule(t)
+	b := &Builder{opts: options{goTool: "go"}}
+	bin := GoBinary{Main: dir, Path: "/bin/memo"}
+
+	// The first build, once compiled, waits for release.
+	started, release := make(chan struct{}), make(chan struct{})
+	var builds atomic.Int32
+	goBuiltHook = func() {
+		if builds.Add(1) == 1 { // not sync.Once: later builds must not wait
+			close(started)
+			<-release
+		}
+	}
+	t.Cleanup(func() { goBuiltHook = nil })
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	var callers sync.WaitGroup
+	// Before the hook and the memo are put back, even after a failure.
+	t.Cleanup(func() {
+		releaseOnce()
+		callers.Wait()
+	})
+
+	type result struct {
+		sum [sha256.Size]byte
+		err error
+	}
+	call := func() chan result {
+		ch := make(chan result, 1)
+		callers.Go(func() {
+			sum, _, err := b.goBinary(ctx, bin)
+			ch <- result{sum, err}
+		})
+		return ch
+	}
+	early := call()
+	<-started
+	writeTouched(t, filepath.Join(dir, "main.go"), `package main
+
+import "fmt"
+
+var greeting = "edited"
+
+func main() { fmt.Println(greeting, "while building") }
+`)
+	late := call()
+	var lateSum [sha256.Size]byte
+	select {
+	case r := <-late:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		lateSum = r.sum
+	case <-time.After(2 * time.Minute): // a deadlock guard, not a speed check
+		t.Fatal("the caller after the edit joined the build begun before it")
+	}
+	releaseOnce()
+	r := <-early
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.sum == lateSum {
+		t.Fatalf("the caller after the edit got the binary built before it (%x)", lateSum)
+	}
+	before := goBuildRuns.Load()
+	if sum, _, err := b.goBinary(ctx, bin); err != nil || sum != lateSum || goBuildRuns.Load() != before {
+		t.Errorf("unchanged since the edit: err %v, edited binary %v, %d go builds; want nil, true, 0",
+			err, sum == lateSum, goBuildRuns.Load()-before)
+	}
+}
+
+// A main package reached through a link to its directory is remembered
+// too (go env reports the module's real path).
+func TestGoBinaryMemoLinkedMain(t *testing.T) {
+	freshMemo(t)
+	ctx := context.Background()
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(memoModule(t), link); err != nil {
+		t.Fatal(err)
+	}
+	b := &Builder{opts: options{goTool: "go"}}
+	bin := GoBinary{Main: link, Path: "/bin/memo"}
+	before := goBuildRuns.Load()
+	for range 2 {
+		if _, _, err := b.goBinary(ctx, bin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := goBuildRuns.Load() - before; n != 1 {
+		t.Errorf("two calls through a link ran go build %d times, want 1", n)
+	}
+}
+
+func TestGoFingerprintGOFLAGS(t *testing.T) {
+	dir := memoModule(t)
+	for _, tc := range []struct {
+		flags string
+		sound bool
+	}{
+		{"-trimpath -mod=mod", true},
+		{"-pgo=auto", true},
+		{"-pgo=off", true},
+		{"--pgo=off", true},
+		{"-pgo auto", true},
+		{"-buildvcs=false -pgo off", true},
+		{"-modfile=alt.mod", false},
+		{"--modfile=alt.mod", false},
+		{"-modfile alt.mod", false},
+		{"-overlay=overlay.json", false},
+		{"-mod=mod -overlay overlay.json", false},
+		{"-pgo=default.pgo", false},
+		{"-pgo=/tmp/cpu.pgo", false},
+		{"-pgo cpu.pgo", false},
+		{"--pgo cpu.pgo", false},
+		{"-pgo", false},
+	} {
+		t.Run(tc.flags, func(t *testing.T) {
+			t.Setenv("GOFLAGS", tc.flags)
+			_, err := goFingerprint("go", dir)
+			if tc.sound && err != nil {
+				t.Errorf("GOFLAGS=%q: %v, want a fingerprint", tc.flags, err)
+			}
+			if !tc.sound && !errors.Is(err, errNoFingerprint) {
+				t.Errorf("GOFLAGS=%q: err %v, want errNoFingerprint", tc.flags, err)
+			}
+		})
+	}
 }
 
 func TestGoFingerprint(t *testing.T) {
