@@ -375,20 +375,31 @@ func (prerequisites) await(ctx context.Context, ch chan struct{}) error {
 	}
 }
 
-// createResources creates the run's networks and volumes, concurrently:
-// none depends on another. On an error the others may still land; they
-// carry the run's labels, and the run's removal finds them.
+// createResources creates the run's networks, one after another, beside
+// its volumes, concurrently: none depends on another. The engine's network
+// code takes its own locks (and iptables') for each create: creating them
+// side by side saves little, and on the 2-core CI machine, with other runs
+// creating and removing networks at the same time, a network removal hung
+// for ten minutes. On an error the others may still land; they carry the
+// run's labels, and the run's removal finds them.
 func (e *Environment) createResources(ctx context.Context, labels map[string]string) error {
 	g, gctx := errgroup.WithContext(ctx)
-	for _, n := range e.Plan.Networks {
-		g.Go(func() error { return e.createNetwork(gctx, n, true, labels) })
-	}
-	if e.Plan.hasEgress() {
-		g.Go(func() error { return e.createNetwork(gctx, egressNetwork, false, labels) })
-	}
-	if e.Plan.hasPorts() {
-		g.Go(func() error { return e.createNetwork(gctx, portsNetwork, false, labels) })
-	}
+	g.Go(func() error {
+		for _, n := range e.Plan.Networks {
+			if err := e.createNetwork(gctx, n, true, labels); err != nil {
+				return err
+			}
+		}
+		if e.Plan.hasEgress() {
+			if err := e.createNetwork(gctx, egressNetwork, false, labels); err != nil {
+				return err
+			}
+		}
+		if e.Plan.hasPorts() {
+			return e.createNetwork(gctx, portsNetwork, false, labels)
+		}
+		return nil
+	})
 	for _, v := range e.Plan.Volumes {
 		g.Go(func() error { return e.createVolume(gctx, v, labels) })
 	}

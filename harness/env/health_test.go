@@ -11,7 +11,7 @@ import (
 
 func TestCheckBackoff(t *testing.T) {
 	ms := time.Millisecond
-	want := []time.Duration{50 * ms, 75 * ms, 112500 * time.Microsecond, 168750 * time.Microsecond, 250 * ms, 250 * ms, 250 * ms}
+	want := []time.Duration{50 * ms, 75 * ms, 112500 * time.Microsecond, 168750 * time.Microsecond, 253125 * time.Microsecond, 379687500 * time.Nanosecond, 500 * ms, 500 * ms}
 	b := newBackoff()
 	var got []time.Duration
 	for range want {
