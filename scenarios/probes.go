@@ -61,24 +61,13 @@ func declaredChecker(e *env.Environment, s *env.Service) (probe.Checker, probeKi
 	return c, viaExec, err
 }
 
-// healthCommand is the command of a service's compose healthcheck, nil
-// when it has none.
+// healthCommand is the command of a service's compose healthcheck, as the
+// engine runs it (env.HealthArgv); nil when it has none.
 func healthCommand(sp *env.ServicePlan) []string {
-	if sp.Health == nil || sp.NoHealth || len(sp.Health.Test) == 0 {
+	if sp.Health == nil || sp.NoHealth {
 		return nil
 	}
-	t := sp.Health.Test
-	switch t[0] {
-	case "CMD":
-		if len(t) > 1 {
-			return t[1:]
-		}
-	case "CMD-SHELL":
-		if len(t) > 1 {
-			return []string{"/bin/sh", "-c", strings.Join(t[1:], " ")}
-		}
-	}
-	return nil // NONE, or a test that only inherits the image's
+	return env.HealthArgv(sp.Health.Test, nil)
 }
 
 // httpChecker GETs path on the service's first published TCP port, through

@@ -35,7 +35,7 @@ func BenchmarkHealthCheckExec(b *testing.B) {
 	}
 	defer e.Down(ctx)
 	sp := plan.Services[0]
-	argv := healthArgv(sp.Health.Test, nil)
+	argv := HealthArgv(sp.Health.Test, nil)
 	id := e.Service("db").ContainerID
 	if res, err := e.runCheck(ctx, id, argv, sp.Health.Timeout); err != nil || !res.passed() {
 		b.Fatalf("check: %+v %v", res, err)
@@ -93,4 +93,19 @@ func engineCPU(b *testing.B) time.Duration {
 		}
 	}
 	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
+// runCheck runs one health check command in container id and waits for
+// it, bounded by timeout (the healthcheck's, or the engine's default).
+func (e *Environment) runCheck(ctx context.Context, id string, argv []string, timeout time.Duration) (checkResult, error) {
+	c := e.startCheck(ctx, id, argv, timeout, "", 0)
+	defer c.cancel()
+	t := time.NewTimer(c.timeout)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return c.res, c.err
+	case <-t.C:
+		return c.timedOut(), nil
+	}
 }

@@ -49,11 +49,11 @@ func (b *backoff) Next() time.Duration {
 	return d
 }
 
-// healthArgv is the command the engine runs for a healthcheck test: CMD
+// HealthArgv is the command the engine runs for a healthcheck test: CMD
 // runs its arguments as they are, CMD-SHELL runs its command with the
 // image's shell (/bin/sh -c unless the image set SHELL). NONE, and a test
 // that only inherits the image's, give nil: nothing to run.
-func healthArgv(test, shell []string) []string {
+func HealthArgv(test, shell []string) []string {
 	if len(test) < 2 {
 		return nil
 	}
@@ -152,21 +152,6 @@ func (c *check) exec() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.execID
-}
-
-// runCheck runs one health check command in container id and waits for
-// it, bounded by timeout (the healthcheck's, or the engine's default).
-func (e *Environment) runCheck(ctx context.Context, id string, argv []string, timeout time.Duration) (checkResult, error) {
-	c := e.startCheck(ctx, id, argv, timeout, "", 0)
-	defer c.cancel()
-	t := time.NewTimer(c.timeout)
-	defer t.Stop()
-	select {
-	case <-c.done:
-		return c.res, c.err
-	case <-t.C:
-		return c.timedOut(), nil
-	}
 }
 
 // execRunning reports whether the exec execID still runs; one the engine

@@ -40,16 +40,16 @@ func TestHealthArgv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := healthArgv(tt.test, tt.shell); !slices.Equal(got, tt.want) {
-				t.Errorf("healthArgv(%q, %q) = %q, want %q", tt.test, tt.shell, got, tt.want)
+			if got := HealthArgv(tt.test, tt.shell); !slices.Equal(got, tt.want) {
+				t.Errorf("HealthArgv(%q, %q) = %q, want %q", tt.test, tt.shell, got, tt.want)
 			}
 		})
 	}
 	// The argv is a copy: running it never changes the plan.
 	test := []string{"CMD-SHELL", "true"}
-	healthArgv(test, nil)[2] = "changed"
+	HealthArgv(test, nil)[2] = "changed"
 	if test[1] != "true" {
-		t.Error("healthArgv shares the plan's slice")
+		t.Error("HealthArgv shares the plan's slice")
 	}
 }
 

@@ -210,7 +210,7 @@ func (e *Environment) waitReady(ctx context.Context, sp *ServicePlan, id string,
 				health = nil
 			}
 			if health != nil {
-				argv = healthArgv(health.Test, shell)
+				argv = HealthArgv(health.Test, shell)
 				wait = newBackoff()
 			} else {
 				if deps := e.Plan.healthyDependents(sp.Name); len(deps) > 0 {
