@@ -13,4 +13,8 @@ package dataset
 // (it could load into a same-named table of another schema), and schemas
 // whose rows depend on the order of loading (shared sequences, volatile
 // defaults, triggers) load in place again.
-const GeneratorVersion = "2"
+//
+// "3": every connection of a restore-order load sets what the schema SET
+// for its session (a default reading TimeZone or an app.* setting got the
+// server's value, or failed, on the other connections).
+const GeneratorVersion = "3"

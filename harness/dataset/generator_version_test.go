@@ -19,6 +19,7 @@ import (
 var generatorGolden = map[string]string{
 	"1": "dcea044359a15f24500c95ebe8babf3ad804fe3b8ceadf027b9efbb03b2aa489",
 	"2": "dcea044359a15f24500c95ebe8babf3ad804fe3b8ceadf027b9efbb03b2aa489",
+	"3": "dcea044359a15f24500c95ebe8babf3ad804fe3b8ceadf027b9efbb03b2aa489",
 }
 
 const generatorGoldenScale = 60
@@ -41,6 +42,12 @@ var generatorSources = map[string]map[string]string{
 		"load.go":     "8924fc5c907f560f6f25c5b070a05baa4cfce772d067f7dc9390f81deea64220",
 		"ahead.go":    "bddb8d5df504fae030fbb11fae622d8d72da0491009e338465762ba5d422f934",
 		"restore.go":  "2673dea66403d2dd646cc5bb28f3d65cd5b84db6431a1123d498610e888cb025",
+	},
+	"3": {
+		"generate.go": "9e3d885081cf61bb0e5aa8fb38359db5f14074743ab28c0532b3b67f63b8319e",
+		"load.go":     "dc844523075efc2ccfcf167ef0ac11de7ec6eb6325698207c4c77ad443bf0767",
+		"ahead.go":    "bddb8d5df504fae030fbb11fae622d8d72da0491009e338465762ba5d422f934",
+		"restore.go":  "de812be407f86788a68133fe0b48c12cb0b50da4854475b9f045cdf6467abe84",
 	},
 }
 

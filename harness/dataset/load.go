@@ -189,8 +189,21 @@ type loader struct {
 	oids       map[string]uint32
 	ident      map[string]pgx.Identifier
 	searchPath string
-	session    string
+	// settings are what the schema SET for its session besides the
+	// search_path and the role (TimeZone, DateStyle, custom app.*
+	// settings a default reads): every other connection of the load sets
+	// them too, names and values side by side.
+	settings [2][]string
+	session  string
 }
+
+// sessionSettingsSQL lists what the session SET, as current_setting
+// shows it (with its unit), besides the search_path and the role, which
+// the load handles apart.
+const sessionSettingsSQL = `SELECT coalesce(pg_catalog.array_agg(name ORDER BY name), '{}'),
+  coalesce(pg_catalog.array_agg(pg_catalog.current_setting(name) ORDER BY name), '{}')
+FROM pg_catalog.pg_settings
+WHERE source = 'session' AND name NOT IN ('search_path', 'role', 'session_authorization')`
 
 // resolveSQL gives a table's oid, schema and name, and whether it is
 // temporary, from its name as the session resolves it.
@@ -224,6 +237,9 @@ func (l *loader) resolve(ctx context.Context) error {
 	}
 	if changed && l.session == "" {
 		l.session = fmt.Sprintf("the schema set the role to %s: the load's other connections would not run as it", role)
+	}
+	if err := l.conn.QueryRow(ctx, sessionSettingsSQL).Scan(&l.settings[0], &l.settings[1]); err != nil {
+		return fmt.Errorf("dataset %s: read the session's settings: %w", l.s.Name, err)
 	}
 	return nil
 }

@@ -79,6 +79,13 @@ func (d definition) create() string {
 	return "ALTER TABLE " + d.table + " ADD CONSTRAINT " + pgx.Identifier{d.name}.Sanitize() + " " + d.def
 }
 
+// addedAsIs reports whether a foreign key goes back as it was, never
+// validated: one that was NOT VALID before the load, or (PostgreSQL 18)
+// NOT ENFORCED, which cannot be validated.
+func (d definition) addedAsIs() bool {
+	return strings.HasSuffix(d.def, " NOT VALID") || strings.HasSuffix(d.def, " NOT ENFORCED")
+}
+
 // definitions are what restore order drops before the COPY and recreates
 // after it: the generated tables' primary keys, unique and exclusion
 // constraints, and the indexes no constraint owns; and every foreign key
@@ -151,7 +158,10 @@ SELECT coalesce(
 // does not own (shared with other columns), that calls nextval on a
 // sequence it does not name (nextval('s'::text)), or that calls a volatile
 // function other than nextval, random, gen_random_uuid, clock_timestamp
-// and timeofday. Only columns the spec does not generate matter.
+// and timeofday, or that reads a setting with current_setting (the
+// schema's session settings are set on every connection, but a custom
+// app.* setting is not listed where the load could find it). Only columns
+// the spec does not generate matter.
 const defaultsSQL = `
 SELECT a.attrelid, a.attname, pg_catalog.format('table %s, column %I: its default %s', a.attrelid::pg_catalog.regclass, a.attname, x.why)
 FROM pg_catalog.pg_attribute a
@@ -178,6 +188,10 @@ FROM pg_catalog.pg_attribute a
       WHERE p.oid = ANY(f.funcs) AND p.provolatile = 'v'
         AND NOT (p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
           AND p.proname IN ('nextval', 'random', 'gen_random_uuid', 'clock_timestamp', 'timeofday'))
+      LIMIT 1),
+    (SELECT pg_catalog.format('reads a setting (%s), which the load''s other sessions may not have', p.oid::pg_catalog.regprocedure)
+      FROM pg_catalog.pg_proc p
+      WHERE p.oid = ANY(f.funcs) AND p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace AND p.proname = 'current_setting'
       LIMIT 1)) AS why) x
 WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped AND x.why IS NOT NULL
 ORDER BY a.attrelid, a.attnum`
@@ -493,6 +507,14 @@ func (l *loader) loadTable(ctx context.Context, t *TableSpec, defs *definitions,
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	if len(l.settings[0]) > 0 {
+		// What the schema SET for its session, so that the COPY's
+		// defaults and input parsing see what they would on the first
+		// connection.
+		if _, err := conn.Exec(ctx, "SELECT pg_catalog.set_config(n, v, false) FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[])) AS s(n, v)", l.settings[0], l.settings[1]); err != nil {
+			return fmt.Errorf("dataset %s: the schema's session settings: %w", l.s.Name, err)
+		}
+	}
 	t0 := time.Now()
 	n, err := l.copyTable(ctx, conn, t, rows)
 	if err != nil {
@@ -539,7 +561,7 @@ func (l *loader) addForeignKeys(ctx context.Context, fks []definition) error {
 	var validate []definition
 	var adds []string
 	for _, d := range fks {
-		if strings.HasSuffix(d.def, " NOT VALID") {
+		if d.addedAsIs() {
 			adds = append(adds, d.create())
 			continue
 		}
@@ -617,7 +639,7 @@ func (l *loader) putBack(ctx context.Context, defs *definitions) error {
 		}
 		sql := d.create()
 		switch {
-		case n == 2 && !strings.HasSuffix(d.def, " NOT VALID"):
+		case n == 2 && !d.addedAsIs():
 			// Added NOT VALID before its validation failed.
 			sql = "ALTER TABLE " + d.table + " VALIDATE CONSTRAINT " + pgx.Identifier{d.name}.Sanitize()
 		case n > 0:

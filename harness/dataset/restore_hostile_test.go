@@ -66,6 +66,25 @@ CREATE TABLE IF NOT EXISTS h1_line (id bigint PRIMARY KEY, inv_id bigint REFEREN
 			},
 		},
 		{
+			// A default depends on a setting the schema SET for its
+			// session: every connection of the load must have it.
+			name: "session settings",
+			schema: `SET TimeZone = 'Pacific/Kiritimati';
+CREATE TABLE IF NOT EXISTS h1_set (id bigint PRIMARY KEY, tz text DEFAULT to_char(now(), 'TZ'));`,
+			tables: "  - name: h1_set\n    rows: 5\n    columns:\n      id: seq\n",
+			checks: map[string]int64{"SELECT count(*) FROM h1_set WHERE tz = '+14'": 5},
+		},
+		{
+			// A custom setting is not listed in pg_settings: a default
+			// that reads one loads in place.
+			name: "custom setting",
+			schema: `SET app.h1_note = 'from the schema';
+CREATE TABLE IF NOT EXISTS h1_cst (id bigint PRIMARY KEY, note text DEFAULT current_setting('app.h1_note'));`,
+			tables:  "  - name: h1_cst\n    rows: 5\n    columns:\n      id: seq\n",
+			inPlace: []string{"h1_cst", "column note", "current_setting"},
+			checks:  map[string]int64{"SELECT count(*) FROM h1_cst WHERE note = 'from the schema'": 5},
+		},
+		{
 			name:    "temporary table",
 			schema:  `CREATE TEMP TABLE h1_tmp (id bigint PRIMARY KEY);`,
 			tables:  "  - name: h1_tmp\n    rows: 5\n    columns:\n      id: seq\n",

@@ -407,7 +407,9 @@ func (e *Environment) createResources(ctx context.Context, labels map[string]str
 }
 
 func (e *Environment) createNetwork(ctx context.Context, name string, internal bool, labels map[string]string) error {
-	created, err := e.cli.NetworkCreate(ctx, e.resourceName(name), client.NetworkCreateOptions{
+	cctx, cancel := landed(ctx)
+	defer cancel()
+	created, err := e.cli.NetworkCreate(cctx, e.resourceName(name), client.NetworkCreateOptions{
 		Driver:   "bridge",
 		Internal: internal,
 		Labels:   labels,
@@ -431,7 +433,9 @@ func (e *Environment) createNetwork(ctx context.Context, name string, internal b
 // network create never adopts one, and services join networks by id.)
 func (e *Environment) createVolume(ctx context.Context, v string, labels map[string]string) error {
 	name := e.resourceName(v)
-	if _, err := e.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: labels, DriverOpts: e.Plan.volumeOptions(v)}); err != nil {
+	cctx, cancel := landed(ctx)
+	defer cancel()
+	if _, err := e.cli.VolumeCreate(cctx, client.VolumeCreateOptions{Name: name, Labels: labels, DriverOpts: e.Plan.volumeOptions(v)}); err != nil {
 		return fmt.Errorf("create volume %s: %w", v, err)
 	}
 	ins, err := e.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
@@ -622,6 +626,18 @@ func (e *Environment) Down(ctx context.Context) error {
 	}
 	return nil
 }
+
+// landed is the context of an engine call that creates something of the
+// run. The engine finishes a create whose client went away, so a create
+// cancelled with the start would land after abandon's sweeps and outlive
+// the run: the call is not cancelled with ctx, only bounded by
+// createTimeout, and returns once the engine has done it.
+func landed(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+}
+
+// createTimeout bounds one create the engine works on (see landed).
+const createTimeout = 2 * time.Minute
 
 // abandon removes a run whose start failed. A create the engine was still
 // working on when the start was cancelled can land after a sweep, and a

@@ -21,13 +21,34 @@ import (
 // up to checkCap. An exec costs the engine about 140 ms of CPU
 // (BenchmarkHealthCheckExec), and exec probes of other scenarios share the
 // engine: at a 250 ms cap, make test on the 2-core CI machine saw exec
-// probes time out, so a check runs at most twice a second. Where the
-// service declares a probe that runs from this host, that probe is polled
-// instead and the exec only confirms it (see presignal.go).
+// probes time out, so a check runs at most twice a second, and the pause
+// after a check is never shorter than the check took: on an engine slow
+// to answer, a service's checks take at most half of its time. At most
+// maxChecks checks run at once in this process, whatever number of
+// services and environments start (a service whose turn it is not checks
+// at its next poll). Where the service declares a probe that runs from
+// this host, that probe is polled instead and the exec only confirms it
+// (see presignal.go).
 const (
 	checkFirst = 50 * time.Millisecond
 	checkCap   = 500 * time.Millisecond
+	maxChecks  = 2
 )
+
+// checkSlots holds one token per health check running in this process.
+var checkSlots = make(chan struct{}, maxChecks)
+
+// takeCheckSlot takes a slot for one check if one is free.
+func takeCheckSlot() bool {
+	select {
+	case checkSlots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func releaseCheckSlot() { <-checkSlots }
 
 // defaultCheckTimeout is the engine's timeout of one health check when the
 // healthcheck sets none.
@@ -48,6 +69,16 @@ func (b *backoff) Next() time.Duration {
 	b.next = min(b.cap, b.next+b.next/2)
 	return d
 }
+
+// After returns the pause after a check that took took: the next pause,
+// or took when the check took longer (up to afterCap).
+func (b *backoff) After(took time.Duration) time.Duration {
+	return max(b.Next(), min(took, afterCap))
+}
+
+// afterCap bounds the pause a slow check earns: a check that overran a
+// long timeout does not hold back the next one for as long.
+const afterCap = 2 * time.Second
 
 // HealthArgv is the command the engine runs for a healthcheck test: CMD
 // runs its arguments as they are, CMD-SHELL runs its command with the
@@ -71,9 +102,9 @@ func HealthArgv(test, shell []string) []string {
 
 // checkResult is one health check the harness ran.
 type checkResult struct {
-	exitCode int
-	output   string
-	end      time.Time
+	exitCode   int
+	output     string
+	began, end time.Time
 }
 
 func (r checkResult) passed() bool { return r.exitCode == 0 }
@@ -107,7 +138,8 @@ type check struct {
 
 // startCheck starts one health check command in container id; timeout 0
 // is the engine's default. restarts and startedAt are the container's
-// state just before (see check).
+// state just before (see check). The caller holds a check slot
+// (takeCheckSlot), which the check gives back when its command returns.
 func (e *Environment) startCheck(ctx context.Context, id string, argv []string, timeout time.Duration, startedAt string, restarts int) *check {
 	if timeout <= 0 {
 		timeout = defaultCheckTimeout
@@ -116,6 +148,7 @@ func (e *Environment) startCheck(ctx context.Context, id string, argv []string, 
 	c := &check{began: time.Now(), timeout: timeout, startedAt: startedAt, restarts: restarts, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
+		defer releaseCheckSlot()
 		out := &capped{max: maxCheckOutput}
 		created, err := e.cli.ExecCreate(cctx, id, client.ExecCreateOptions{Cmd: argv, AttachStdout: true, AttachStderr: true})
 		code := 0
@@ -125,7 +158,7 @@ func (e *Environment) startCheck(ctx context.Context, id string, argv []string, 
 			c.mu.Unlock()
 			code, err = runExec(cctx, e.cli, created.ID, out, out)
 		}
-		c.res = checkResult{exitCode: code, output: out.String(), end: time.Now()}
+		c.res = checkResult{exitCode: code, output: out.String(), began: c.began, end: time.Now()}
 		switch {
 		case err == nil:
 		case cctx.Err() != nil:
@@ -144,7 +177,7 @@ func (c *check) overdue() bool { return time.Since(c.began) > c.timeout }
 
 // timedOut is the failed result of an overdue check, as the engine words it.
 func (c *check) timedOut() checkResult {
-	return checkResult{exitCode: -1, output: fmt.Sprintf("Health check exceeded timeout (%v)", c.timeout), end: time.Now()}
+	return checkResult{exitCode: -1, output: fmt.Sprintf("Health check exceeded timeout (%v)", c.timeout), began: c.began, end: time.Now()}
 }
 
 // exec is the id of the check's exec, "" before the engine created it.

@@ -22,6 +22,44 @@ func TestCheckBackoff(t *testing.T) {
 	}
 }
 
+// A slow check earns a pause as long as it took, up to afterCap; a quick
+// one the schedule's.
+func TestCheckBackoffAfterSlowCheck(t *testing.T) {
+	ms := time.Millisecond
+	b := newBackoff()
+	for _, tt := range []struct{ took, want time.Duration }{
+		{10 * ms, 50 * ms},             // quicker than the schedule
+		{900 * ms, 900 * ms},           // slower: its own time
+		{time.Minute, afterCap},        // an overrun: capped
+		{0, 168750 * time.Microsecond}, // the schedule went on meanwhile
+	} {
+		if got := b.After(tt.took); got != tt.want {
+			t.Errorf("After(%v) = %v, want %v", tt.took, got, tt.want)
+		}
+	}
+}
+
+// At most maxChecks checks hold a slot at once; a released slot is free
+// again.
+func TestCheckSlots(t *testing.T) {
+	for i := range maxChecks {
+		if !takeCheckSlot() {
+			t.Fatalf("slot %d of %d not free", i+1, maxChecks)
+		}
+	}
+	if takeCheckSlot() {
+		releaseCheckSlot()
+		t.Fatalf("a slot past maxChecks (%d) was free", maxChecks)
+	}
+	releaseCheckSlot()
+	if !takeCheckSlot() {
+		t.Error("a released slot is not free again")
+	}
+	for range maxChecks {
+		releaseCheckSlot()
+	}
+}
+
 func TestHealthArgv(t *testing.T) {
 	tests := []struct {
 		name  string

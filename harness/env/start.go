@@ -274,10 +274,18 @@ func (e *Environment) waitReady(ctx context.Context, sp *ServicePlan, id string,
 				}
 				overran = ""
 			}
+			// The first check waits for the first pause: a container an
+			// instant old is not ready yet.
+			if first {
+				break
+			}
 			// A host-side probe, where the service has one, must pass
 			// before the healthcheck's pass counts (see presignal).
 			if pre := e.presignal(sp); pre != nil && pre(ctx) != nil {
 				break
+			}
+			if !takeCheckSlot() {
+				break // other services' checks run: this one's at the next poll
 			}
 			running = e.startCheck(ctx, id, argv, health.Timeout, state.StartedAt, restarts)
 		}
@@ -292,6 +300,11 @@ func (e *Environment) waitReady(ctx context.Context, sp *ServicePlan, id string,
 			}
 			return e.startError(ctx, sp, id, fmt.Sprintf("not healthy after %s", e.opts.startTimeout), h, own)
 		}
+		pause := wait.Next
+		if justEnded && own != nil && !own.began.IsZero() {
+			took := own.end.Sub(own.began)
+			pause = func() time.Duration { return wait.After(took) }
+		}
 		justEnded = false
 		var ended <-chan struct{} // nil: no check runs
 		if running != nil {
@@ -301,7 +314,7 @@ func (e *Environment) waitReady(ctx context.Context, sp *ServicePlan, id string,
 		case <-ctx.Done():
 			return fmt.Errorf("service %s: %w", sp.Name, ctx.Err())
 		case <-ended:
-		case <-time.After(wait.Next()):
+		case <-time.After(pause()):
 		}
 	}
 }
@@ -575,7 +588,9 @@ func (e *Environment) createService(ctx context.Context, sp *ServicePlan) (strin
 		}
 		opts.Config.Labels[labelBinds] = string(rec)
 	}
-	created, err := e.cli.ContainerCreate(ctx, opts)
+	cctx, cancel := landed(ctx)
+	created, err := e.cli.ContainerCreate(cctx, opts)
+	cancel()
 	if created.ID != "" {
 		e.addService(sp.Name, created.ID)
 	}
