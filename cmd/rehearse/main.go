@@ -38,6 +38,9 @@ func run(args []string) int {
 	// started before returning.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Once the first has cancelled it, a second signal ends the process
+	// at once (what it leaves, its watchdog removes).
+	context.AfterFunc(ctx, stop)
 	root := newRoot()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

@@ -45,7 +45,7 @@ var generatorSources = map[string]map[string]string{
 	},
 	"3": {
 		"generate.go": "9e3d885081cf61bb0e5aa8fb38359db5f14074743ab28c0532b3b67f63b8319e",
-		"load.go":     "dc844523075efc2ccfcf167ef0ac11de7ec6eb6325698207c4c77ad443bf0767",
+		"load.go":     "e1ac93df9f6c698f43f750e97973bec98cb0e5023ec7699dd4b830250ca27236",
 		"ahead.go":    "bddb8d5df504fae030fbb11fae622d8d72da0491009e338465762ba5d422f934",
 		"restore.go":  "de812be407f86788a68133fe0b48c12cb0b50da4854475b9f045cdf6467abe84",
 	},

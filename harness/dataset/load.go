@@ -189,21 +189,27 @@ type loader struct {
 	oids       map[string]uint32
 	ident      map[string]pgx.Identifier
 	searchPath string
-	// settings are what the schema SET for its session besides the
-	// search_path and the role (TimeZone, DateStyle, custom app.*
-	// settings a default reads): every other connection of the load sets
-	// them too, names and values side by side.
+	// settings are what the schema SET for its session of the settings
+	// that change what a default or the COPY's input makes of a row
+	// (sessionSettingsSQL): every COPY connection of the load sets them
+	// too, names and values side by side.
 	settings [2][]string
 	session  string
 }
 
-// sessionSettingsSQL lists what the session SET, as current_setting
-// shows it (with its unit), besides the search_path and the role, which
-// the load handles apart.
+// sessionSettingsSQL lists, of the settings that change the values a row
+// gets (defaults, input parsing, triggers), those the session SET, as
+// current_setting shows them. The search_path and the role are handled
+// apart; the rest are left alone: client_encoding is the driver's (pgx
+// sends UTF-8), timeouts would cut the COPY, transaction_* cannot be set
+// once a transaction has begun. A custom app.* setting is not listed in
+// pg_settings (defaultsSQL sends defaults reading one in place).
 const sessionSettingsSQL = `SELECT coalesce(pg_catalog.array_agg(name ORDER BY name), '{}'),
   coalesce(pg_catalog.array_agg(pg_catalog.current_setting(name) ORDER BY name), '{}')
 FROM pg_catalog.pg_settings
-WHERE source = 'session' AND name NOT IN ('search_path', 'role', 'session_authorization')`
+WHERE source = 'session' AND name IN ('TimeZone', 'DateStyle', 'IntervalStyle', 'lc_monetary', 'lc_numeric',
+  'lc_time', 'extra_float_digits', 'xmloption', 'default_text_search_config', 'session_replication_role',
+  'row_security', 'standard_conforming_strings', 'array_nulls', 'backslash_quote', 'bytea_output')`
 
 // resolveSQL gives a table's oid, schema and name, and whether it is
 // temporary, from its name as the session resolves it.

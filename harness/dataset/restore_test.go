@@ -91,3 +91,19 @@ func TestLoadViolation(t *testing.T) {
 		}
 	}
 }
+
+// A foreign key that was NOT VALID, or NOT ENFORCED (PostgreSQL 18, which
+// cannot be validated), goes back as it was; any other is validated.
+func TestForeignKeyAddedAsIs(t *testing.T) {
+	for def, want := range map[string]bool{
+		"FOREIGN KEY (a) REFERENCES public.t(id)":                        false,
+		"FOREIGN KEY (a) REFERENCES public.t(id) NOT VALID":              true,
+		"FOREIGN KEY (a) REFERENCES public.t(id) NOT ENFORCED":           true,
+		"FOREIGN KEY (a) REFERENCES public.t(id) ON DELETE CASCADE":      false,
+		"FOREIGN KEY (\"NOT VALID\") REFERENCES public.t(\"NOT VALID\")": false,
+	} {
+		if got := (definition{kind: 'f', def: def}).addedAsIs(); got != want {
+			t.Errorf("addedAsIs(%q) = %v, want %v", def, got, want)
+		}
+	}
+}

@@ -407,6 +407,9 @@ func (e *Environment) createResources(ctx context.Context, labels map[string]str
 }
 
 func (e *Environment) createNetwork(ctx context.Context, name string, internal bool, labels map[string]string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	cctx, cancel := landed(ctx)
 	defer cancel()
 	created, err := e.cli.NetworkCreate(cctx, e.resourceName(name), client.NetworkCreateOptions{
@@ -433,6 +436,9 @@ func (e *Environment) createNetwork(ctx context.Context, name string, internal b
 // network create never adopts one, and services join networks by id.)
 func (e *Environment) createVolume(ctx context.Context, v string, labels map[string]string) error {
 	name := e.resourceName(v)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	cctx, cancel := landed(ctx)
 	defer cancel()
 	if _, err := e.cli.VolumeCreate(cctx, client.VolumeCreateOptions{Name: name, Labels: labels, DriverOpts: e.Plan.volumeOptions(v)}); err != nil {
@@ -628,16 +634,26 @@ func (e *Environment) Down(ctx context.Context) error {
 }
 
 // landed is the context of an engine call that creates something of the
-// run. The engine finishes a create whose client went away, so a create
-// cancelled with the start would land after abandon's sweeps and outlive
-// the run: the call is not cancelled with ctx, only bounded by
-// createTimeout, and returns once the engine has done it.
+// run, which must not begin once ctx is done (the caller checks). The
+// engine finishes a create whose client went away, so a create cancelled
+// with the start would land after abandon's sweeps and outlive the run:
+// the call outlives ctx by up to landGrace, time for the engine to finish
+// it, and is bounded by createTimeout in all. (What an engine that hangs
+// lands later still carries the run's labels: the watchdog and gc remove
+// it.)
 func landed(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(landGrace, cancel) })
+	return lctx, func() { stop(); cancel() }
 }
 
-// createTimeout bounds one create the engine works on (see landed).
-const createTimeout = 2 * time.Minute
+const (
+	// createTimeout bounds one create the engine works on (see landed).
+	createTimeout = 2 * time.Minute
+	// landGrace is how long a create may go on once the start is
+	// cancelled (see landed).
+	landGrace = 10 * time.Second
+)
 
 // abandon removes a run whose start failed. A create the engine was still
 // working on when the start was cancelled can land after a sweep, and a

@@ -68,7 +68,14 @@ func (e *Environment) startGateway(ctx context.Context, labels map[string]string
 	for _, f := range fw {
 		spec.Targets = append(spec.Targets, gateway.Target{Host: f.service, Port: f.port.Target, Protocol: f.port.Protocol})
 	}
-	eps, err := gateway.Start(ctx, e.cli, spec)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// The gateway's container is created under the run's labels: it must
+	// not land after a cancelled start was swept (see landed).
+	gctx, cancel := landed(ctx)
+	eps, err := gateway.Start(gctx, e.cli, spec)
+	cancel()
 	if err != nil {
 		return err
 	}

@@ -27,28 +27,31 @@ import (
 // maxChecks checks run at once in this process, whatever number of
 // services and environments start (a service whose turn it is not checks
 // at its next poll). Where the service declares a probe that runs from
-// this host, that probe is polled instead and the exec only confirms it
-// (see presignal.go).
+// this host, that probe is polled instead, every checkFirst until it
+// passes, and the exec only confirms it (see presignal.go).
 const (
 	checkFirst = 50 * time.Millisecond
 	checkCap   = 500 * time.Millisecond
 	maxChecks  = 2
 )
 
-// checkSlots holds one token per health check running in this process.
-var checkSlots = make(chan struct{}, maxChecks)
+// slots hold one token per health check running.
+type slots chan struct{}
 
-// takeCheckSlot takes a slot for one check if one is free.
-func takeCheckSlot() bool {
+// checkSlots are this process's: every environment's checks share them.
+var checkSlots = make(slots, maxChecks)
+
+// take takes a slot if one is free.
+func (s slots) take() bool {
 	select {
-	case checkSlots <- struct{}{}:
+	case s <- struct{}{}:
 		return true
 	default:
 		return false
 	}
 }
 
-func releaseCheckSlot() { <-checkSlots }
+func (s slots) release() { <-s }
 
 // defaultCheckTimeout is the engine's timeout of one health check when the
 // healthcheck sets none.
@@ -136,11 +139,15 @@ type check struct {
 	execID string // "" until the engine created the exec
 }
 
-// startCheck starts one health check command in container id; timeout 0
-// is the engine's default. restarts and startedAt are the container's
-// state just before (see check). The caller holds a check slot
-// (takeCheckSlot), which the check gives back when its command returns.
+// startCheck starts one health check command in container id, or returns
+// nil when no check slot is free (checkSlots: the check gives its slot
+// back when its command returns); timeout 0 is the engine's default.
+// restarts and startedAt are the container's state just before (see
+// check).
 func (e *Environment) startCheck(ctx context.Context, id string, argv []string, timeout time.Duration, startedAt string, restarts int) *check {
+	if !checkSlots.take() {
+		return nil
+	}
 	if timeout <= 0 {
 		timeout = defaultCheckTimeout
 	}
@@ -148,7 +155,7 @@ func (e *Environment) startCheck(ctx context.Context, id string, argv []string, 
 	c := &check{began: time.Now(), timeout: timeout, startedAt: startedAt, restarts: restarts, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
-		defer releaseCheckSlot()
+		defer checkSlots.release()
 		out := &capped{max: maxCheckOutput}
 		created, err := e.cli.ExecCreate(cctx, id, client.ExecCreateOptions{Cmd: argv, AttachStdout: true, AttachStderr: true})
 		code := 0

@@ -39,24 +39,24 @@ func TestCheckBackoffAfterSlowCheck(t *testing.T) {
 	}
 }
 
-// At most maxChecks checks hold a slot at once; a released slot is free
-// again.
+// At most as many checks as there are slots hold one at once; a released
+// slot is free again. The process's pool has maxChecks.
 func TestCheckSlots(t *testing.T) {
-	for i := range maxChecks {
-		if !takeCheckSlot() {
-			t.Fatalf("slot %d of %d not free", i+1, maxChecks)
+	if cap(checkSlots) != maxChecks {
+		t.Errorf("the process's pool has %d slots, want %d", cap(checkSlots), maxChecks)
+	}
+	s := make(slots, 2)
+	for i := range 2 {
+		if !s.take() {
+			t.Fatalf("slot %d of 2 not free", i+1)
 		}
 	}
-	if takeCheckSlot() {
-		releaseCheckSlot()
-		t.Fatalf("a slot past maxChecks (%d) was free", maxChecks)
+	if s.take() {
+		t.Fatal("a third slot of 2 was free")
 	}
-	releaseCheckSlot()
-	if !takeCheckSlot() {
+	s.release()
+	if !s.take() {
 		t.Error("a released slot is not free again")
-	}
-	for range maxChecks {
-		releaseCheckSlot()
 	}
 }
 

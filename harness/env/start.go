@@ -162,6 +162,9 @@ func (e *Environment) waitReady(ctx context.Context, sp *ServicePlan, id string,
 		// justEnded: a check ended since the last pause, so the next one
 		// waits for the next pause, as the schedule says.
 		justEnded bool
+		// notYet: the host-side probe failed at this poll; it is polled
+		// again after checkFirst, without using up the schedule.
+		notYet bool
 		// passedStart is the StartedAt of the container start a check
 		// passed for ("" none), and passedRestarts its RestartCount.
 		passedStart    string
@@ -282,11 +285,11 @@ func (e *Environment) waitReady(ctx context.Context, sp *ServicePlan, id string,
 			// A host-side probe, where the service has one, must pass
 			// before the healthcheck's pass counts (see presignal).
 			if pre := e.presignal(sp); pre != nil && pre(ctx) != nil {
+				notYet = true
 				break
 			}
-			if !takeCheckSlot() {
-				break // other services' checks run: this one's at the next poll
-			}
+			// nil when other services' checks hold every slot: this
+			// one's runs at a later poll.
 			running = e.startCheck(ctx, id, argv, health.Timeout, state.StartedAt, restarts)
 		}
 		if time.Now().After(deadline) {
@@ -301,11 +304,16 @@ func (e *Environment) waitReady(ctx context.Context, sp *ServicePlan, id string,
 			return e.startError(ctx, sp, id, fmt.Sprintf("not healthy after %s", e.opts.startTimeout), h, own)
 		}
 		pause := wait.Next
-		if justEnded && own != nil && !own.began.IsZero() {
+		switch {
+		case justEnded && own != nil && !own.began.IsZero():
 			took := own.end.Sub(own.began)
 			pause = func() time.Duration { return wait.After(took) }
+		case notYet:
+			// A host-side probe costs the engine nothing: it is polled
+			// at the floor's pace until it passes.
+			pause = func() time.Duration { return checkFirst }
 		}
-		justEnded = false
+		justEnded, notYet = false, false
 		var ended <-chan struct{} // nil: no check runs
 		if running != nil {
 			ended = running.done
@@ -587,6 +595,9 @@ func (e *Environment) createService(ctx context.Context, sp *ServicePlan) (strin
 			return "", nil, fmt.Errorf("service %s: record its bind sources: %w", sp.Name, err)
 		}
 		opts.Config.Labels[labelBinds] = string(rec)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", nil, err
 	}
 	cctx, cancel := landed(ctx)
 	created, err := e.cli.ContainerCreate(cctx, opts)

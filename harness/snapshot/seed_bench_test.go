@@ -61,7 +61,7 @@ func BenchmarkSeedCache(b *testing.B) {
 		if err != nil || stored.Cache != SeedStored {
 			b.Fatalf("scale %d: store: %s %v", scale, stored.Cache, err)
 		}
-		hit, err := Seed(ctx, e2, spec, scale, WithSeedKeySalt(salt))
+		hit, err := Seed(ctx, e2, spec, scale, WithSeedKeySalt(salt), WithSeedMinLoad(0))
 		if err != nil || hit.Cache != SeedHit {
 			b.Fatalf("scale %d: restore: %s %v (%s)", scale, hit.Cache, err, hit.Reason)
 		}
