@@ -295,7 +295,7 @@ func Start(ctx context.Context, plan *Plan, opts ...StartOption) (*Environment, 
 func (e *Environment) start(ctx context.Context) error {
 	labels := e.owner.Labels(e.RunID)
 	g, gctx := errgroup.WithContext(ctx)
-	pre := prerequisites{resources: make(chan struct{}), images: make(chan struct{})}
+	pre := prerequisites{resources: make(chan struct{}), images: make(chan struct{}), after: e.Plan.criticalFirst()}
 	g.Go(func() error {
 		if err := e.createResources(gctx, labels); err != nil {
 			return err
@@ -363,6 +363,9 @@ func (e *Environment) start(ctx context.Context) error {
 type prerequisites struct {
 	resources chan struct{}
 	images    chan struct{}
+	// after names, for a service, the services whose start it waits for
+	// besides its dependencies (Plan.criticalFirst).
+	after map[string][]string
 }
 
 // await waits for ch to close, or for the start to be called off.

@@ -151,6 +151,44 @@ func NewPlan(file string, p *types.Project) (*Plan, error) {
 
 // healthyDependents lists the services that depend on name with
 // condition service_healthy.
+// dependedOn reports whether any service depends on the named one.
+func (p *Plan) dependedOn(name string) bool {
+	for _, s := range p.Services {
+		if _, ok := s.DependsOn[name]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// criticalFirst is, for each service that neither depends on another nor
+// is depended on, the services it starts after: those that depend on
+// nothing and that others wait for, the first links of the dependency
+// chains. On a machine of few cores, a service nobody waits for that
+// starts beside them takes CPU and engine time from the chains' first
+// steps, and its own readiness holds nothing up.
+func (p *Plan) criticalFirst() map[string][]string {
+	var roots, loose []string
+	for _, s := range p.Services {
+		if len(s.DependsOn) > 0 {
+			continue
+		}
+		if p.dependedOn(s.Name) {
+			roots = append(roots, s.Name)
+		} else {
+			loose = append(loose, s.Name)
+		}
+	}
+	if len(roots) == 0 {
+		return nil
+	}
+	after := map[string][]string{}
+	for _, name := range loose {
+		after[name] = roots
+	}
+	return after
+}
+
 func (p *Plan) healthyDependents(name string) []string {
 	var out []string
 	for _, s := range p.Services {

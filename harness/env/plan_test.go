@@ -609,3 +609,38 @@ func laughs(n int) string {
 	fmt.Fprintf(&b, "services:\n  s: {<<: *a%d}\n", n)
 	return b.String()
 }
+
+// A service nobody waits for, with no dependencies of its own, starts
+// after the first links of the dependency chains; services in a chain, and
+// every service of a plan without chains, wait for nothing more.
+func TestPlanCriticalFirst(t *testing.T) {
+	svc := func(name string, deps ...string) *ServicePlan {
+		sp := &ServicePlan{Name: name, DependsOn: map[string]string{}}
+		for _, d := range deps {
+			sp.DependsOn[d] = ConditionHealthy
+		}
+		return sp
+	}
+	p := &Plan{Services: []*ServicePlan{svc("db"), svc("cache"), svc("api", "db", "cache"), svc("web", "api"), svc("mail"), svc("cron")}}
+	got := p.criticalFirst()
+	want := map[string][]string{"mail": {"db", "cache"}, "cron": {"db", "cache"}}
+	if len(got) != len(want) {
+		t.Errorf("criticalFirst = %v, want %v", got, want)
+	}
+	for name, w := range want {
+		if !slices.Equal(got[name], w) {
+			t.Errorf("%s starts after %v, want %v", name, got[name], w)
+		}
+	}
+	flat := &Plan{Services: []*ServicePlan{svc("a"), svc("b")}}
+	if got := flat.criticalFirst(); len(got) != 0 {
+		t.Errorf("without chains: %v, want nothing", got)
+	}
+	billing, err := loadPlan(t, billingCompose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := billing.criticalFirst(); len(got) != 1 || !slices.Equal(got["payments"], []string{"db"}) {
+		t.Errorf("the bundled world: %v, want payments after db", got)
+	}
+}

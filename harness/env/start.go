@@ -87,6 +87,13 @@ func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states ma
 	if err := pre.await(ctx, pre.resources); err != nil {
 		return err
 	}
+	// A service nobody waits for starts after the chains' first links
+	// (Plan.criticalFirst).
+	for _, first := range pre.after[sp.Name] {
+		if err := pre.await(ctx, states[first].started); err != nil {
+			return err
+		}
+	}
 	me := states[sp.Name]
 	began := time.Now()
 	fmt.Fprintf(e.opts.log, "%s: starting\n", sp.Name)
