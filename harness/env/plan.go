@@ -149,8 +149,6 @@ func NewPlan(file string, p *types.Project) (*Plan, error) {
 	return plan, nil
 }
 
-// healthyDependents lists the services that depend on name with
-// condition service_healthy.
 // dependedOn reports whether any service depends on the named one.
 func (p *Plan) dependedOn(name string) bool {
 	for _, s := range p.Services {
@@ -166,7 +164,9 @@ func (p *Plan) dependedOn(name string) bool {
 // nothing and that others wait for, the first links of the dependency
 // chains. On a machine of few cores, a service nobody waits for that
 // starts beside them takes CPU and engine time from the chains' first
-// steps, and its own readiness holds nothing up.
+// steps. It waits at most criticalHold (see runService): Start returns
+// only once every service is ready, so a long hold (a root whose image is
+// being built) would put the loose service on the critical path.
 func (p *Plan) criticalFirst() map[string][]string {
 	var roots, loose []string
 	for _, s := range p.Services {
@@ -189,6 +189,8 @@ func (p *Plan) criticalFirst() map[string][]string {
 	return after
 }
 
+// healthyDependents lists the services that depend on name with
+// condition service_healthy.
 func (p *Plan) healthyDependents(name string) []string {
 	var out []string
 	for _, s := range p.Services {

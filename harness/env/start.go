@@ -27,6 +27,11 @@ import (
 
 const egressNetwork = "egress"
 
+// criticalHold is the longest a service nobody waits for waits for the
+// dependency chains' first links to start (Plan.criticalFirst): their
+// starts take about half a second on two cores.
+const criticalHold = 2 * time.Second
+
 // serviceState is what dependents wait on.
 type serviceState struct {
 	started  chan struct{}
@@ -88,10 +93,20 @@ func (e *Environment) runService(ctx context.Context, sp *ServicePlan, states ma
 		return err
 	}
 	// A service nobody waits for starts after the chains' first links
-	// (Plan.criticalFirst).
-	for _, first := range pre.after[sp.Name] {
-		if err := pre.await(ctx, states[first].started); err != nil {
-			return err
+	// (Plan.criticalFirst), or after criticalHold at most.
+	if after := pre.after[sp.Name]; len(after) > 0 {
+		e.opts.trace(sp.Name + ": waiting for " + strings.Join(after, ", ") + " to start")
+		hold := time.NewTimer(criticalHold)
+		defer hold.Stop()
+	held:
+		for _, first := range after {
+			select {
+			case <-states[first].started:
+			case <-hold.C:
+				break held
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 	}
 	me := states[sp.Name]
