@@ -646,7 +646,10 @@ func (e *Environment) Down(ctx context.Context) error {
 // it.)
 func landed(ctx context.Context) (context.Context, context.CancelFunc) {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(landGrace, cancel) })
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(landGrace, cancel)
+		context.AfterFunc(lctx, func() { t.Stop() })
+	})
 	return lctx, func() { stop(); cancel() }
 }
 

@@ -325,15 +325,17 @@ func (e *Environment) waitReady(ctx context.Context, sp *ServicePlan, id string,
 			}
 			return e.startError(ctx, sp, id, fmt.Sprintf("not healthy after %s", e.opts.startTimeout), h, own)
 		}
-		pause := wait.Next
+		var pause time.Duration
 		switch {
-		case justEnded && own != nil && !own.began.IsZero():
-			took := own.end.Sub(own.began)
-			pause = func() time.Duration { return wait.After(took) }
+		case justEnded && own != nil:
+			pause = wait.After(own.end.Sub(own.began))
 		case notYet:
-			// A host-side probe costs the engine nothing: it is polled
-			// at the floor's pace until it passes.
-			pause = func() time.Duration { return checkFirst }
+			// A host-side probe costs the engine no exec (an inspect
+			// per poll): it is polled at the floor's pace until it
+			// passes.
+			pause = checkFirst
+		default:
+			pause = wait.Next()
 		}
 		justEnded, notYet = false, false
 		var ended <-chan struct{} // nil: no check runs
@@ -344,7 +346,7 @@ func (e *Environment) waitReady(ctx context.Context, sp *ServicePlan, id string,
 		case <-ctx.Done():
 			return fmt.Errorf("service %s: %w", sp.Name, ctx.Err())
 		case <-ended:
-		case <-time.After(pause()):
+		case <-time.After(pause):
 		}
 	}
 }
